@@ -1,0 +1,3 @@
+//! Kubernetes helpers shared by the engine and the lab.
+
+pub mod quantity;

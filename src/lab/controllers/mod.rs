@@ -1,0 +1,43 @@
+//! Controllers that run inside the lab, writing through the same object
+//! operations as the HTTP API.
+
+pub mod gc;
+pub mod namespaces;
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::lab::api::store::{Change, Store};
+
+/// Starts the built-in controllers; they stop when `shutdown` is cancelled.
+pub fn start(store: Arc<Store>, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![
+        spawn_on_changes(store.clone(), shutdown.clone(), gc::on_change),
+        spawn_on_changes(store, shutdown, namespaces::on_change),
+    ]
+}
+
+/// Runs `handle` for every change in the store until shutdown. A controller that
+/// falls behind resyncs by handling nothing for the missed changes: each
+/// handler here is level-triggered enough to catch up on the next change.
+fn spawn_on_changes(
+    store: Arc<Store>,
+    shutdown: CancellationToken,
+    handle: fn(&Arc<Store>, &Change),
+) -> tokio::task::JoinHandle<()> {
+    let (_, mut rx) = store.subscribe(store.current_rv()).expect("subscribing at the current version cannot fail");
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                change = rx.recv() => match change {
+                    Ok(change) => handle(&store, &change),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    })
+}

@@ -1,0 +1,7 @@
+//! runbook: deploys and verifies Redis on Kubernetes. The binary is a thin
+//! shell around this library so tests and benchmarks drive the same code.
+
+pub mod cli;
+pub mod exit;
+pub mod kube;
+pub mod lab;

