@@ -15,7 +15,9 @@ async fn main() {
     let mut startup = Vec::new();
     for i in 0..common::iterations(30) {
         let started = Instant::now();
-        let lab = Lab::start(LabConfig { port: 0, state_dir: dir.path().join(format!("lab{i}")) }).await.unwrap();
+        let lab = Lab::start(LabConfig { run_pods: false, ..LabConfig::new(dir.path().join(format!("lab{i}"))) })
+            .await
+            .unwrap();
         let client = lab.client().await.unwrap();
         let namespaces: Api<Namespace> = Api::all(client);
         namespaces.list(&ListParams::default()).await.expect("first request succeeds");
@@ -24,7 +26,7 @@ async fn main() {
     }
     common::report("lab start -> first successful request", startup, Duration::from_millis(300));
 
-    let lab = Lab::start(LabConfig { port: 0, state_dir: dir.path().join("list") }).await.unwrap();
+    let lab = Lab::start(LabConfig { run_pods: false, ..LabConfig::new(dir.path().join("list")) }).await.unwrap();
     let client = lab.client().await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     for i in 0..1000 {

@@ -57,6 +57,11 @@ pub struct UpArgs {
     /// `runbook lab down` stops it.
     #[arg(long)]
     pub detach: bool,
+    /// Serve the API and controllers only: pods are stored but never run.
+    ///
+    /// Running pods needs root (Linux namespaces); this mode does not.
+    #[arg(long)]
+    pub api_only: bool,
     /// State directory (see `lab down --help`).
     #[command(flatten)]
     pub dir: DirArgs,
@@ -116,7 +121,8 @@ async fn up_foreground(args: &UpArgs) -> anyhow::Result<u8> {
             dir.display()
         )));
     }
-    let lab = Lab::start(LabConfig { port: args.port, state_dir: dir.clone() }).await?;
+    let config = LabConfig { port: args.port, run_pods: !args.api_only, ..LabConfig::new(dir.clone()) };
+    let lab = Lab::start(config).await?;
     std::fs::write(state_dir::pid_file(&dir), std::process::id().to_string())?;
     println!("runbook lab serving on {} (context {})", lab.server_url(), crate::lab::CONTEXT);
     println!("export KUBECONFIG={}", lab.kubeconfig.display());
@@ -145,6 +151,7 @@ fn up_detached(args: &UpArgs) -> anyhow::Result<u8> {
     let mut child = std::process::Command::new(exe)
         .args(["lab", "up", "--port", &args.port.to_string(), "--state-dir"])
         .arg(&dir)
+        .args(args.api_only.then_some("--api-only"))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

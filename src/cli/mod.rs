@@ -19,12 +19,22 @@ pub enum Command {
     /// Run, stop and inspect the embedded lab cluster.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Internal: the process that holds a lab pod's namespaces.
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox {
+        /// The sandbox spec (JSON) written by the lab's kubelet.
+        spec: std::path::PathBuf,
+    },
 }
 
 /// Runs the parsed command and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Lab(cmd) => lab::run(cmd),
+        Command::Sandbox { spec } => {
+            crate::lab::kubelet::sandbox::run(&spec)?;
+            Ok(crate::exit::SUCCESS)
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bootstrap;
 pub mod controllers;
+pub mod kubelet;
 pub mod state_dir;
 pub mod tls;
 
@@ -24,6 +25,38 @@ pub struct LabConfig {
     pub port: u16,
     /// Where the lab keeps its kubeconfig, pid file and volume data.
     pub state_dir: PathBuf,
+    /// Run pods as processes (needs root). Without it the lab is an API server
+    /// with controllers only, and pods stay Pending.
+    pub run_pods: bool,
+    /// The runbook binary to run as each pod's sandbox; None finds it next to
+    /// the current executable.
+    pub helper: Option<PathBuf>,
+}
+
+impl LabConfig {
+    /// A lab that runs pods, with its state under `state_dir`.
+    pub fn new(state_dir: PathBuf) -> Self {
+        LabConfig { port: 0, state_dir, run_pods: true, helper: None }
+    }
+}
+
+/// Finds the runbook binary: `$RUNBOOK_BIN`, the current executable when it is
+/// runbook, or runbook beside it (tests and benches run from target/*/deps).
+pub fn find_helper() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("RUNBOOK_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe()?;
+    if exe.file_name().is_some_and(|n| n == "runbook") {
+        return Ok(exe);
+    }
+    let dir = exe.parent().context("executable has no directory")?;
+    for candidate in [dir.join("runbook"), dir.join("../runbook")] {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    anyhow::bail!("cannot find the runbook binary to run pod sandboxes; set RUNBOOK_BIN")
 }
 
 /// A running lab. Dropping it stops the server; `shutdown` also waits for it.
@@ -38,6 +71,9 @@ pub struct Lab {
     pub store: Arc<Store>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    network: Option<Arc<kubelet::network::LabNetwork>>,
+    kubelet: Option<Arc<kubelet::KubeletCtx>>,
+    state_dir: PathBuf,
 }
 
 /// The kubeconfig context name the lab writes.
@@ -53,14 +89,46 @@ impl Lab {
         let shutdown = CancellationToken::new();
         let mut tasks = controllers::start(store.clone(), shutdown.clone());
         bootstrap::seed(&store)?;
-        let state =
-            Arc::new(ApiState { store: store.clone(), token: token.clone(), shutdown: shutdown.clone(), pods: None });
+        let (network, kubelet_ctx) = if config.run_pods {
+            kubelet::sandbox::preflight()?;
+            let helper = match &config.helper {
+                Some(h) => h.clone(),
+                None => find_helper()?,
+            };
+            let network = Arc::new(kubelet::network::LabNetwork::start().await?);
+            let ctx = Arc::new(kubelet::KubeletCtx {
+                store: store.clone(),
+                state_dir: config.state_dir.clone(),
+                network: network.clone(),
+                helper,
+                extra_images: Vec::new(),
+                shutdown: shutdown.clone(),
+                pods: Default::default(),
+            });
+            tasks.push(tokio::spawn(kubelet::run(ctx.clone())));
+            (Some(network), Some(ctx))
+        } else {
+            (None, None)
+        };
+        let pods =
+            kubelet_ctx.clone().map(|ctx| Arc::new(kubelet::KubeletSubresources(ctx)) as Arc<dyn api::PodSubresources>);
+        let state = Arc::new(ApiState { store: store.clone(), token: token.clone(), shutdown: shutdown.clone(), pods });
         let certs = tls::generate()?;
         let (addr, server) = api::serve(state, config.port, certs.server_config.clone()).await?;
         tasks.push(server);
         let kubeconfig = config.state_dir.join("kubeconfig");
         write_kubeconfig(&kubeconfig, &format!("https://{addr}"), &token, &certs.ca_pem)?;
-        Ok(Lab { addr, token, kubeconfig, store, shutdown, tasks })
+        Ok(Lab {
+            addr,
+            token,
+            kubeconfig,
+            store,
+            shutdown,
+            tasks,
+            network,
+            kubelet: kubelet_ctx,
+            state_dir: config.state_dir,
+        })
     }
 
     /// The server URL (`https://127.0.0.1:PORT`).
@@ -75,18 +143,51 @@ impl Lab {
         Ok(::kube::Client::try_from(config)?)
     }
 
-    /// Stops the server and controllers and waits for them.
+    /// Every process the lab started and that still runs: the network holder,
+    /// pod sandboxes and container process groups (for leak checks).
+    pub fn process_ids(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        if let Some(network) = &self.network {
+            pids.push(network.holder_pid());
+        }
+        if let Some(ctx) = &self.kubelet {
+            for handle in ctx.pods.lock().unwrap_or_else(|e| e.into_inner()).values() {
+                pids.push(handle.sandbox_pid.load(std::sync::atomic::Ordering::SeqCst));
+                pids.extend(handle.groups.lock().unwrap_or_else(|e| e.into_inner()).iter().copied());
+            }
+        }
+        pids.retain(|p| *p != 0);
+        pids
+    }
+
+    /// Stops pods (SIGTERM, then SIGKILL after a short grace), the network,
+    /// the server and controllers, waits for them, and removes pod data.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         for task in self.tasks.drain(..) {
             let _ = task.await;
         }
+        if let Some(network) = self.network.take() {
+            network.stop().await;
+        }
+        let _ = std::fs::remove_dir_all(self.state_dir.join("pods"));
     }
 }
 
 impl Drop for Lab {
+    /// Dropped without `shutdown` (a panic, an early return): kill every
+    /// process the lab started at once. Namespaces, veths and mounts belong to
+    /// those processes and go with them.
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if let Some(ctx) = &self.kubelet {
+            for handle in ctx.pods.lock().unwrap_or_else(|e| e.into_inner()).values() {
+                handle.kill_now();
+            }
+        }
+        if let Some(network) = &self.network {
+            network.kill_now();
+        }
     }
 }
 

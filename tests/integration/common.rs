@@ -12,9 +12,24 @@ pub struct TestLab {
 }
 
 impl TestLab {
+    /// A lab serving the API only (no pods run).
     pub async fn start() -> TestLab {
+        Self::start_with(false).await
+    }
+
+    /// A lab that runs pods as processes.
+    pub async fn with_pods() -> TestLab {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(run_pods: bool) -> TestLab {
         let dir = tempfile::tempdir().expect("temp dir");
-        let lab = Lab::start(LabConfig { port: 0, state_dir: dir.path().join("state") }).await.expect("lab starts");
+        let config = LabConfig {
+            run_pods,
+            helper: Some(env!("CARGO_BIN_EXE_runbook").into()),
+            ..LabConfig::new(dir.path().join("state"))
+        };
+        let lab = Lab::start(config).await.expect("lab starts");
         TestLab { lab, dir }
     }
 

@@ -5,3 +5,4 @@ mod common;
 mod lab_api_kube;
 mod lab_api_kubectl;
 mod lab_cli;
+mod lab_pods;

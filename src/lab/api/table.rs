@@ -210,6 +210,31 @@ fn columns_for(kind: &str) -> Vec<Column> {
             vec![col("Type", |o, _| o["type"].clone()), col("Data", |o, _| json!(count(&o["data"]))), col("Age", age)]
         }
         "Namespace" => vec![col("Status", |o, _| o["status"]["phase"].clone()), col("Age", age)],
+        "Node" => vec![
+            col("Status", |o, _| {
+                let ready = o["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True");
+                json!(if ready { "Ready" } else { "NotReady" })
+            }),
+            col("Roles", |o, _| {
+                let roles: Vec<String> = o["metadata"]["labels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/").map(String::from))
+                    .collect();
+                json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") })
+            }),
+            col("Age", age),
+            col("Version", |o, _| o["status"]["nodeInfo"]["kubeletVersion"].clone()),
+            wide("Internal-IP", |o, _| o["status"]["addresses"][0]["address"].clone()),
+            wide("OS-Image", |o, _| o["status"]["nodeInfo"]["osImage"].clone()),
+            wide("Kernel-Version", |o, _| o["status"]["nodeInfo"]["kernelVersion"].clone()),
+            wide("Container-Runtime", |o, _| o["status"]["nodeInfo"]["containerRuntimeVersion"].clone()),
+        ],
         "Endpoints" => vec![col("Endpoints", endpoints), col("Age", age)],
         "PersistentVolume" => vec![
             col("Capacity", |o, _| o["spec"]["capacity"]["storage"].clone()),

@@ -1,8 +1,10 @@
 //! Controllers that run inside the lab, writing through the same object
 //! operations as the HTTP API.
 
+pub mod deployment;
 pub mod gc;
 pub mod namespaces;
+pub mod replicaset;
 
 use std::sync::Arc;
 
@@ -15,8 +17,38 @@ use crate::lab::api::store::{Change, Store};
 pub fn start(store: Arc<Store>, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
         spawn_on_changes(store.clone(), shutdown.clone(), gc::on_change),
-        spawn_on_changes(store, shutdown, namespaces::on_change),
+        spawn_on_changes(store.clone(), shutdown.clone(), namespaces::on_change),
+        spawn_reconciler(store.clone(), shutdown.clone(), &["replicasets", "pods"], replicaset::reconcile_all),
+        spawn_reconciler(store, shutdown, &["deployments", "replicasets"], deployment::reconcile_all),
     ]
+}
+
+/// Runs `reconcile` whenever one of `resources` changes (coalescing bursts),
+/// and once a second for time-based conditions such as minReadySeconds.
+fn spawn_reconciler(
+    store: Arc<Store>,
+    shutdown: CancellationToken,
+    resources: &'static [&'static str],
+    reconcile: fn(&Store),
+) -> tokio::task::JoinHandle<()> {
+    let (_, mut rx) = store.subscribe(store.current_rv()).expect("subscribing at the current version cannot fail");
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+                change = rx.recv() => match change {
+                    Ok(c) if !resources.contains(&c.resource) => continue,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+            // Coalesce what queued up meanwhile: one pass sees it all.
+            while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = rx.try_recv() {}
+            reconcile(&store);
+        }
+    })
 }
 
 /// Runs `handle` for every change in the store until shutdown. A controller that

@@ -1,0 +1,149 @@
+//! Images map to host programs: the lab has no registry and no image store.
+//! Redis images run Debian's redis-server / redis-sentinel / redis-cli and
+//! follow the official image's entrypoint rules; shell images run the host's sh.
+
+/// What the lab knows about an image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageInfo {
+    /// The image's ENTRYPOINT (replaced by a container's `command`).
+    pub entrypoint: Vec<String>,
+    /// The image's CMD (replaced by a container's `args`).
+    pub cmd: Vec<String>,
+    /// The image's WORKDIR.
+    pub workdir: String,
+    /// Directories the image has (made empty in the pod).
+    pub dirs: Vec<String>,
+    /// Whether the entrypoint is the official redis image's docker-entrypoint.sh.
+    pub redis_entrypoint: bool,
+}
+
+/// Images other than redis that the lab maps, and to what.
+const SHELL_IMAGES: &[&str] = &["busybox", "alpine", "debian", "ubuntu"];
+
+/// The repository's last path component, without registry, tag or digest
+/// (`docker.io/library/redis:7.4.1-alpine` → `redis`).
+pub fn repository(image: &str) -> &str {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split(':').next().unwrap_or(last)
+}
+
+/// Resolves an image, or says why the lab cannot run it (shown as the
+/// ErrImagePull message).
+pub fn resolve(image: &str, extra: &[(String, String)]) -> Result<ImageInfo, String> {
+    let repo = repository(image);
+    let official = {
+        let path = image.split(['@', ':']).next().unwrap_or(image);
+        !path.contains('/') || path.starts_with("docker.io/library/") || path.starts_with("library/")
+    };
+    if let Some((_, program)) = extra.iter().find(|(name, _)| name == repo || name == image) {
+        return Ok(ImageInfo {
+            entrypoint: vec![program.clone()],
+            cmd: vec![],
+            workdir: "/".into(),
+            dirs: vec![],
+            redis_entrypoint: false,
+        });
+    }
+    if official && repo == "redis" {
+        return Ok(ImageInfo {
+            entrypoint: vec!["docker-entrypoint.sh".into()],
+            cmd: vec!["redis-server".into()],
+            workdir: "/data".into(),
+            dirs: vec!["/data".into()],
+            redis_entrypoint: true,
+        });
+    }
+    if official && SHELL_IMAGES.contains(&repo) {
+        return Ok(ImageInfo {
+            entrypoint: vec![],
+            cmd: vec!["sh".into()],
+            workdir: "/".into(),
+            dirs: vec![],
+            redis_entrypoint: false,
+        });
+    }
+    Err(format!(
+        "image {image:?} is not available in the runbook lab: it runs official redis images (any tag) with Debian's \
+         Redis, and busybox/alpine/debian/ubuntu with the host's shell"
+    ))
+}
+
+/// The official redis image's docker-entrypoint.sh, applied to `args`:
+/// options or a `.conf` first argument get `redis-server` in front, and
+/// `redis-server` gets `--protected-mode no` unless its config file sets
+/// protected-mode itself. `config_sets_protected_mode` reads a file in the pod.
+pub fn redis_entrypoint(mut args: Vec<String>, config_sets_protected_mode: impl Fn(&str) -> bool) -> Vec<String> {
+    if args.first().is_some_and(|a| a.starts_with('-') || a.ends_with(".conf")) {
+        args.insert(0, "redis-server".into());
+    }
+    if args.first().map(String::as_str) == Some("redis-server") {
+        let config_wins = args.get(1).is_some_and(|c| !c.starts_with('-') && config_sets_protected_mode(c));
+        if !config_wins {
+            args.extend(["--protected-mode".into(), "no".into()]);
+        }
+    }
+    args
+}
+
+/// The process a container runs, by the Kubernetes rules: `command` replaces
+/// the entrypoint, `args` replace the CMD.
+pub fn argv(
+    info: &ImageInfo,
+    command: &[String],
+    args: &[String],
+    config_sets_protected_mode: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    if !command.is_empty() {
+        return command.iter().chain(args).cloned().collect();
+    }
+    let rest: Vec<String> = if args.is_empty() { info.cmd.clone() } else { args.to_vec() };
+    if info.redis_entrypoint {
+        return redis_entrypoint(rest, config_sets_protected_mode);
+    }
+    info.entrypoint.iter().cloned().chain(rest).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn repositories() {
+        assert_eq!(repository("redis:alpine"), "redis");
+        assert_eq!(repository("docker.io/library/redis:7.4.1-alpine"), "redis");
+        assert_eq!(repository("localhost:5000/simple-go-service"), "simple-go-service");
+        assert_eq!(repository("redis@sha256:abc"), "redis");
+    }
+
+    #[test]
+    fn unknown_images_are_refused_with_a_reason() {
+        assert!(resolve("redis:5.0.1-alpine", &[]).is_ok());
+        let err = resolve("nginx:latest", &[]).unwrap_err();
+        assert!(err.contains("not available in the runbook lab"), "{err}");
+        assert!(resolve("bitnami/redis:7", &[]).is_err(), "a non-official redis has another entrypoint");
+    }
+
+    #[test]
+    fn command_bypasses_the_entrypoint() {
+        let redis = resolve("redis:alpine", &[]).unwrap();
+        // The seed's Deployment: protected mode stays on, as on a real cluster.
+        assert_eq!(
+            argv(&redis, &s(&["redis-server", "/redis-master/redis-config"]), &[], |_| false),
+            s(&["redis-server", "/redis-master/redis-config"])
+        );
+        assert_eq!(argv(&redis, &[], &[], |_| false), s(&["redis-server", "--protected-mode", "no"]));
+        assert_eq!(
+            argv(&redis, &[], &s(&["/etc/redis/redis.conf"]), |_| true),
+            s(&["redis-server", "/etc/redis/redis.conf"])
+        );
+        assert_eq!(
+            argv(&redis, &[], &s(&["--appendonly", "yes"]), |_| false),
+            s(&["redis-server", "--appendonly", "yes", "--protected-mode", "no"])
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! The lab's kubelet (and scheduler): binds pods to the single node and runs
+//! them as host processes inside their own namespaces. See docs/lab.md.
+
+pub mod container;
+pub mod env;
+pub mod exec;
+pub mod image;
+pub mod logs;
+pub mod netutil;
+pub mod network;
+pub mod pod;
+pub mod portforward;
+pub mod probes;
+pub mod process;
+pub mod sandbox;
+pub mod status;
+pub mod volumes;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::lab::api::objects::{self, Part};
+use crate::lab::api::resources::by_key;
+use crate::lab::api::store::{ChangeType, Store};
+use crate::lab::bootstrap::NODE_NAME;
+use network::LabNetwork;
+use pod::PodHandle;
+
+/// What every pod worker shares.
+pub struct KubeletCtx {
+    /// The object store.
+    pub store: Arc<Store>,
+    /// The lab's state dir; pods live under `pods/UID`.
+    pub state_dir: PathBuf,
+    /// The lab network.
+    pub network: Arc<LabNetwork>,
+    /// The runbook binary, run as `__sandbox` for each pod.
+    pub helper: PathBuf,
+    /// Extra image mappings (image repository → host program).
+    pub extra_images: Vec<(String, String)>,
+    /// Cancelled when the lab stops.
+    pub shutdown: CancellationToken,
+    /// Running pods by uid.
+    pub pods: Mutex<HashMap<String, Arc<PodHandle>>>,
+}
+
+impl KubeletCtx {
+    /// The handle of a running pod, by namespace and name.
+    pub fn pod(&self, ns: &str, name: &str) -> Option<Arc<PodHandle>> {
+        let pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+        pods.values().find(|p| p.ns == ns && p.name == name).cloned()
+    }
+
+    /// Records an event about a pod.
+    pub fn event(&self, pod: &Value, kind: &str, reason: &str, message: &str) {
+        objects::record_event(&self.store, pod, kind, reason, message, "kubelet");
+    }
+}
+
+/// Runs the kubelet until shutdown; on shutdown, stops every pod.
+pub async fn run(ctx: Arc<KubeletCtx>) {
+    let (existing, rv) = ctx.store.list("pods", None);
+    let Some((_, mut changes)) = ctx.store.subscribe(rv) else { return };
+    for pod in existing {
+        handle(&ctx, &pod, false);
+    }
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            change = changes.recv() => match change {
+                Ok(c) if c.resource == "pods" => handle(&ctx, &c.object, c.kind == ChangeType::Deleted),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    for pod in ctx.store.list("pods", None).0 {
+                        handle(&ctx, &pod, false);
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+    stop_all(&ctx).await;
+}
+
+async fn stop_all(ctx: &KubeletCtx) {
+    let handles: Vec<Arc<PodHandle>> = ctx.pods.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+    for h in &handles {
+        // A short grace at lab shutdown: nothing will read their final state.
+        h.terminate(2);
+    }
+    for h in handles {
+        h.finished().await;
+    }
+}
+
+fn handle(ctx: &Arc<KubeletCtx>, pod: &Value, deleted: bool) {
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    let existing = ctx.pods.lock().unwrap_or_else(|e| e.into_inner()).get(&uid).cloned();
+    if deleted {
+        if let Some(h) = existing {
+            h.terminate(0);
+        }
+        return;
+    }
+    if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+        schedule(ctx, pod);
+        return;
+    }
+    if !pod["metadata"]["deletionTimestamp"].is_null() {
+        let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(30);
+        match existing {
+            Some(h) => h.terminate(grace),
+            None => {
+                let (ns, name) = objects::ns_name(pod);
+                if let Some(pods) = by_key("pods") {
+                    let _ = objects::finalize_delete(&ctx.store, pods, &ns, &name);
+                }
+            }
+        }
+        return;
+    }
+    if existing.is_none() && !matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
+        let handle = PodHandle::start(ctx.clone(), pod);
+        ctx.pods.lock().unwrap_or_else(|e| e.into_inner()).insert(uid, handle);
+    }
+}
+
+/// The scheduler's whole job on one node: bind the pod to it.
+fn schedule(ctx: &KubeletCtx, pod: &Value) {
+    let Some(pods) = by_key("pods") else { return };
+    let (ns, name) = objects::ns_name(pod);
+    let mut bound = pod.clone();
+    bound["spec"]["nodeName"] = json!(NODE_NAME);
+    if let Ok(stored) = objects::update(&ctx.store, pods, &ns, &name, bound, Part::Main) {
+        let message = format!("Successfully assigned {ns}/{name} to {NODE_NAME}");
+        objects::record_event(&ctx.store, &stored, "Normal", "Scheduled", &message, "default-scheduler");
+    }
+}
+
+/// Pod logs, exec and port-forward, served from the kubelet's running pods.
+pub struct KubeletSubresources(pub Arc<KubeletCtx>);
+
+impl crate::lab::api::PodSubresources for KubeletSubresources {
+    fn serve<'a>(
+        &'a self,
+        sub: &'a str,
+        ns: &'a str,
+        name: &'a str,
+        query: &'a crate::lab::api::route::Query,
+        req: axum::extract::Request,
+    ) -> futures::future::BoxFuture<'a, crate::lab::api::status::ApiResult<axum::response::Response>> {
+        use crate::lab::api::status::ApiError;
+        Box::pin(async move {
+            let ctx = &self.0;
+            let pod = ctx.store.get("pods", ns, name).ok_or_else(|| ApiError::not_found("pods", name))?;
+            let handle = ctx.pod(ns, name).filter(|h| h.sandbox_pid.load(std::sync::atomic::Ordering::SeqCst) != 0);
+            let Some(handle) = handle else {
+                return Err(ApiError::bad_request(format!(
+                    "pod {name} is not running (phase {}): no container to attach to",
+                    pod["status"]["phase"].as_str().unwrap_or("Pending")
+                )));
+            };
+            match sub {
+                "log" => logs::serve(ctx, handle, &pod, query).await,
+                "exec" | "attach" => exec::serve(ctx, handle, &pod, query, req).await,
+                "portforward" => portforward::serve(handle, query, req).await,
+                other => Err(ApiError::no_route(&format!("pods/{name}/{other}"))),
+            }
+        })
+    }
+}

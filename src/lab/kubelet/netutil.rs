@@ -1,0 +1,28 @@
+//! Sockets inside a pod's network namespace. A socket opened by a thread that
+//! joined the namespace keeps working from any thread, so the lab never needs a
+//! route from the host to pod addresses.
+
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use nix::sched::{CloneFlags, setns};
+
+/// Connects to `addr` from inside the network namespace of process `pid`.
+pub async fn connect_in_netns(pid: u32, addr: SocketAddr, timeout: Duration) -> std::io::Result<tokio::net::TcpStream> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // A fresh thread: setns changes the calling thread for good, so it must
+    // not be a pooled thread that other work would reuse.
+    std::thread::spawn(move || {
+        let result = (|| -> std::io::Result<TcpStream> {
+            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+            let stream = TcpStream::connect_timeout(&addr, timeout)?;
+            stream.set_nonblocking(true)?;
+            Ok(stream)
+        })();
+        let _ = tx.send(result);
+    });
+    let stream = rx.await.map_err(|_| std::io::Error::other("connect thread died"))??;
+    tokio::net::TcpStream::from_std(stream)
+}

@@ -1,0 +1,128 @@
+//! The lab network: a network namespace the lab creates (held open by one
+//! process), with a bridge `rb0` at 10.244.0.1/16; each pod gets a veth pair,
+//! one end on the bridge and the other as the pod's `eth0`. The host's own
+//! network namespace is never touched: nothing routes from it to pods.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::process::Stdio;
+use std::sync::Mutex;
+
+use anyhow::{Context, bail};
+use tokio::io::AsyncWriteExt;
+
+use super::process::{SpawnMode, host_child};
+
+/// The bridge's address: the pods' gateway.
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
+const PREFIX: u8 = 16;
+const BRIDGE: &str = "rb0";
+
+/// The lab network and its address pool.
+pub struct LabNetwork {
+    holder: Mutex<Option<tokio::process::Child>>,
+    holder_pid: u32,
+    used: Mutex<BTreeSet<u32>>,
+}
+
+/// Runs `ip -batch -` inside the network namespace of `pid`.
+pub async fn ip_batch(pid: u32, commands: &str) -> anyhow::Result<()> {
+    let mut child = tokio::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["ip", "-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running nsenter/ip (util-linux, iproute2)")?;
+    child.stdin.take().expect("piped").write_all(commands.as_bytes()).await?;
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        bail!("ip in netns of {pid} failed: {}\n{commands}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+impl LabNetwork {
+    /// Creates the lab's network namespace and bridge.
+    pub async fn start() -> anyhow::Result<LabNetwork> {
+        let mut cmd = tokio::process::Command::new("unshare");
+        cmd.args(["--net", "sleep", "infinity"]).stdin(Stdio::null()).stdout(Stdio::null()).kill_on_drop(true);
+        host_child(&mut cmd, SpawnMode { own_group: true, die_with_lab: true });
+        let holder = cmd.spawn().context("starting the lab network namespace (unshare)")?;
+        let holder_pid = holder.id().context("network holder pid")?;
+        // unshare execs sleep once the namespace exists; wait for that.
+        for _ in 0..200 {
+            let comm = std::fs::read_to_string(format!("/proc/{holder_pid}/comm")).unwrap_or_default();
+            if comm.trim() == "sleep" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let network = LabNetwork { holder: Mutex::new(Some(holder)), holder_pid, used: Mutex::new(BTreeSet::new()) };
+        ip_batch(
+            holder_pid,
+            &format!(
+                "link set lo up\nlink add {BRIDGE} type bridge\naddr add {GATEWAY}/{PREFIX} dev {BRIDGE}\nlink set {BRIDGE} up\n"
+            ),
+        )
+        .await?;
+        Ok(network)
+    }
+
+    /// The pid whose network namespace is the lab network (for services and DNS).
+    pub fn holder_pid(&self) -> u32 {
+        self.holder_pid
+    }
+
+    /// Takes a free pod address.
+    pub fn allocate(&self) -> anyhow::Result<Ipv4Addr> {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let base = u32::from(GATEWAY);
+        let next = (2..65534).map(|i| base - 1 + i).find(|ip| !used.contains(ip)).context("the pod network is full")?;
+        used.insert(next);
+        Ok(Ipv4Addr::from(next))
+    }
+
+    /// Returns an address to the pool.
+    pub fn release(&self, ip: Ipv4Addr) {
+        self.used.lock().unwrap_or_else(|e| e.into_inner()).remove(&u32::from(ip));
+    }
+
+    /// Wires the sandbox `pid` to the bridge with address `ip`.
+    pub async fn attach(&self, pid: u32, ip: Ipv4Addr) -> anyhow::Result<()> {
+        let octets = ip.octets();
+        let host_end = format!("rbv{}x{}", octets[2], octets[3]);
+        // A stale end from a pod that had this address before: remove it first.
+        let _ = ip_batch(self.holder_pid, &format!("link del {host_end}\n")).await;
+        ip_batch(
+            self.holder_pid,
+            &format!(
+                "link add {host_end} type veth peer name eth0 netns {pid}\nlink set {host_end} master {BRIDGE}\nlink set {host_end} up\n"
+            ),
+        )
+        .await?;
+        ip_batch(
+            pid,
+            &format!(
+                "link set lo up\naddr add {ip}/{PREFIX} dev eth0\nlink set eth0 up\nroute add default via {GATEWAY}\n"
+            ),
+        )
+        .await
+    }
+
+    /// Removes the namespace (and with it the bridge and every host-side veth).
+    pub async fn stop(&self) {
+        let child = self.holder.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut child) = child {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Synchronous last resort for `Drop`: SIGKILL the holder.
+    pub fn kill_now(&self) {
+        if let Some(child) = self.holder.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Starting processes inside a pod: join the sandbox's namespaces between fork
+//! and exec, then run the program as the container would.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+
+use nix::sched::{CloneFlags, setns};
+
+/// Open handles on a sandbox's namespaces; kept open while a spawn uses them.
+pub struct PodNamespaces {
+    net: OwnedFd,
+    uts: OwnedFd,
+    ipc: OwnedFd,
+    mnt: OwnedFd,
+}
+
+impl PodNamespaces {
+    /// Opens the namespaces of the sandbox process `pid`.
+    pub fn of(pid: u32) -> std::io::Result<Self> {
+        let open =
+            |ns: &str| -> std::io::Result<OwnedFd> { Ok(std::fs::File::open(format!("/proc/{pid}/ns/{ns}"))?.into()) };
+        Ok(PodNamespaces { net: open("net")?, uts: open("uts")?, ipc: open("ipc")?, mnt: open("mnt")? })
+    }
+
+    /// The network namespace alone (for sockets opened from a thread that joins it).
+    pub fn net_fd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.net.as_fd()
+    }
+}
+
+/// How the spawned process relates to the lab.
+#[derive(Debug, Clone, Copy)]
+pub struct SpawnMode {
+    /// Put the process in its own process group (containers: so a stop reaches
+    /// the whole tree it starts).
+    pub own_group: bool,
+    /// Kill the process if the lab dies (containers and sandboxes).
+    pub die_with_lab: bool,
+}
+
+/// Prepares `cmd` to run inside the pod: joins its namespaces (mount last, which
+/// also moves the root to the pod's), changes to `workdir`.
+pub fn enter_pod(cmd: &mut tokio::process::Command, ns: &PodNamespaces, workdir: &str, mode: SpawnMode) {
+    let fds = [
+        (ns.net.as_raw_fd(), CloneFlags::CLONE_NEWNET),
+        (ns.uts.as_raw_fd(), CloneFlags::CLONE_NEWUTS),
+        (ns.ipc.as_raw_fd(), CloneFlags::CLONE_NEWIPC),
+        (ns.mnt.as_raw_fd(), CloneFlags::CLONE_NEWNS),
+    ];
+    let workdir = CString::new(workdir).unwrap_or_else(|_| CString::new("/").expect("static"));
+    let std_cmd = cmd.as_std_mut();
+    // SAFETY: between fork and exec only async-signal-safe system calls run
+    // (setns, chdir, setpgid, prctl) on fds and strings prepared beforehand.
+    unsafe {
+        std_cmd.pre_exec(move || {
+            for (fd, flag) in fds {
+                setns(BorrowedFd::borrow_raw(fd), flag).map_err(std::io::Error::from)?;
+            }
+            if nix::libc::chdir(workdir.as_ptr()) != 0 {
+                // A missing working directory: start in / as a runtime would create it.
+                nix::libc::chdir(c"/".as_ptr());
+            }
+            prepare_child(mode)
+        });
+    }
+}
+
+/// Prepares a process that runs on the host side (the sandbox itself).
+pub fn host_child(cmd: &mut tokio::process::Command, mode: SpawnMode) {
+    // SAFETY: only async-signal-safe calls (setpgid, prctl) run after fork.
+    unsafe {
+        cmd.as_std_mut().pre_exec(move || prepare_child(mode));
+    }
+}
+
+fn prepare_child(mode: SpawnMode) -> std::io::Result<()> {
+    if mode.own_group {
+        nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
+            .map_err(std::io::Error::from)?;
+    }
+    if mode.die_with_lab {
+        // Tied to the spawning thread: spawns happen on runtime worker
+        // threads, which live as long as the lab.
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)?;
+    }
+    Ok(())
+}
+
+/// Sends `signal` to a container's process group (its main process and children).
+pub fn signal_group(pid: u32, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), signal);
+}

@@ -1,0 +1,216 @@
+//! Pods run for real: the seed-000 commands as written, restarts, probes,
+//! exec exit codes, port-forward, pod-to-pod TCP, and nothing left behind.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{TestLab, seed_deployment};
+
+async fn deploy_seed(t: &TestLab) -> String {
+    t.kubectl(&["create", "configmap", "my-redis-config", "--from-literal=redis-config=maxmemory 2mb"]).await;
+    t.kubectl_stdin(&["apply", "-f", "-"], &seed_deployment()).await;
+    t.kubectl(&["rollout", "status", "deployment/redis-deployment", "--timeout=60s"]).await;
+    t.kubectl(&["get", "pods", "-l", "app=redis", "-o", "jsonpath={.items[0].metadata.name}"]).await
+}
+
+/// Waits until `check` holds for the output of kubectl `args`.
+async fn eventually(t: &TestLab, args: &[&str], check: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = t.kubectl(args).await;
+        if check(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("kubectl {args:?} never satisfied the check; last output: {last}");
+}
+
+#[tokio::test]
+async fn seed_000_commands_run_as_written() {
+    let t = TestLab::with_pods().await;
+    let pod = deploy_seed(&t).await;
+    let deploy = t.kubectl(&["get", "deployment", "redis-deployment"]).await;
+    let row: Vec<&str> = deploy.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], ["redis-deployment", "1/1", "1", "1"]);
+
+    let maxmemory = t.kubectl(&["exec", &pod, "--", "redis-cli", "CONFIG", "GET", "maxmemory"]).await;
+    assert_eq!(maxmemory.lines().collect::<Vec<_>>(), ["maxmemory", "2097152"]);
+    let listing = t.kubectl(&["exec", &pod, "--", "ls", "/redis-master"]).await;
+    assert_eq!(listing.lines().collect::<Vec<_>>(), ["redis-config"]);
+    let netstat = t.kubectl(&["exec", &pod, "--", "netstat", "-ntupl"]).await;
+    let listener = netstat.lines().find(|l| l.split_whitespace().nth(3) == Some("0.0.0.0:6379"));
+    assert!(listener.is_some_and(|l| l.contains("LISTEN")), "{netstat}");
+    assert_eq!(t.kubectl(&["exec", &pod, "--", "redis-cli", "ping"]).await.trim(), "PONG");
+    t.kubectl(&["exec", &pod, "--", "touch", "/redis-master-data/testfile"]).await;
+    assert_eq!(t.kubectl(&["exec", &pod, "--", "ls", "/redis-master-data"]).await.trim(), "testfile");
+
+    let described = t.kubectl(&["describe", "pod", &pod]).await;
+    let lines: Vec<&str> = described.lines().map(str::trim).collect();
+    let requests = lines.iter().position(|l| *l == "Requests:").expect("Requests section");
+    assert_eq!(lines[requests + 1].split_whitespace().collect::<Vec<_>>(), ["cpu:", "1"]);
+    assert!(lines.contains(&"QoS Class:       Burstable"), "{described}");
+
+    // The pod's files exist only inside the pod (and under the lab's state dir).
+    for path in ["/redis-master", "/redis-master-data", "/redis-master-data/testfile"] {
+        assert!(!std::path::Path::new(path).exists(), "{path} leaked onto the host");
+    }
+}
+
+#[tokio::test]
+async fn deleted_pods_are_replaced_and_killed_containers_restart() {
+    let t = TestLab::with_pods().await;
+    let pod = deploy_seed(&t).await;
+    // Pods share the host's PID namespace (docs/lab.md), so `pidof` in the pod
+    // would see other tests' Redis too: take the container's own process.
+    let id = t.kubectl(&["get", "pod", &pod, "-o", "jsonpath={.status.containerStatuses[0].containerID}"]).await;
+    let pid: i32 = id.strip_prefix("runbook://").expect("runbook container id").parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let restarts =
+        eventually(&t, &["get", "pod", &pod, "-o", "jsonpath={.status.containerStatuses[0].restartCount}"], |o| {
+            o == "1"
+        })
+        .await;
+    assert_eq!(restarts, "1");
+    eventually(&t, &["get", "pod", &pod, "-o", "jsonpath={.status.containerStatuses[0].ready}"], |o| o == "true").await;
+    assert_eq!(t.kubectl(&["exec", &pod, "--", "redis-cli", "ping"]).await.trim(), "PONG");
+
+    t.kubectl(&["delete", "pod", &pod]).await;
+    let replacement =
+        eventually(&t, &["get", "pods", "-l", "app=redis", "-o", "jsonpath={.items[*].metadata.name}"], |o| {
+            !o.is_empty() && !o.contains(&pod)
+        })
+        .await;
+    t.kubectl(&["wait", "--for=condition=Ready", &format!("pod/{replacement}"), "--timeout=30s"]).await;
+}
+
+#[tokio::test]
+async fn readiness_probe_drives_the_ready_condition() {
+    let t = TestLab::with_pods().await;
+    let manifest = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probed"},
+        "spec": {"containers": [{"name": "redis", "image": "redis:7.4.1-alpine",
+            "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1}}]}
+    });
+    t.kubectl_stdin(&["apply", "-f", "-"], &manifest.to_string()).await;
+    let ready =
+        || t.kubectl(&["get", "pod", "probed", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]);
+    eventually(&t, &["get", "pod", "probed", "-o", "jsonpath={.status.phase}"], |o| o == "Running").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(ready().await, "False", "not ready while the probe fails");
+    t.kubectl(&["exec", "probed", "--", "touch", "/tmp/ready"]).await;
+    t.kubectl(&["wait", "--for=condition=Ready", "pod/probed", "--timeout=10s"]).await;
+    t.kubectl(&["exec", "probed", "--", "rm", "/tmp/ready"]).await;
+    t.kubectl(&["wait", "--for=condition=Ready=False", "pod/probed", "--timeout=10s"]).await;
+    let events = t
+        .kubectl(&["get", "events", "--field-selector", "involvedObject.name=probed,reason=Unhealthy", "-o", "name"])
+        .await;
+    assert!(!events.trim().is_empty(), "an Unhealthy event is recorded");
+}
+
+#[tokio::test]
+async fn exec_exit_code_reaches_kubectl() {
+    let t = TestLab::with_pods().await;
+    let pod = deploy_seed(&t).await;
+    let out = t.kubectl_output(&["exec", &pod, "--", "sh", "-c", "echo out; echo err >&2; exit 3"], None).await;
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("err\n"));
+    let piped = t.kubectl_output(&["exec", "-i", &pod, "--", "cat"], Some("through stdin\n")).await;
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), "through stdin\n");
+}
+
+#[tokio::test]
+async fn port_forward_from_kube_rs_gets_pong() {
+    let t = TestLab::with_pods().await;
+    let pod = deploy_seed(&t).await;
+    let pods: Api<Pod> = Api::namespaced(t.lab.client().await.unwrap(), "default");
+    let mut forwarder = pods.portforward(&pod, &[6379]).await.unwrap();
+    let mut stream = forwarder.take_stream(6379).unwrap();
+    stream.write_all(b"PING\r\n").await.unwrap();
+    let mut reply = [0u8; 7];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut reply)).await.unwrap().unwrap();
+    assert_eq!(&reply, b"+PONG\r\n");
+    drop(stream);
+    forwarder.abort();
+}
+
+#[tokio::test]
+async fn pods_talk_to_each_other_by_pod_ip() {
+    let t = TestLab::with_pods().await;
+    // No command: the image's entrypoint turns protected mode off, as the
+    // official image does, so another pod may connect.
+    for name in ["server", "client"] {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "redis", "image": "redis:7.4.1-alpine"}]}});
+        t.kubectl_stdin(&["apply", "-f", "-"], &pod.to_string()).await;
+    }
+    t.kubectl(&["wait", "--for=condition=Ready", "pod/server", "pod/client", "--timeout=30s"]).await;
+    let server_ip = t.kubectl(&["get", "pod", "server", "-o", "jsonpath={.status.podIP}"]).await;
+    let client_ip = t.kubectl(&["get", "pod", "client", "-o", "jsonpath={.status.podIP}"]).await;
+    assert_ne!(server_ip, client_ip);
+    t.kubectl(&["exec", "server", "--", "redis-cli", "set", "greeting", "hello"]).await;
+    let got = t.kubectl(&["exec", "client", "--", "redis-cli", "-h", &server_ip, "get", "greeting"]).await;
+    assert_eq!(got.trim(), "hello");
+}
+
+#[tokio::test]
+async fn unknown_images_back_off_like_missing_images() {
+    let t = TestLab::with_pods().await;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nginx"},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}});
+    t.kubectl_stdin(&["apply", "-f", "-"], &pod.to_string()).await;
+    let reason = eventually(
+        &t,
+        &["get", "pod", "nginx", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}"],
+        |o| o == "ErrImagePull" || o == "ImagePullBackOff",
+    )
+    .await;
+    assert!(reason == "ErrImagePull" || reason == "ImagePullBackOff");
+    let events = t
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=nginx,reason=Failed",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+        .await;
+    assert!(events.contains("Failed to pull image \"nginx:1.27\""), "{events}");
+}
+
+#[tokio::test]
+async fn nothing_is_left_behind_after_shutdown() {
+    let t = TestLab::with_pods().await;
+    deploy_seed(&t).await;
+    let pids = t.lab.process_ids();
+    assert!(pids.len() >= 3, "network holder, sandbox and container: {pids:?}");
+    let netns: Vec<String> = pids
+        .iter()
+        .filter_map(|p| std::fs::read_link(format!("/proc/{p}/ns/net")).ok())
+        .map(|l| l.display().to_string())
+        .collect();
+    let state = t.dir.path().display().to_string();
+    let TestLab { lab, dir } = t;
+    lab.shutdown().await;
+    for pid in &pids {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
+        assert!(!alive, "process {pid} survived the lab");
+    }
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(ns) = std::fs::read_link(entry.path().join("ns/net")) {
+            assert!(
+                !netns.contains(&ns.display().to_string()),
+                "a process still uses a lab network namespace: {entry:?}"
+            );
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&state), "a mount under the state dir remains");
+    assert!(!dir.path().join("state/pods").exists(), "pod data removed");
+}
