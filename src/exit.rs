@@ -9,6 +9,8 @@ pub const CHECK_FAILED: u8 = 1;
 pub const INFRASTRUCTURE: u8 = 2;
 /// Invalid scenario, manifest or command-line usage.
 pub const INVALID_INPUT: u8 = 3;
+/// Interrupted by Ctrl-C (cleanup ran, reports were written), as shells report SIGINT.
+pub const INTERRUPTED: u8 = 130;
 
 /// An error that knows its exit code. Errors without one are infrastructure
 /// problems (exit 2): anything unexpected is the tool's fault, not a verdict.

@@ -2,6 +2,9 @@
 //! shell around this library so tests and benchmarks drive the same code.
 
 pub mod cli;
+pub mod engine;
 pub mod exit;
 pub mod kube;
 pub mod lab;
+pub mod report;
+pub mod scenario;

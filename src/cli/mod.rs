@@ -1,6 +1,9 @@
 //! The command line: one file per subcommand, every flag documented.
 
+pub mod common;
+pub mod inspect;
 pub mod lab;
+pub mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +19,22 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List the built-in scenarios.
+    List,
+    /// Show a scenario's purpose, parameters and steps.
+    Describe(inspect::DescribeArgs),
+    /// Show the rendered steps and the kubectl command equivalent to each (touches nothing).
+    Plan(inspect::PlanArgs),
+    /// Deploy a scenario, check every claim, clean up (exit 0 passed, 1 a check failed, 2 infrastructure, 3 invalid input).
+    ///
+    /// Without any kubeconfig, runs on a fresh embedded lab and says so.
+    Run(run::RunArgs),
+    /// Run only a scenario's checks against what is deployed, read-only, and grade it.
+    Verify(run::VerifyArgs),
+    /// Check scenario files: unknown keys, missing files, bad templates and manifests.
+    Validate(inspect::ValidateArgs),
+    /// Print the JSON Schema of the scenario format (also in docs/scenario.schema.json).
+    Schema,
     /// Run, stop and inspect the embedded lab cluster.
     #[command(subcommand)]
     Lab(lab::LabCommand),
@@ -30,12 +49,24 @@ pub enum Command {
 /// Runs the parsed command and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
+        Command::List => inspect::list(),
+        Command::Describe(args) => inspect::describe(args),
+        Command::Plan(args) => inspect::plan(args),
+        Command::Run(args) => run::run(args),
+        Command::Verify(args) => run::verify(args),
+        Command::Validate(args) => inspect::validate(args),
+        Command::Schema => inspect::schema(),
         Command::Lab(cmd) => lab::run(cmd),
         Command::Sandbox { spec } => {
             crate::lab::kubelet::sandbox::run(&spec)?;
             Ok(crate::exit::SUCCESS)
         }
     }
+}
+
+/// The async runtime the commands use.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 #[cfg(test)]

@@ -1,3 +1,6 @@
 //! Kubernetes helpers shared by the engine and the lab.
 
+pub mod client;
+pub mod conditions;
+pub mod jsonpath;
 pub mod quantity;

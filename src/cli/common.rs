@@ -1,0 +1,134 @@
+//! Arguments several subcommands share: which scenario, which cluster, which reports.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::exit;
+use crate::kube::client::ClusterChoice;
+use crate::report::{Reporter, audit::AuditReport, json::JsonReport, junit::JunitReport, progress::Progress};
+use crate::scenario::Scenario;
+
+/// Which scenario.
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
+    /// Name of a built-in scenario (see `runbook list`).
+    #[arg(value_name = "NAME", required_unless_present = "file", conflicts_with = "file")]
+    pub name: Option<String>,
+    /// A scenario file of your own instead of a built-in one.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Override a parameter (repeatable): `--set maxmemory=4mb`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}
+
+impl ScenarioArgs {
+    /// Loads and validates the scenario; problems exit 3 with file:line:column.
+    pub fn load(&self) -> anyhow::Result<Scenario> {
+        let loaded = match (&self.file, &self.name) {
+            (Some(f), _) => Scenario::from_path(f),
+            (None, Some(n)) => Scenario::embedded(n),
+            (None, None) => return Err(exit::invalid("name a scenario or give -f FILE")),
+        };
+        loaded
+            .map_err(|problems| exit::invalid(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
+    }
+}
+
+/// Which cluster, as kubectl chooses it.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Path to the kubeconfig (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace for the scenario's objects (default: the context's namespace).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Run on a fresh embedded lab cluster (needs root), removed afterwards.
+    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
+    pub lab: bool,
+}
+
+impl ClusterArgs {
+    /// The choice for the client module.
+    pub fn choice(&self) -> ClusterChoice {
+        ClusterChoice {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+            lab: self.lab,
+        }
+    }
+}
+
+/// A report to write.
+#[derive(Debug, Clone)]
+pub enum ReportSpec {
+    /// JSON document.
+    Json(PathBuf),
+    /// JUnit XML.
+    Junit(PathBuf),
+    /// Markdown audit report.
+    Audit(PathBuf),
+}
+
+fn parse_report(text: &str) -> Result<ReportSpec, String> {
+    match text.split_once('=') {
+        Some(("json", p)) if !p.is_empty() => Ok(ReportSpec::Json(p.into())),
+        Some(("junit", p)) if !p.is_empty() => Ok(ReportSpec::Junit(p.into())),
+        Some(("audit", p)) if !p.is_empty() => Ok(ReportSpec::Audit(p.into())),
+        _ => Err(format!("expected json=FILE, junit=FILE or audit=FILE, got {text:?}")),
+    }
+}
+
+/// Output options.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Write a report (repeatable): json=FILE, junit=FILE or audit=FILE (Markdown).
+    #[arg(long = "report", value_name = "KIND=FILE", value_parser = parse_report)]
+    pub reports: Vec<ReportSpec>,
+    /// Print only the verdict line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl ReportArgs {
+    /// The reporters: terminal progress and the requested files.
+    pub fn reporters(&self) -> crate::report::Reporters {
+        let mut reporters = crate::report::Reporters::default();
+        reporters.push(Box::new(Progress::new(self.quiet)));
+        for spec in &self.reports {
+            let r: Box<dyn Reporter> = match spec {
+                ReportSpec::Json(p) => Box::new(JsonReport::new(p.clone())),
+                ReportSpec::Junit(p) => Box::new(JunitReport::new(p.clone())),
+                ReportSpec::Audit(p) => Box::new(AuditReport::new(p.clone())),
+            };
+            reporters.push(r);
+        }
+        reporters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sets_and_reports() {
+        assert_eq!(parse_key_value("maxmemory=4mb").unwrap(), ("maxmemory".into(), "4mb".into()));
+        assert!(parse_key_value("novalue").is_err());
+        assert!(matches!(parse_report("junit=out.xml").unwrap(), ReportSpec::Junit(_)));
+        assert!(parse_report("html=x").is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! `runbook list`, `describe`, `plan`, `validate` and `schema`: reading
+//! scenarios without touching a cluster.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::common::ScenarioArgs;
+use crate::engine::command;
+use crate::exit;
+use crate::scenario::{Scenario, StepKind, template};
+
+/// Prints the built-in scenarios.
+pub fn list() -> anyhow::Result<u8> {
+    for name in Scenario::embedded_names() {
+        let title = Scenario::embedded(&name).map(|s| s.file.title).unwrap_or_else(|_| "(invalid)".into());
+        println!("{name:<18} {title}");
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// Options of `describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Which scenario.
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+}
+
+/// Prints a scenario's purpose, parameters and steps.
+pub fn describe(args: DescribeArgs) -> anyhow::Result<u8> {
+    let s = args.scenario.load()?;
+    println!("{} — {}\n", s.file.name, s.file.title);
+    println!("{}\n", s.file.objective.trim());
+    if !s.file.parameters.is_empty() {
+        println!("Parameters:");
+        for (k, p) in &s.file.parameters {
+            let value = if p.secret { "(secret)".to_string() } else { p.default.clone() };
+            println!("  {k:<16} {value:<16} {}", p.description);
+        }
+        println!();
+    }
+    println!("Steps:");
+    for step in s.steps() {
+        println!("  {:<10} {:<22} {}", format!("{:?}", step.kind).to_lowercase(), step.spec.id, step.spec.title);
+    }
+    if let Some(readme) = s.readme() {
+        println!("\n{}", readme.trim());
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// Options of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Which scenario.
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Show the steps `verify` would run (checks only).
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// Prints the rendered steps and their kubectl equivalents, touching nothing.
+pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
+    let s = args.scenario.load()?;
+    let vars = s.parameters(&args.scenario.set).map_err(exit::invalid)?;
+    let render = |t: &str| template::render(t, &vars).unwrap_or_else(|_| t.to_string());
+    let steps: Vec<_> = s.steps().into_iter().filter(|st| !args.verify || st.kind == StepKind::Check).collect();
+    for (i, step) in steps.iter().enumerate() {
+        println!(
+            "{:>2}. [{}] {} — {}",
+            i + 1,
+            format!("{:?}", step.kind).to_lowercase(),
+            step.spec.id,
+            render(&step.spec.title)
+        );
+        println!("    $ {}", command::kubectl(&step.spec, None, &render));
+        let expect =
+            step.spec.assert.as_ref().map(|a| &a.expect).or(step.spec.redis.as_ref().map(|r| &r.expect)).or(step
+                .spec
+                .exec
+                .as_ref()
+                .map(|e| &e.expect));
+        if let Some(e) = expect {
+            let words = crate::engine::expect::describe(e, &render);
+            if !words.is_empty() {
+                println!("    expect: {words}");
+            }
+        }
+    }
+    if !args.verify && !s.file.cleanup.is_empty() {
+        println!("cleanup:");
+        for step in s.cleanup_steps() {
+            println!("    $ {}", command::kubectl(&step.spec, None, &render));
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// Options of `validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files to check (or built-in names).
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Checks scenario files; every problem is printed as file:line:column.
+pub fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
+    let mut bad = false;
+    for f in &args.files {
+        let name = f.display().to_string();
+        let loaded = if f.exists() { Scenario::from_path(f) } else { Scenario::embedded(&name) };
+        match loaded {
+            Ok(s) => println!("{}: valid ({} steps, {} cleanup)", s.path, s.file.steps.len(), s.file.cleanup.len()),
+            Err(problems) => {
+                bad = true;
+                for p in problems {
+                    eprintln!("{p}");
+                }
+            }
+        }
+    }
+    Ok(if bad { exit::INVALID_INPUT } else { exit::SUCCESS })
+}
+
+/// Prints the JSON Schema of the scenario format.
+pub fn schema() -> anyhow::Result<u8> {
+    println!("{}", scenario_schema());
+    Ok(exit::SUCCESS)
+}
+
+/// The JSON Schema of scenario files, as published in docs/scenario.schema.json.
+pub fn scenario_schema() -> String {
+    let schema = schemars::schema_for!(crate::scenario::ScenarioFile);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}

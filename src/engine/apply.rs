@@ -1,0 +1,83 @@
+//! `apply`: server-side apply of templated manifests, one document at a time,
+//! reporting each object as kubectl does (created / configured / unchanged).
+
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+use super::context::{Applied, Ctx};
+use super::{Done, StepError};
+use crate::scenario::{Apply, Scenario, template};
+
+/// The field manager runbook applies as.
+pub const FIELD_MANAGER: &str = "runbook";
+
+/// The label every object runbook creates carries.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "runbook");
+
+/// Renders and parses the manifests of an apply step: (file shown, document).
+pub fn documents(
+    ctx_vars: &std::collections::BTreeMap<String, String>,
+    scenario: &Scenario,
+    apply: &Apply,
+) -> Result<Vec<(String, Value)>, StepError> {
+    let mut sources: Vec<(String, String)> = Vec::new();
+    for f in &apply.files {
+        let text = scenario.read(f).map_err(StepError::Invalid)?;
+        sources.push((scenario.display_path(f), text));
+    }
+    if let Some(inline) = &apply.inline {
+        sources.push((format!("{} (inline)", scenario.path), inline.clone()));
+    }
+    let mut docs = Vec::new();
+    for (file, text) in sources {
+        let rendered =
+            template::render(&text, ctx_vars).map_err(|e| StepError::Invalid(format!("{file}: {}", e.message)))?;
+        for doc in serde_yaml_ng::Deserializer::from_str(&rendered) {
+            let value: Value =
+                serde::Deserialize::deserialize(doc).map_err(|e| StepError::Invalid(format!("{file}: {e}")))?;
+            if !value.is_null() {
+                docs.push((file.clone(), value));
+            }
+        }
+    }
+    Ok(docs)
+}
+
+/// Applies every document; stops at the first the server refuses.
+pub async fn run(ctx: &Ctx, scenario: &Scenario, apply: &Apply) -> Result<Done, StepError> {
+    let mut lines = Vec::new();
+    for (file, mut doc) in documents(&ctx.vars, scenario, apply)? {
+        let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+        let api_version = doc["apiVersion"].as_str().unwrap_or_default().to_string();
+        let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let ns = doc["metadata"]["namespace"].as_str().map(String::from);
+        let (api, resource, namespaced) = ctx.api(Some(&api_version), &kind, ns.as_deref()).await?;
+        doc["metadata"]["labels"][MANAGED_BY.0] = json!(MANAGED_BY.1);
+        let before = api.get_opt(&name).await?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let after = api.patch(&name, &params, &Patch::Apply(&doc)).await.map_err(|e| match e {
+            kube::Error::Api(s) if matches!(s.code, 400 | 422) => {
+                StepError::Invalid(format!("{file}: the server rejected {kind} {name:?}: {}", s.message))
+            }
+            other => StepError::from(other),
+        })?;
+        let verb = match before {
+            None => "created",
+            Some(b) if b.metadata.resource_version == after.metadata.resource_version => "unchanged",
+            Some(_) => "configured",
+        };
+        let applied = Applied {
+            api_version,
+            kind: kind.clone(),
+            namespace: if namespaced { ns.unwrap_or_else(|| ctx.namespace.clone()) } else { String::new() },
+            name,
+        };
+        let _ = resource;
+        lines.push(format!("{} {verb}", applied.display()));
+        let mut all = ctx.applied.lock().unwrap_or_else(|e| e.into_inner());
+        if !all.contains(&applied) {
+            all.push(applied);
+        }
+    }
+    Ok(Done { output: lines.join("\n"), ..Done::default() })
+}

@@ -1,0 +1,132 @@
+//! The kubectl command equivalent to each step, for `plan` and the audit report.
+
+use crate::scenario::{ObjectRef, PodRef, StepFile};
+
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c)) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+fn ns_flag(ns: &Option<String>) -> String {
+    ns.as_ref().map(|n| format!(" -n {n}")).unwrap_or_default()
+}
+
+fn object(o: &ObjectRef) -> String {
+    let kind = o.kind.to_lowercase();
+    match (&o.name, &o.selector) {
+        (Some(n), _) => format!("{kind}/{n}{}", ns_flag(&o.namespace)),
+        (_, Some(s)) => format!("{kind} -l {}{}", shell_quote(s), ns_flag(&o.namespace)),
+        _ => kind,
+    }
+}
+
+fn pod(p: &PodRef, resolved: Option<&str>) -> String {
+    match (resolved, &p.name, &p.selector) {
+        (Some(r), _, _) => format!("{r}{}", ns_flag(&p.namespace)),
+        (None, Some(n), _) => format!("{n}{}", ns_flag(&p.namespace)),
+        (None, None, Some(s)) => {
+            format!("$(kubectl get pod -l {} -o name | head -1){}", shell_quote(s), ns_flag(&p.namespace))
+        }
+        _ => String::new(),
+    }
+}
+
+/// Converts a dotted field path to kubectl's JSONPath (`[name=x]` → `[?(@.name=="x")]`).
+fn jsonpath(path: &str) -> String {
+    let mut out = String::from("{.");
+    let mut in_bracket = false;
+    let mut bracket = String::new();
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_bracket = true;
+                bracket.clear();
+            }
+            ']' => {
+                in_bracket = false;
+                match bracket.split_once('=') {
+                    Some((k, v)) => out.push_str(&format!("[?(@.{k}==\"{v}\")]")),
+                    None => out.push_str(&format!("[{bracket}]")),
+                }
+            }
+            c if in_bracket => bracket.push(c),
+            '.' if out.ends_with(']') => out.push('.'),
+            c => out.push(c),
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// The kubectl equivalent of a step. `resolved_pod` is the pod a selector chose, when known.
+pub fn kubectl(step: &StepFile, resolved_pod: Option<&str>, render: &dyn Fn(&str) -> String) -> String {
+    let text = if let Some(a) = &step.apply {
+        let mut files: Vec<String> = a.files.iter().map(|f| format!("-f {f}")).collect();
+        if a.inline.is_some() {
+            files.push("-f - <<'EOF' (inline manifest)".into());
+        }
+        format!("kubectl apply --server-side {}", files.join(" "))
+    } else if let Some(w) = &step.wait {
+        let timeout = w.timeout.clone().unwrap_or_else(|| "120s".into());
+        if let Some(r) = &w.rollout {
+            format!("kubectl rollout status {} --timeout={timeout}", object(r))
+        } else if let Some(p) = &w.pods_ready {
+            format!(
+                "kubectl wait --for=condition=Ready pod -l {}{} --timeout={timeout}",
+                shell_quote(&p.selector),
+                ns_flag(&p.namespace)
+            )
+        } else if let Some(d) = &w.deleted {
+            format!("kubectl wait --for=delete {} --timeout={timeout}", object(d))
+        } else {
+            String::new()
+        }
+    } else if let Some(e) = &step.exec {
+        let container = e.container.as_ref().map(|c| format!(" -c {c}")).unwrap_or_default();
+        let stdin = if e.stdin.is_some() { " -i" } else { "" };
+        let command: Vec<String> = e.command.iter().map(|a| shell_quote(a)).collect();
+        format!("kubectl exec{stdin} {}{container} -- {}", pod(&e.pod, resolved_pod), command.join(" "))
+    } else if let Some(r) = &step.redis {
+        let auth = r.auth.as_ref().map(|_| " -a \"$REDIS_PASSWORD\" --no-auth-warning").unwrap_or_default();
+        let port = r.port.filter(|p| *p != 6379).map(|p| format!(" -p {p}")).unwrap_or_default();
+        let command: Vec<String> = r.command.iter().map(|a| shell_quote(a)).collect();
+        format!("kubectl exec {} -- redis-cli{port}{auth} {}", pod(&r.pod, resolved_pod), command.join(" "))
+    } else if let Some(a) = &step.assert {
+        let target = match (&a.object.name, &a.object.selector) {
+            (Some(_), _) => object(&a.object),
+            _ => object(&a.object),
+        };
+        let path =
+            if a.object.selector.is_some() { jsonpath(&format!("items[0].{}", a.path)) } else { jsonpath(&a.path) };
+        format!("kubectl get {target} -o jsonpath='{path}'")
+    } else if let Some(d) = &step.delete {
+        let ignore = if d.ignore_missing.unwrap_or(true) { " --ignore-not-found" } else { "" };
+        format!("kubectl delete {}{ignore} --wait", object(&d.object))
+    } else {
+        String::new()
+    };
+    render(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonpath_filters() {
+        assert_eq!(
+            jsonpath("spec.containers[name=redis].resources.requests.cpu"),
+            "{.spec.containers[?(@.name==\"redis\")].resources.requests.cpu}"
+        );
+        assert_eq!(jsonpath("items[0].status.qosClass"), "{.items[0].status.qosClass}");
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("CONFIG"), "CONFIG");
+        assert_eq!(shell_quote("exit 3"), "'exit 3'");
+    }
+}

@@ -1,0 +1,213 @@
+//! What every action needs: the client, the namespace, parameter values, API
+//! resolution, the objects applied so far, and a way to report progress.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Scope;
+use serde_json::Value;
+
+use super::StepError;
+use crate::report::{Event, Redactor, Reporters};
+use crate::scenario::{ObjectRef, PodRef, template};
+
+/// The apiVersion of the built-in kinds, so scenarios need not write it.
+pub fn default_api_version(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "Pod"
+        | "ConfigMap"
+        | "Secret"
+        | "Service"
+        | "Namespace"
+        | "PersistentVolume"
+        | "PersistentVolumeClaim"
+        | "ServiceAccount"
+        | "Endpoints"
+        | "Event"
+        | "Node" => "v1",
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => "apps/v1",
+        "HorizontalPodAutoscaler" => "autoscaling/v2",
+        "StorageClass" => "storage.k8s.io/v1",
+        "Job" | "CronJob" => "batch/v1",
+        _ => return None,
+    })
+}
+
+/// An object the run applied (for cleanup and leftovers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// apiVersion.
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl Applied {
+    /// `kind/name` in kubectl's form (`deployment.apps/redis`).
+    pub fn display(&self) -> String {
+        let group = self.api_version.split_once('/').map(|(g, _)| g).unwrap_or_default();
+        let kind = self.kind.to_lowercase();
+        if group.is_empty() { format!("{kind}/{}", self.name) } else { format!("{kind}.{group}/{}", self.name) }
+    }
+}
+
+/// The run's shared state.
+pub struct Ctx {
+    /// The cluster.
+    pub client: kube::Client,
+    /// The namespace steps default to.
+    pub namespace: String,
+    /// Parameter values.
+    pub vars: BTreeMap<String, String>,
+    /// Hides secrets in everything reported.
+    pub redactor: Mutex<Redactor>,
+    /// Objects applied so far, in order.
+    pub applied: Mutex<Vec<Applied>>,
+    /// Whether waits are capped (verify reads the state as it is).
+    pub wait_cap: Option<std::time::Duration>,
+    resources: Mutex<HashMap<(String, String), (ApiResource, bool)>>,
+    reporters: Arc<Mutex<Reporters>>,
+    current_step: Mutex<String>,
+}
+
+impl Ctx {
+    /// A context for one run.
+    pub fn new(
+        client: kube::Client,
+        namespace: String,
+        vars: BTreeMap<String, String>,
+        redactor: Redactor,
+        reporters: Arc<Mutex<Reporters>>,
+        wait_cap: Option<std::time::Duration>,
+    ) -> Self {
+        Ctx {
+            client,
+            namespace,
+            vars,
+            redactor: Mutex::new(redactor),
+            applied: Mutex::new(Vec::new()),
+            wait_cap,
+            resources: Mutex::new(HashMap::new()),
+            reporters,
+            current_step: Mutex::new(String::new()),
+        }
+    }
+
+    /// Renders `{{ name }}` references with the parameters.
+    pub fn render(&self, text: &str) -> String {
+        template::render(text, &self.vars).unwrap_or_else(|_| text.to_string())
+    }
+
+    /// Sets the step progress messages belong to.
+    pub fn set_step(&self, id: &str) {
+        *self.current_step.lock().unwrap_or_else(|e| e.into_inner()) = id.to_string();
+    }
+
+    /// Reports what a long step is doing.
+    pub fn progress(&self, message: &str) {
+        let id = self.current_step.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let message = self.redact(message);
+        self.reporters.lock().unwrap_or_else(|e| e.into_inner()).emit(&Event::StepProgress { id, message });
+    }
+
+    /// Hides secrets in a text.
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor.lock().unwrap_or_else(|e| e.into_inner()).redact(text)
+    }
+
+    /// The API for a kind: discovered once per run, namespaced or not.
+    pub async fn api(
+        &self,
+        api_version: Option<&str>,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<(Api<DynamicObject>, ApiResource, bool), StepError> {
+        let api_version = match api_version {
+            Some(v) => v.to_string(),
+            None => default_api_version(kind)
+                .ok_or_else(|| StepError::Invalid(format!("kind {kind:?} needs an apiVersion")))?
+                .to_string(),
+        };
+        let key = (api_version.clone(), kind.to_string());
+        let cached = self.resources.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        let (resource, namespaced) = match cached {
+            Some(found) => found,
+            None => {
+                let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+                let gvk = GroupVersionKind::gvk(group, version, kind);
+                let (resource, caps) = kube::discovery::pinned_kind(&self.client, &gvk).await.map_err(|e| match e {
+                    kube::Error::Api(s) if s.code == 404 => {
+                        StepError::Invalid(format!("the cluster does not serve {api_version} {kind}"))
+                    }
+                    other => StepError::from(other),
+                })?;
+                let namespaced = caps.scope == Scope::Namespaced;
+                self.resources.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (resource.clone(), namespaced));
+                (resource, namespaced)
+            }
+        };
+        let ns = namespace.map(String::from).unwrap_or_else(|| self.namespace.clone());
+        let api = if namespaced {
+            Api::namespaced_with(self.client.clone(), &ns, &resource)
+        } else {
+            Api::all_with(self.client.clone(), &resource)
+        };
+        Ok((api, resource, namespaced))
+    }
+
+    /// Finds an object by name, or the first (by name) matching a selector.
+    pub async fn find(&self, object: &ObjectRef) -> Result<Option<Value>, StepError> {
+        let ns = object.namespace.as_deref().map(|n| self.render(n));
+        let (api, _, _) = self.api(object.api_version.as_deref(), &object.kind, ns.as_deref()).await?;
+        if let Some(name) = &object.name {
+            let found = api.get_opt(&self.render(name)).await?;
+            return Ok(found.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)));
+        }
+        let selector = self.render(object.selector.as_deref().unwrap_or_default());
+        let mut items = api.list(&ListParams::default().labels(&selector)).await?.items;
+        items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        // Prefer objects not being deleted (a pod replaced during a rollout).
+        items.sort_by_key(|o| o.metadata.deletion_timestamp.is_some());
+        Ok(items.into_iter().next().map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
+    }
+
+    /// The pods a reference names, Running ones first.
+    pub async fn pods(&self, pod: &PodRef) -> Result<Vec<Value>, StepError> {
+        let ns = pod.namespace.as_deref().map(|n| self.render(n));
+        let (api, _, _) = self.api(Some("v1"), "Pod", ns.as_deref()).await?;
+        let mut items: Vec<Value> = if let Some(name) = &pod.name {
+            api.get_opt(&self.render(name))
+                .await?
+                .into_iter()
+                .map(|o| serde_json::to_value(o).unwrap_or(Value::Null))
+                .collect()
+        } else {
+            let selector = self.render(pod.selector.as_deref().unwrap_or_default());
+            api.list(&ListParams::default().labels(&selector))
+                .await?
+                .items
+                .into_iter()
+                .map(|o| serde_json::to_value(o).unwrap_or(Value::Null))
+                .collect()
+        };
+        items.sort_by_key(|p| {
+            (!crate::kube::conditions::pod_running(p), p["metadata"]["name"].as_str().unwrap_or_default().to_string())
+        });
+        Ok(items)
+    }
+
+    /// How a pod reference reads in messages (`pod app=redis`).
+    pub fn describe_pod(&self, pod: &PodRef) -> String {
+        match (&pod.name, &pod.selector) {
+            (Some(n), _) => format!("pod {}", self.render(n)),
+            (_, Some(s)) => format!("pod -l {}", self.render(s)),
+            _ => "pod".into(),
+        }
+    }
+}

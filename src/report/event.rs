@@ -1,0 +1,231 @@
+//! Events: the only link from the engine to the reporters. The engine emits
+//! them in order; reporters consume them and never call back.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::scenario::StepKind;
+
+/// The cluster as the audit report describes it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Environment {
+    /// `gitVersion` from /version.
+    pub kubernetes_version: String,
+    /// The nodes.
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// One node.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NodeInfo {
+    /// Node name.
+    pub name: String,
+    /// OS image (`Debian GNU/Linux 12 (bookworm)`).
+    pub os_image: String,
+    /// Kernel version.
+    pub kernel: String,
+    /// Container runtime (`containerd://1.7`).
+    pub container_runtime: String,
+}
+
+/// `run` or `verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deploy, check, clean up.
+    Run,
+    /// Checks only, read-only.
+    Verify,
+}
+
+/// What a run is about.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario title.
+    pub title: String,
+    /// Scenario objective.
+    pub objective: String,
+    /// Where the scenario comes from.
+    pub source: Option<String>,
+    /// run or verify.
+    pub mode: Mode,
+    /// Namespace the steps default to.
+    pub namespace: String,
+    /// kubeconfig context.
+    pub context: String,
+    /// API server URL.
+    pub server: String,
+    /// Start time (RFC 3339).
+    pub started_at: String,
+    /// The cluster.
+    pub environment: Environment,
+    /// Parameter values (secrets redacted).
+    pub parameters: Vec<(String, String)>,
+    /// The objects the scenario's manifests declare (kind/name), for the audit.
+    pub resources: Vec<String>,
+}
+
+/// A step about to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepInfo {
+    /// 1-based position.
+    pub index: usize,
+    /// Steps in this run.
+    pub total: usize,
+    /// Step id.
+    pub id: String,
+    /// Step title.
+    pub title: String,
+    /// setup, check or disruptive.
+    pub kind: StepKind,
+    /// The kubectl command that does the same.
+    pub command: String,
+    /// Why it matters.
+    pub explanation: String,
+    /// Points for graders.
+    pub points: Option<u32>,
+    /// What to fix when it fails.
+    pub hint: Option<String>,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The step did what it should; its check holds.
+    Passed,
+    /// A check did not hold.
+    Failed,
+    /// The step could not run (cluster error, invalid manifest).
+    Error,
+    /// Not run.
+    Skipped,
+}
+
+/// A value measured during a step (recovery time, lost keys…).
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// What was measured.
+    pub name: String,
+    /// The value.
+    pub value: f64,
+    /// Its unit (`ms`, `keys`).
+    pub unit: String,
+}
+
+/// What kind of error a step had, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorKind {
+    /// The cluster or the tool broke (exit 2).
+    Infrastructure,
+    /// The scenario or a manifest is wrong (exit 3).
+    Invalid,
+}
+
+/// The outcome of a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    /// Passed, failed, error or skipped.
+    pub status: Status,
+    /// For errors: infrastructure or invalid input.
+    pub error_kind: Option<ErrorKind>,
+    /// The real output (as kubectl would print it).
+    pub output: String,
+    /// What the check expected.
+    pub expected: Option<String>,
+    /// What it found.
+    pub actual: Option<String>,
+    /// Where it looked (object and field, pod and command).
+    pub looked_at: Option<String>,
+    /// A message (error text, skip reason, waits worked through).
+    pub message: Option<String>,
+    /// How long the step took.
+    #[serde(serialize_with = "as_millis")]
+    pub duration: Duration,
+    /// Values measured.
+    pub measurements: Vec<Measurement>,
+    /// Events, pod status and logs collected when the step failed.
+    pub diagnostics: Option<String>,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+impl StepResult {
+    /// A result with the given status and nothing else.
+    pub fn new(status: Status) -> Self {
+        StepResult {
+            status,
+            error_kind: None,
+            output: String::new(),
+            expected: None,
+            actual: None,
+            looked_at: None,
+            message: None,
+            duration: Duration::ZERO,
+            measurements: Vec::new(),
+            diagnostics: None,
+        }
+    }
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// passed, failed, error or interrupted.
+    pub verdict: String,
+    /// Steps that passed.
+    pub passed: usize,
+    /// Checks that failed.
+    pub failed: usize,
+    /// Steps that could not run.
+    pub errors: usize,
+    /// Steps not run.
+    pub skipped: usize,
+    /// Points earned and possible.
+    pub score: (u32, u32),
+    /// Wall time.
+    #[serde(serialize_with = "as_millis")]
+    pub duration: Duration,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// Objects the run created that are still in the cluster after cleanup.
+    pub leftovers: Vec<String>,
+}
+
+/// Everything the engine tells reporters.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The run begins.
+    RunStarted(RunInfo),
+    /// A step begins.
+    StepStarted(StepInfo),
+    /// A long step says what it is waiting for.
+    StepProgress {
+        /// Step id.
+        id: String,
+        /// What is happening.
+        message: String,
+    },
+    /// A step ended.
+    StepFinished(StepInfo, StepResult),
+    /// Cleanup begins.
+    CleanupStarted,
+    /// The run ended.
+    RunFinished(Summary),
+}
+
+/// A consumer of events: terminal progress, JSON, JUnit, audit.
+pub trait Reporter: Send {
+    /// Handles one event.
+    fn event(&mut self, event: &Event);
+    /// Writes whatever the reporter produces; called once at the end.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,114 @@
+//! `--report junit=FILE`: one test case per check (quick-junit), failures with
+//! expected vs actual, and the score as suite properties.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::Reporter;
+use super::event::{Event, Status};
+use crate::scenario::StepKind;
+
+/// Collects checks and writes JUnit XML.
+pub struct JunitReport {
+    path: PathBuf,
+    name: String,
+    cases: Vec<TestCase>,
+    properties: Vec<Property>,
+    duration: Duration,
+    in_cleanup: bool,
+}
+
+impl JunitReport {
+    /// A JUnit report written to `path`.
+    pub fn new(path: PathBuf) -> Self {
+        JunitReport {
+            path,
+            name: "runbook".into(),
+            cases: Vec::new(),
+            properties: Vec::new(),
+            duration: Duration::ZERO,
+            in_cleanup: false,
+        }
+    }
+
+    /// The XML as it stands.
+    pub fn xml(&self) -> anyhow::Result<String> {
+        let mut report = Report::new("runbook");
+        let mut suite = TestSuite::new(self.name.clone());
+        suite.add_test_cases(self.cases.clone());
+        suite.add_properties(self.properties.clone());
+        suite.set_time(self.duration);
+        report.add_test_suite(suite);
+        Ok(report.to_string()?)
+    }
+}
+
+impl Reporter for JunitReport {
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted(info) => self.name = format!("{} ({:?})", info.scenario, info.mode).to_lowercase(),
+            Event::CleanupStarted => self.in_cleanup = true,
+            Event::StepFinished(info, result) if info.kind == StepKind::Check && !self.in_cleanup => {
+                let status = match result.status {
+                    Status::Passed => TestCaseStatus::success(),
+                    Status::Skipped => {
+                        let mut s = TestCaseStatus::skipped();
+                        if let TestCaseStatus::Skipped { message, .. } = &mut s {
+                            *message = result.message.clone().map(Into::into);
+                        }
+                        s
+                    }
+                    Status::Failed | Status::Error => {
+                        let kind = if result.status == Status::Failed {
+                            NonSuccessKind::Failure
+                        } else {
+                            NonSuccessKind::Error
+                        };
+                        let mut s = TestCaseStatus::non_success(kind);
+                        let message = match (&result.expected, &result.actual) {
+                            (Some(e), Some(a)) => format!("expected {e}, actual {a}"),
+                            _ => result.message.clone().unwrap_or_default(),
+                        };
+                        let mut description = String::new();
+                        if let Some(w) = &result.looked_at {
+                            description.push_str(&format!("where: {w}\n"));
+                        }
+                        if let Some(h) = &info.hint {
+                            description.push_str(&format!("hint: {h}\n"));
+                        }
+                        if let Some(d) = &result.diagnostics {
+                            description.push_str(d);
+                        }
+                        if let TestCaseStatus::NonSuccess { message: m, description: d, .. } = &mut s {
+                            *m = Some(message.into());
+                            *d = (!description.is_empty()).then(|| description.into());
+                        }
+                        s
+                    }
+                };
+                let mut case = TestCase::new(info.id.clone(), status);
+                case.set_classname(self.name.clone());
+                case.set_time(result.duration);
+                if !result.output.is_empty() {
+                    case.set_system_out(result.output.clone());
+                }
+                if let Some(p) = info.points {
+                    case.add_property(Property::new("points", p.to_string()));
+                }
+                self.cases.push(case);
+            }
+            Event::RunFinished(summary) => {
+                self.duration = summary.duration;
+                self.properties.push(Property::new("score", format!("{}/{}", summary.score.0, summary.score.1)));
+                self.properties.push(Property::new("verdict", summary.verdict.clone()));
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        std::fs::write(&self.path, self.xml()?).map_err(|e| anyhow::anyhow!("writing {}: {e}", self.path.display()))
+    }
+}

@@ -1,0 +1,138 @@
+//! Progress on the terminal: a spinner with elapsed time per step on a TTY,
+//! plain lines otherwise, only the verdict with `--quiet`.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::Reporter;
+use super::event::{Event, Status};
+
+/// Prints progress to standard output.
+pub struct Progress {
+    quiet: bool,
+    spinner: Option<ProgressBar>,
+    tty: bool,
+}
+
+impl Progress {
+    /// A progress reporter; `quiet` prints only the verdict.
+    pub fn new(quiet: bool) -> Self {
+        Progress { quiet, spinner: None, tty: std::io::stdout().is_terminal() }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.spinner {
+            Some(s) => s.println(text),
+            None => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+            }
+        }
+    }
+}
+
+fn mark(status: Status) -> &'static str {
+    match status {
+        Status::Passed => "PASS",
+        Status::Failed => "FAIL",
+        Status::Error => "ERROR",
+        Status::Skipped => "SKIP",
+    }
+}
+
+impl Reporter for Progress {
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted(info) if !self.quiet => {
+                self.line(&format!(
+                    "{} {} — {} (context {}, namespace {})",
+                    match info.mode {
+                        super::event::Mode::Run => "Running",
+                        super::event::Mode::Verify => "Verifying",
+                    },
+                    info.scenario,
+                    info.title,
+                    info.context,
+                    info.namespace
+                ));
+            }
+            Event::StepStarted(step) if !self.quiet && self.tty => {
+                let spinner = ProgressBar::new_spinner();
+                spinner.set_style(
+                    ProgressStyle::with_template("{spinner} [{prefix}] {msg} {elapsed:.dim}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                spinner.set_prefix(format!("{:>2}/{}", step.index, step.total));
+                spinner.set_message(step.title.clone());
+                spinner.enable_steady_tick(Duration::from_millis(100));
+                self.spinner = Some(spinner);
+            }
+            Event::StepProgress { message, .. } if !self.quiet => {
+                if let Some(s) = &self.spinner {
+                    s.set_message(message.clone());
+                } else if message.contains("waiting it out") {
+                    self.line(&format!("       … {message}"));
+                }
+            }
+            Event::StepFinished(step, result) if !self.quiet => {
+                if let Some(s) = self.spinner.take() {
+                    s.finish_and_clear();
+                }
+                let took = if result.status == Status::Skipped {
+                    String::new()
+                } else {
+                    format!(" ({:.1?})", result.duration)
+                };
+                self.line(&format!(
+                    "[{:>2}/{}] {:<5} {} — {}{took}",
+                    step.index,
+                    step.total,
+                    mark(result.status),
+                    step.id,
+                    step.title
+                ));
+                if let (Some(e), Some(a)) = (&result.expected, &result.actual) {
+                    self.line(&format!("        expected: {e}"));
+                    self.line(&format!("        actual:   {a}"));
+                    if let Some(w) = &result.looked_at {
+                        self.line(&format!("        where:    {w}"));
+                    }
+                    if let Some(h) = &step.hint {
+                        self.line(&format!("        hint:     {h}"));
+                    }
+                }
+                if let Some(m) = &result.message {
+                    self.line(&format!("        {m}"));
+                }
+                if let Some(d) = &result.diagnostics {
+                    for l in d.lines() {
+                        self.line(&format!("        | {l}"));
+                    }
+                }
+            }
+            Event::CleanupStarted if !self.quiet => self.line("Cleaning up"),
+            Event::RunFinished(summary) => {
+                let score = if summary.score.1 > 0 {
+                    format!(", score {}/{}", summary.score.0, summary.score.1)
+                } else {
+                    String::new()
+                };
+                self.line(&format!(
+                    "{}: {} passed, {} failed, {} errors, {} skipped{score} in {:.1?}",
+                    summary.verdict.to_uppercase(),
+                    summary.passed,
+                    summary.failed,
+                    summary.errors,
+                    summary.skipped,
+                    summary.duration
+                ));
+                if !summary.leftovers.is_empty() {
+                    self.line(&format!("left behind in the cluster: {}", summary.leftovers.join(", ")));
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The scenario file format, as written in `scenarios/<name>/scenario.yaml`.
+//! Unknown keys are errors everywhere (a silently ignored key is the most
+//! painful bug a test author can have). docs/scenario.md describes it and
+//! docs/scenario.schema.json is generated from these types.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A scenario: what to deploy and what to prove about it.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScenarioFile {
+    /// Short name, as given to `runbook run NAME`.
+    pub name: String,
+    /// One-line title (the audit report's heading).
+    pub title: String,
+    /// What the scenario achieves (the audit report's objective).
+    pub objective: String,
+    /// Where the scenario comes from (a seed document, a ticket).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Parameters with defaults, overridable with `--set key=value` and
+    /// referenced as `{{ key }}` in steps and manifests.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, Parameter>,
+    /// The steps, in order.
+    pub steps: Vec<StepFile>,
+    /// Steps that always run at the end (after failures and Ctrl-C too) unless `--keep`.
+    #[serde(default)]
+    pub cleanup: Vec<StepFile>,
+}
+
+/// A scenario parameter.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Parameter {
+    /// Value used unless `--set` overrides it.
+    pub default: String,
+    /// What the parameter means.
+    #[serde(default)]
+    pub description: String,
+    /// A secret: redacted from every output and report.
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// What a step does to the cluster; decides when it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// Creates or changes things (apply, delete): `run` only.
+    Setup,
+    /// Reads and compares: `run` and `verify`.
+    Check,
+    /// Breaks things on purpose (failover drills): `run` only, lab or `--allow-disruption`.
+    Disruptive,
+}
+
+/// One step: an id, words for the report, and exactly one action.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StepFile {
+    /// Unique id (used in reports and JUnit test case names).
+    pub id: String,
+    /// What the step does, in a few words.
+    pub title: String,
+    /// Why the step matters (the audit report's explanation).
+    #[serde(default)]
+    pub explanation: String,
+    /// setup, check or disruptive; defaults from the action.
+    #[serde(default)]
+    pub kind: Option<StepKind>,
+    /// Points a grader awards when this check passes.
+    #[serde(default)]
+    pub points: Option<u32>,
+    /// What a learner should fix when this check fails.
+    #[serde(default)]
+    pub hint: Option<String>,
+    /// Server-side apply of manifests.
+    #[serde(default)]
+    pub apply: Option<Apply>,
+    /// Wait for a rollout, ready pods or a deletion.
+    #[serde(default)]
+    pub wait: Option<Wait>,
+    /// Run a command in a pod and check its output.
+    #[serde(default)]
+    pub exec: Option<Exec>,
+    /// Compare a field of a live object.
+    #[serde(default)]
+    pub assert: Option<Assert>,
+    /// Send a Redis command through a port-forward and check the reply.
+    #[serde(default)]
+    pub redis: Option<Redis>,
+    /// Delete an object and wait until it is gone.
+    #[serde(default)]
+    pub delete: Option<Delete>,
+}
+
+/// Server-side apply of manifest files (templated with the parameters).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Apply {
+    /// Manifest files, relative to the scenario file; each may hold several documents.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// A manifest written in the step itself.
+    #[serde(default)]
+    pub inline: Option<String>,
+}
+
+/// An object in the cluster, by name or label selector.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// Kind (`Deployment`, `Pod`, …).
+    pub kind: String,
+    /// apiVersion; defaults by kind for the built-in kinds.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Object name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Label selector (`app=redis`); the first match by name is used.
+    #[serde(default)]
+    pub selector: Option<String>,
+    /// Namespace; defaults to the run's namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// A pod, by name or label selector (the first Running pod by name).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodRef {
+    /// Pod name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Label selector.
+    #[serde(default)]
+    pub selector: Option<String>,
+    /// Namespace; defaults to the run's namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// What to wait for; exactly one of the fields.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Wait {
+    /// A Deployment or StatefulSet whose rollout must complete.
+    #[serde(default)]
+    pub rollout: Option<ObjectRef>,
+    /// Pods matching a selector, all Ready (at least `count`).
+    #[serde(default)]
+    pub pods_ready: Option<PodsReady>,
+    /// An object that must be gone.
+    #[serde(default)]
+    pub deleted: Option<ObjectRef>,
+    /// How long to wait (`90s`, `2m`); default 120s.
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// Ready pods.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodsReady {
+    /// Label selector.
+    pub selector: String,
+    /// How many must be Ready; default 1.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Namespace; defaults to the run's namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// A command in a container.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Exec {
+    /// The pod.
+    pub pod: PodRef,
+    /// The container; defaults to the pod's first.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// The command and its arguments (no shell unless you run one).
+    pub command: Vec<String>,
+    /// Text sent to the command's standard input.
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// What the output must be.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// A field of a live object.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Assert {
+    /// The object.
+    pub object: ObjectRef,
+    /// Field path: dots, `[0]` indexes, `[name=x]` list filters
+    /// (`spec.containers[name=redis].resources.requests.cpu`).
+    pub path: String,
+    /// What the value must be.
+    pub expect: Expect,
+}
+
+/// A Redis command, sent with the Redis protocol through a port-forward.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Redis {
+    /// The pod.
+    pub pod: PodRef,
+    /// Port in the pod; default 6379.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// Authenticate with a password read from a Secret.
+    #[serde(default)]
+    pub auth: Option<SecretKey>,
+    /// What the reply must be.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// One key of a Secret.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretKey {
+    /// Secret name.
+    pub secret: String,
+    /// Key in the Secret.
+    pub key: String,
+}
+
+/// An object to delete.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Delete {
+    /// The object.
+    pub object: ObjectRef,
+    /// A missing object is fine (cleanup); default true.
+    #[serde(default)]
+    pub ignore_missing: Option<bool>,
+    /// How long to wait for it to go; default 60s.
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// Expectations on a value; every one given must hold. Values are compared as
+/// values: a number against a number, a quantity against a quantity.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Expect {
+    /// Exit code of an exec (default 0).
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The exact output lines of an exec.
+    #[serde(default)]
+    pub lines: Option<Vec<String>>,
+    /// One output line of an exec equals this exactly.
+    #[serde(default)]
+    pub line: Option<String>,
+    /// An exec of `netstat -ntl` (or `ss -ntl`) shows a listener on this address (`0.0.0.0:6379`).
+    #[serde(default)]
+    pub listening: Option<String>,
+    /// Pick a field of the reply: a key of a Redis key/value reply
+    /// (`CONFIG GET`, `HGETALL`) or of `INFO` (`role`).
+    #[serde(default)]
+    pub field: Option<String>,
+    /// Equal to this value (numbers compare as numbers, strings exactly).
+    #[serde(default)]
+    pub equals: Option<Value>,
+    /// Equal to one of these values.
+    #[serde(default)]
+    pub one_of: Option<Vec<Value>>,
+    /// Matches this regular expression in full.
+    #[serde(default)]
+    pub matches: Option<String>,
+    /// Equal as a Kubernetes quantity (`1` equals `1000m`).
+    #[serde(default)]
+    pub quantity: Option<String>,
+    /// Equal as a Redis memory size in bytes (`2mb` equals 2097152).
+    #[serde(default)]
+    pub redis_memory: Option<String>,
+    /// A number at least this.
+    #[serde(default)]
+    pub at_least: Option<f64>,
+    /// A number at most this.
+    #[serde(default)]
+    pub at_most: Option<f64>,
+    /// The value exists (true) or does not (false).
+    #[serde(default)]
+    pub exists: Option<bool>,
+}

@@ -1,0 +1,300 @@
+//! Everything `runbook validate` checks before a scenario touches a cluster:
+//! ids, one action per step, read-only checks, templates, manifests, timeouts,
+//! expectations. Each problem names its file, line and column.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::template::{self, line_col};
+use super::{Problem, Scenario, StepFile, StepKind, kind_of};
+use crate::kube::quantity::{Quantity, parse_redis_memory};
+
+/// Parses `90s`, `2m`, `500ms`, `1h`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (n, unit) = t.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+fn actions(step: &StepFile) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for (present, name) in [
+        (step.apply.is_some(), "apply"),
+        (step.wait.is_some(), "wait"),
+        (step.exec.is_some(), "exec"),
+        (step.assert.is_some(), "assert"),
+        (step.redis.is_some(), "redis"),
+        (step.delete.is_some(), "delete"),
+    ] {
+        if present {
+            out.push(name);
+        }
+    }
+    out
+}
+
+struct Checker<'a> {
+    scenario: &'a Scenario,
+    problems: Vec<Problem>,
+    params: BTreeMap<String, String>,
+}
+
+impl Checker<'_> {
+    fn at_step(&mut self, id: &str, message: String) {
+        let line = self.scenario.step_line(id);
+        self.problems.push(Problem {
+            file: self.scenario.path.clone(),
+            line,
+            column: 0,
+            message: format!("step {id:?}: {message}"),
+        });
+    }
+
+    fn at_text(&mut self, file: String, text: &str, offset: usize, message: String) {
+        let (line, column) = line_col(text, offset);
+        self.problems.push(Problem { file, line, column, message });
+    }
+
+    fn check_templates(&mut self, step: &StepFile) {
+        let value = serde_json::to_value(step).unwrap_or(Value::Null);
+        let mut strings = Vec::new();
+        collect_strings(&value, &mut strings);
+        for s in strings {
+            match template::references(&s) {
+                Err(e) => self.at_step(&step.id, e.message),
+                Ok(refs) => {
+                    for (name, _) in refs {
+                        if !self.params.contains_key(&name) {
+                            // Point at the reference in the scenario file itself.
+                            let needle = format!("{{{{ {name} }}}}");
+                            match self
+                                .scenario
+                                .text
+                                .find(&needle)
+                                .or_else(|| self.scenario.text.find(&format!("{{{{{name}}}}}")))
+                            {
+                                Some(offset) => {
+                                    let text = self.scenario.text.clone();
+                                    self.at_text(
+                                        self.scenario.path.clone(),
+                                        &text,
+                                        offset,
+                                        format!("unknown parameter `{name}`"),
+                                    );
+                                }
+                                None => self.at_step(&step.id, format!("unknown parameter `{name}`")),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_manifest(&mut self, step_id: &str, file: String, text: &str) {
+        let rendered = match template::render(text, &self.params) {
+            Ok(r) => r,
+            Err(e) => return self.at_text(file, text, e.offset, e.message),
+        };
+        for (i, doc) in serde_yaml_ng::Deserializer::from_str(&rendered).enumerate() {
+            let value: Value = match serde::Deserialize::deserialize(doc) {
+                Ok(v) => v,
+                Err(e) => {
+                    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+                    let message =
+                        format!("not valid YAML: {}", e.to_string().split(" at line ").next().unwrap_or_default());
+                    self.problems.push(Problem { file: file.clone(), line, column, message });
+                    return;
+                }
+            };
+            if value.is_null() {
+                continue;
+            }
+            for (field, present) in [
+                ("apiVersion", value["apiVersion"].is_string()),
+                ("kind", value["kind"].is_string()),
+                ("metadata.name", value["metadata"]["name"].is_string()),
+            ] {
+                if !present {
+                    self.problems.push(Problem {
+                        file: file.clone(),
+                        line: 0,
+                        column: 0,
+                        message: format!(
+                            "document {} (applied by step {step_id:?}): missing {field}, which kubectl requires",
+                            i + 1
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    fn check_expect(&mut self, id: &str, action: &str, e: &super::Expect) {
+        let exec_only = [
+            ("exitCode", e.exit_code.is_some()),
+            ("lines", e.lines.is_some()),
+            ("line", e.line.is_some()),
+            ("listening", e.listening.is_some()),
+        ];
+        for (name, present) in exec_only {
+            if present && action != "exec" {
+                self.at_step(id, format!("expect.{name} applies to exec steps only"));
+            }
+        }
+        if e.field.is_some() && action != "redis" {
+            self.at_step(id, "expect.field applies to redis steps only".into());
+        }
+        if let Some(re) = &e.matches
+            && let Err(err) = regex::Regex::new(&template::render(re, &self.params).unwrap_or_else(|_| re.clone()))
+        {
+            self.at_step(id, format!("expect.matches is not a valid regular expression: {err}"));
+        }
+        let params = self.params.clone();
+        let render = |t: &str| template::render(t, &params).unwrap_or_else(|_| t.to_string());
+        if let Some(q) = e.quantity.as_deref().map(render)
+            && Quantity::parse(&q).is_err()
+        {
+            self.at_step(id, format!("expect.quantity: {q:?} is not a Kubernetes quantity"));
+        }
+        if let Some(m) = e.redis_memory.as_deref().map(render)
+            && parse_redis_memory(&m).is_none()
+        {
+            self.at_step(id, format!("expect.redisMemory: {m:?} is not a Redis memory size (2mb, 100kb, 1gb)"));
+        }
+    }
+
+    fn check_step(&mut self, step: &StepFile, seen: &mut HashSet<String>) {
+        if step.id.trim().is_empty() {
+            self.at_step(&step.id, "the id must not be empty".into());
+        }
+        if !seen.insert(step.id.clone()) {
+            self.at_step(&step.id, "duplicate step id".into());
+        }
+        let acts = actions(step);
+        if acts.len() != 1 {
+            let found = if acts.is_empty() { "none".to_string() } else { acts.join(", ") };
+            self.at_step(
+                &step.id,
+                format!("a step needs exactly one action (apply, wait, exec, assert, redis, delete); found {found}"),
+            );
+            return;
+        }
+        if kind_of(step) == StepKind::Check && (step.apply.is_some() || step.delete.is_some()) {
+            self.at_step(&step.id, "a check cannot apply or delete: `verify` runs checks and must never write".into());
+        }
+        self.check_templates(step);
+        if let Some(apply) = &step.apply {
+            if apply.files.is_empty() && apply.inline.is_none() {
+                self.at_step(&step.id, "apply needs files or inline".into());
+            }
+            for f in &apply.files {
+                match self.scenario.read(f) {
+                    Ok(text) => self.check_manifest(&step.id, self.scenario.display_path(f), &text),
+                    Err(e) => self.at_step(&step.id, format!("manifest file missing: {e}")),
+                }
+            }
+            if let Some(inline) = &apply.inline {
+                let file = format!("{} (step {:?}, inline)", self.scenario.path, step.id);
+                self.check_manifest(&step.id, file, inline);
+            }
+        }
+        let timeouts =
+            [step.wait.as_ref().and_then(|w| w.timeout.clone()), step.delete.as_ref().and_then(|d| d.timeout.clone())];
+        for t in timeouts.into_iter().flatten() {
+            if parse_duration(&t).is_none() {
+                self.at_step(&step.id, format!("timeout {t:?} is not a duration (90s, 2m, 500ms)"));
+            }
+        }
+        if let Some(w) = &step.wait {
+            let n = [w.rollout.is_some(), w.pods_ready.is_some(), w.deleted.is_some()].iter().filter(|x| **x).count();
+            if n != 1 {
+                self.at_step(&step.id, "wait needs exactly one of rollout, podsReady, deleted".into());
+            }
+        }
+        for (pod, what) in
+            [(step.exec.as_ref().map(|e| &e.pod), "exec.pod"), (step.redis.as_ref().map(|r| &r.pod), "redis.pod")]
+        {
+            if let Some(p) = pod
+                && p.name.is_some() == p.selector.is_some()
+            {
+                self.at_step(&step.id, format!("{what} needs exactly one of name, selector"));
+            }
+        }
+        for (object, what) in [
+            (step.assert.as_ref().map(|a| &a.object), "assert.object"),
+            (step.delete.as_ref().map(|d| &d.object), "delete.object"),
+        ] {
+            if let Some(o) = object
+                && o.name.is_some() == o.selector.is_some()
+            {
+                self.at_step(&step.id, format!("{what} needs exactly one of name, selector"));
+            }
+        }
+        if let Some(exec) = &step.exec {
+            if exec.command.is_empty() {
+                self.at_step(&step.id, "exec.command must not be empty".into());
+            }
+            self.check_expect(&step.id, "exec", &exec.expect);
+        }
+        if let Some(redis) = &step.redis {
+            if redis.command.is_empty() {
+                self.at_step(&step.id, "redis.command must not be empty".into());
+            }
+            self.check_expect(&step.id, "redis", &redis.expect);
+        }
+        if let Some(assert) = &step.assert {
+            self.check_expect(&step.id, "assert", &assert.expect);
+        }
+    }
+}
+
+fn collect_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
+        Value::Object(map) => map.values().for_each(|i| collect_strings(i, out)),
+        _ => {}
+    }
+}
+
+/// Every problem in a scenario (empty when it is valid).
+pub fn validate(scenario: &Scenario) -> Vec<Problem> {
+    let params = scenario.file.parameters.iter().map(|(k, p)| (k.clone(), p.default.clone())).collect();
+    let mut checker = Checker { scenario, problems: Vec::new(), params };
+    let mut seen = HashSet::new();
+    for step in scenario.file.steps.iter().chain(&scenario.file.cleanup) {
+        checker.check_step(step, &mut seen);
+    }
+    for step in &scenario.file.cleanup {
+        if step.apply.is_some() {
+            checker.at_step(&step.id, "cleanup steps delete; they cannot apply".into());
+        }
+    }
+    checker.problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("5"), None);
+    }
+}
