@@ -136,3 +136,16 @@ pub fn scenario_schema() -> String {
     let schema = schemars::schema_for!(crate::scenario::ScenarioFile);
     serde_json::to_string_pretty(&schema).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn published_schema_is_current() {
+        let published = include_str!("../../docs/scenario.schema.json");
+        assert_eq!(
+            published.trim(),
+            super::scenario_schema().trim(),
+            "run `runbook schema > docs/scenario.schema.json`"
+        );
+    }
+}

@@ -2,7 +2,9 @@
 //! embedded lab. One harness binary; modules by theme.
 
 mod common;
+mod engine;
 mod lab_api_kube;
 mod lab_api_kubectl;
 mod lab_cli;
 mod lab_pods;
+mod reports;

@@ -45,6 +45,12 @@ pub fn resolve(image: &str, extra: &[(String, String)]) -> Result<ImageInfo, Str
             redis_entrypoint: false,
         });
     }
+    if official && repo == "redis" && !redis_tag_exists(image) {
+        return Err(format!(
+            "manifest for {image} not found: the official redis image has tags like latest, alpine, 7, 7.4, \
+             7.4.1-alpine, 5.0.1-alpine, bookworm"
+        ));
+    }
     if official && repo == "redis" {
         return Ok(ImageInfo {
             entrypoint: vec!["docker-entrypoint.sh".into()],
@@ -67,6 +73,31 @@ pub fn resolve(image: &str, extra: &[(String, String)]) -> Result<ImageInfo, Str
         "image {image:?} is not available in the runbook lab: it runs official redis images (any tag) with Debian's \
          Redis, and busybox/alpine/debian/ubuntu with the host's shell"
     ))
+}
+
+/// Whether a redis image tag has the shape the official image publishes
+/// (`latest`, `alpine`, `7`, `7.4`, `7.4.1-alpine`, `6.2-bookworm`…), so a
+/// mistyped tag fails to pull in the lab as it would on a real cluster.
+pub fn redis_tag_exists(image: &str) -> bool {
+    if image.contains('@') {
+        return true;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let Some((_, tag)) = last.split_once(':') else { return true };
+    const VARIANTS: &[&str] = &["alpine", "bookworm", "bullseye", "buster", "trixie"];
+    let (version, variant) = match tag.split_once('-') {
+        Some((v, variant)) => (v, Some(variant)),
+        None => (tag, None),
+    };
+    let variant_ok =
+        variant.is_none_or(|v| VARIANTS.contains(&v) || v.strip_prefix("alpine").is_some_and(|n| n.starts_with('3')));
+    let version_ok = version == "latest"
+        || VARIANTS.contains(&version) && variant.is_none()
+        || (!version.is_empty()
+            && version.split('.').count() <= 3
+            && version.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+            && version.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| (2..=8).contains(&m)));
+    variant_ok && version_ok
 }
 
 /// The official redis image's docker-entrypoint.sh, applied to `args`:
@@ -126,6 +157,26 @@ mod tests {
         let err = resolve("nginx:latest", &[]).unwrap_err();
         assert!(err.contains("not available in the runbook lab"), "{err}");
         assert!(resolve("bitnami/redis:7", &[]).is_err(), "a non-official redis has another entrypoint");
+    }
+
+    #[test]
+    fn redis_tags_like_the_official_image() {
+        for ok in [
+            "redis",
+            "redis:alpine",
+            "redis:7.4.1-alpine",
+            "redis:5.0.1-alpine",
+            "redis:6.2-alpine",
+            "redis:latest",
+            "redis:7-bookworm",
+            "redis:7.2-alpine3.19",
+        ] {
+            assert!(redis_tag_exists(ok), "{ok}");
+        }
+        for bad in ["redis:does-not-exist", "redis:alpne", "redis:99", "redis:7.4.1.2", "redis:7-alpine-x"] {
+            assert!(!redis_tag_exists(bad), "{bad}");
+        }
+        assert!(resolve("redis:alpne", &[]).unwrap_err().contains("not found"));
     }
 
     #[test]

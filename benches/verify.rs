@@ -1,0 +1,78 @@
+//! `runbook verify redis-cache` against the seed-000 kubectl command sequence
+//! for the same checks, on the same lab with the same deployment. Both are
+//! measured as a user runs them, whole processes included.
+//! `cargo bench --bench verify`; `cargo test` smoke-runs it.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The seed's checks as its audit ran them: one kubectl process per check.
+const KUBECTL_SEQUENCE: &str = r#"
+set -e
+kubectl describe configmaps my-redis-config >/dev/null
+kubectl get deployment redis-deployment >/dev/null
+kubectl get deployment redis-deployment -o jsonpath='{.spec.template.spec.containers[0].image}' >/dev/null
+POD=$(kubectl get pods -l app=redis -o jsonpath='{.items[0].metadata.name}')
+kubectl exec "$POD" -- redis-cli CONFIG GET maxmemory >/dev/null
+kubectl exec "$POD" -- ls /redis-master >/dev/null
+kubectl exec "$POD" -- netstat -ntupl | grep 6379 >/dev/null
+kubectl exec "$POD" -- redis-cli ping >/dev/null
+kubectl exec "$POD" -- touch /redis-master-data/testfile
+kubectl describe pod "$POD" | grep -A3 Requests >/dev/null
+kubectl describe pod "$POD" | grep QoS >/dev/null
+"#;
+
+fn time(mut cmd: Command) -> Duration {
+    let started = Instant::now();
+    let out = cmd.output().expect("runs");
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    took
+}
+
+fn main() {
+    let runbook = runbook::lab::find_helper().expect("runbook binary built");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab");
+    let ok = Command::new(&runbook).args(["lab", "up", "--detach", "--state-dir"]).arg(&state).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let kubeconfig = state.join("kubeconfig");
+    let kubectl = |args: &[&str]| {
+        let mut c = Command::new("kubectl");
+        c.args(args).env("KUBECONFIG", &kubeconfig).env("KUBECACHEDIR", dir.path().join("cache"));
+        c
+    };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/redis-cache/good.yaml");
+    time(kubectl(&["apply", "-f", &fixture.display().to_string()]));
+    time(kubectl(&["rollout", "status", "deployment/redis-deployment", "--timeout=60s"]));
+    // Warm kubectl's discovery cache so it is measured at its best.
+    time(kubectl(&["get", "pods"]));
+
+    let n = common::iterations(10);
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..n {
+        let mut verify = Command::new(&runbook);
+        verify.args(["verify", "redis-cache", "--quiet", "--kubeconfig"]).arg(&kubeconfig);
+        ours.push(time(verify));
+        let mut script = Command::new("bash");
+        script
+            .args(["-c", KUBECTL_SEQUENCE])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECACHEDIR", dir.path().join("cache"));
+        theirs.push(time(script));
+    }
+    let a = common::report("runbook verify redis-cache (11 checks)", ours, Duration::from_millis(500));
+    let b = common::report("seed kubectl sequence (same checks)", theirs, Duration::from_secs(10));
+    let ratio = b.as_secs_f64() / a.as_secs_f64();
+    println!(
+        "{:<44} {ratio:.1}x faster (target at least 5x: {})",
+        "runbook vs kubectl",
+        if ratio >= 5.0 { "meets" } else { "MISSES" }
+    );
+    let down = Command::new(&runbook).args(["lab", "down", "--state-dir"]).arg(&state).output().unwrap();
+    assert!(down.status.success());
+}

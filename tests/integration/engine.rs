@@ -1,0 +1,240 @@
+//! The runbook binary against the lab: `run` end to end with reports,
+//! `verify` on deliberately broken deployments, invalid scenarios, no cluster.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::TestLab;
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path)
+}
+
+/// Runs the runbook binary with a clean environment: HOME in `home`, no KUBECONFIG.
+pub async fn runbook(args: &[&str], home: &Path) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(args)
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .env("TMPDIR", home)
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Step id → (status, expected, actual) from a JSON report.
+fn statuses(report: &Path) -> BTreeMap<String, (String, String, String)> {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let field = |k: &str| s[k].as_str().unwrap_or_default().to_string();
+            (field("id"), (field("status"), field("expected"), field("actual")))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn run_without_a_kubeconfig_uses_the_lab_and_passes_with_reports() {
+    let home = tempfile::tempdir().unwrap();
+    let (json, junit, audit) = (home.path().join("r.json"), home.path().join("r.xml"), home.path().join("r.md"));
+    let args = [
+        "run",
+        "redis-cache",
+        "--report",
+        &format!("json={}", json.display()),
+        "--report",
+        &format!("junit={}", junit.display()),
+        "--report",
+        &format!("audit={}", audit.display()),
+    ];
+    let out = runbook(&args, home.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("no kubeconfig found: running on the embedded lab"), "{}", text(&out));
+    let steps = statuses(&json);
+    assert_eq!(steps.len(), 13);
+    assert!(steps.values().all(|(s, _, _)| s == "passed"), "{steps:?}");
+
+    // JUnit: well-formed XML with one test case per check, read by a real parser.
+    let parsed = std::process::Command::new("python3")
+        .args(["-c", "import sys,xml.etree.ElementTree as E; r=E.parse(sys.argv[1]).getroot(); s=r.find('testsuite'); print(s.get('tests'), s.get('failures'), len(s.findall('testcase')))"])
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout).trim(),
+        "11 0 11",
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+
+    // The audit report reads like the seed: command, real output, explanation.
+    let md = std::fs::read_to_string(&audit).unwrap();
+    assert!(md.starts_with("# Deploying and Verifying Redis as an In-Memory Cache on Kubernetes\n"));
+    let step = md
+        .split("## Step 7: Verify Redis configuration (maxmemory)")
+        .nth(1)
+        .expect("step 7")
+        .split("---")
+        .next()
+        .unwrap();
+    assert!(step.contains("-- redis-cli CONFIG GET maxmemory\n"), "{step}");
+    assert!(step.contains("1) \"maxmemory\"\n2) \"2097152\""), "{step}");
+    assert!(step.contains("### Result: PASSED"), "{step}");
+    assert!(md.contains("**PASSED**: 13 passed, 0 failed"), "{md}");
+}
+
+/// Applies a fixture as a learner would, then grades it with `verify`.
+async fn verify_fixture(
+    name: &str,
+    wait_for_rollout: bool,
+) -> (Option<i32>, BTreeMap<String, (String, String, String)>, String) {
+    let t = TestLab::with_pods().await;
+    let manifest = std::fs::read_to_string(fixture(&format!("redis-cache/{name}.yaml"))).unwrap();
+    t.kubectl_stdin(&["apply", "-f", "-"], &manifest).await;
+    if wait_for_rollout {
+        t.kubectl(&["rollout", "status", "deployment/redis-deployment", "--timeout=60s"]).await;
+    }
+    let report = t.dir.path().join("verify.json");
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let before = t.lab.store.current_rv();
+    let out = runbook(
+        &["verify", "redis-cache", "--kubeconfig", &kubeconfig, "--report", &format!("json={}", report.display())],
+        t.dir.path(),
+    )
+    .await;
+    if wait_for_rollout {
+        assert_eq!(t.lab.store.current_rv(), before, "verify changed the cluster:\n{}", text(&out));
+    }
+    (out.status.code(), statuses(&report), text(&out))
+}
+
+fn failed(steps: &BTreeMap<String, (String, String, String)>) -> Vec<&str> {
+    steps.iter().filter(|(_, (s, _, _))| s == "failed").map(|(id, _)| id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn verify_passes_a_good_deployment_and_changes_nothing() {
+    let (code, steps, out) = verify_fixture("good", true).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(steps.len(), 11, "verify runs the checks only");
+    assert!(failed(&steps).is_empty(), "{out}");
+}
+
+#[tokio::test]
+async fn verify_maxmemory_4mb_fails_exactly_the_memory_checks() {
+    let (code, steps, out) = verify_fixture("maxmemory-4mb", true).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(failed(&steps), ["maxmemory", "verify-configmap"], "{out}");
+    assert_eq!(steps["maxmemory"], ("failed".into(), "2097152 (2mb)".into(), "4194304".into()));
+    assert_eq!(steps["verify-configmap"].2, "maxmemory 4mb");
+}
+
+#[tokio::test]
+async fn verify_cpu_500m_fails_exactly_the_cpu_check() {
+    let (code, steps, out) = verify_fixture("cpu-500m", true).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(failed(&steps), ["cpu-request"], "{out}");
+    assert_eq!(steps["cpu-request"], ("failed".into(), "1 (as a quantity)".into(), "500m".into()));
+}
+
+#[tokio::test]
+async fn verify_unmounted_configmap_fails_the_mount_and_memory_checks() {
+    let (code, steps, out) = verify_fixture("configmap-not-mounted", true).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(failed(&steps), ["config-mounted", "maxmemory"], "{out}");
+    assert_eq!(steps["maxmemory"].2, "0");
+    assert!(steps["config-mounted"].2.starts_with("exit code 2"), "{:?}", steps["config-mounted"]);
+}
+
+#[tokio::test]
+async fn verify_wrong_image_fails_the_image_and_runtime_checks() {
+    let (code, steps, out) = verify_fixture("wrong-image", false).await;
+    assert_eq!(code, Some(1), "{out}");
+    let expected_failures = [
+        "config-mounted",
+        "container-image",
+        "data-writable",
+        "deployment-ready",
+        "maxmemory",
+        "ping",
+        "port-listening",
+        "rollout-complete",
+    ];
+    assert_eq!(failed(&steps), expected_failures, "{out}");
+    assert_eq!(steps["container-image"], ("failed".into(), "redis:alpine".into(), "nginx:1.27".into()));
+    assert!(steps["rollout-complete"].2.contains("updated replicas are available"), "{:?}", steps["rollout-complete"]);
+    assert!(out.contains("ImagePullBackOff") || out.contains("ErrImagePull"), "diagnostics name the cause:\n{out}");
+    for passing in ["verify-configmap", "cpu-request", "qos-class"] {
+        assert_eq!(steps[passing].0, "passed", "{passing}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_scenarios_exit_3_with_file_line_column() {
+    let home = tempfile::tempdir().unwrap();
+    for (file, message) in [
+        ("unknown-key.yaml", "unknown-key.yaml:10:7: steps[0].redis: unknown field `expct`"),
+        ("missing-file.yaml", "missing-file.yaml:5: step \"deploy\": manifest file missing: manifests/nope.yaml"),
+        ("bad-template.yaml", "bad-template.yaml:12:35: unknown parameter `max_memory`"),
+        ("check-that-writes.yaml", "check-that-writes.yaml:5: step \"sneaky\": a check cannot apply or delete"),
+        ("bad-manifest.yaml", "manifests/no-name.yaml: document 1 (applied by step \"deploy\"): missing metadata.name"),
+    ] {
+        let path = fixture(&format!("scenarios/{file}"));
+        let out = runbook(&["validate", &path.display().to_string()], home.path()).await;
+        assert_eq!(out.status.code(), Some(3), "{file}: {}", text(&out));
+        assert!(text(&out).contains(message), "{file}: expected {message:?} in\n{}", text(&out));
+        let out = runbook(&["run", "-f", &path.display().to_string(), "--lab"], home.path()).await;
+        assert_eq!(out.status.code(), Some(3), "run refuses {file} before touching a cluster");
+    }
+    let out = runbook(&["validate", "redis-cache"], home.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[tokio::test]
+async fn a_manifest_the_server_rejects_exits_3_and_cleans_up() {
+    let t = TestLab::with_pods().await;
+    let path = fixture("scenarios/server-rejects.yaml");
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let out = runbook(&["run", "-f", &path.display().to_string(), "--kubeconfig", &kubeconfig], t.dir.path()).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("the server rejected Deployment \"mismatched\""), "{}", text(&out));
+    assert!(t.lab.store.get("configmaps", "default", "first").is_none(), "what the run applied was removed");
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_exits_2_quickly() {
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = home.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = runbook(&["verify", "redis-cache", "--kubeconfig", &kubeconfig.display().to_string()], home.path()).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("cannot reach the cluster at https://127.0.0.1:1/"), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn unknown_parameters_and_scenarios_exit_3() {
+    let home = tempfile::tempdir().unwrap();
+    let out = runbook(&["plan", "redis-cache", "--set", "nope=1"], home.path()).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let out = runbook(&["run", "no-such-scenario", "--lab"], home.path()).await;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out).contains("no scenario named \"no-such-scenario\""), "{}", text(&out));
+}
