@@ -43,8 +43,34 @@ pub async fn password(ctx: &Ctx, auth: &SecretKey, namespace: &str) -> Result<St
     Ok(value)
 }
 
-/// Opens a Redis connection to `pod`'s `port` through a port-forward.
+/// How long a Redis that is not accepting connections yet is waited for: a pod
+/// without a readiness probe is Ready as soon as its process starts.
+pub const CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens a Redis connection to `pod`'s `port` through a port-forward, retrying
+/// with back-off while the server is not accepting connections yet.
 pub async fn connect(
+    ctx: &Ctx,
+    pod: &Value,
+    port: u16,
+    password: Option<String>,
+) -> Result<redis::aio::MultiplexedConnection, StepError> {
+    let started = std::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(50);
+    loop {
+        match connect_once(ctx, pod, port, password.clone()).await {
+            Ok(conn) => return Ok(conn),
+            Err(StepError::Failed { actual, .. }) if started.elapsed() + delay < CONNECT_PATIENCE => {
+                ctx.progress(&format!("Redis not answering yet ({actual}); retrying"));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn connect_once(
     ctx: &Ctx,
     pod: &Value,
     port: u16,
@@ -63,12 +89,17 @@ pub async fn connect(
     if let Some(p) = password {
         info = info.set_password(p);
     }
-    let (conn, driver) =
+    let (mut conn, driver) =
         redis::aio::MultiplexedConnection::new_with_config(&info, stream, redis::AsyncConnectionConfig::default())
             .await
             .map_err(|e| redis_error(ctx, e, name, port))?;
     tokio::spawn(driver);
-    Ok(conn)
+    // A forwarded port whose server is not listening yet accepts and then
+    // drops: a PING proves a Redis is behind it (an auth error counts too).
+    match query(&mut conn, &["PING".to_string()]).await {
+        Ok(_) => Ok(conn),
+        Err(e) => Err(redis_error(ctx, e, name, port)),
+    }
 }
 
 fn redis_error(ctx: &Ctx, e: redis::RedisError, pod: &str, port: u16) -> StepError {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod controllers;
 pub mod kubelet;
+pub mod net;
 pub mod state_dir;
 pub mod tls;
 
@@ -106,6 +107,10 @@ impl Lab {
                 pods: Default::default(),
             });
             tasks.push(tokio::spawn(kubelet::run(ctx.clone())));
+            let dns_addr = std::net::SocketAddr::from((kubelet::network::GATEWAY, 53));
+            tasks.push(net::dns::start(store.clone(), network.holder_pid(), dns_addr, shutdown.clone())?);
+            let proxy = net::proxy::ServiceProxy::new(store.clone(), network.holder_pid(), shutdown.clone());
+            tasks.push(tokio::spawn(proxy.run()));
             (Some(network), Some(ctx))
         } else {
             (None, None)

@@ -238,3 +238,14 @@ async fn unknown_parameters_and_scenarios_exit_3() {
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out).contains("no scenario named \"no-such-scenario\""), "{}", text(&out));
 }
+
+/// Regression: a `redis` check right after a rollout failed with "broken pipe"
+/// because a pod without a readiness probe is Ready before Redis listens.
+#[tokio::test]
+async fn redis_check_waits_for_a_server_that_starts_late() {
+    let t = TestLab::with_pods().await;
+    let path = fixture("scenarios/late-redis.yaml");
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let out = runbook(&["run", "-f", &path.display().to_string(), "--kubeconfig", &kubeconfig], t.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

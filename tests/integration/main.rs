@@ -7,4 +7,5 @@ mod lab_api_kube;
 mod lab_api_kubectl;
 mod lab_cli;
 mod lab_pods;
+mod lab_stateful;
 mod reports;

@@ -18,7 +18,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"\* Node: .*", "* Node: [node]"),
         (r#""(os_image|kernel)": "[^"]*""#, r#""$1": "[redacted]""#),
         (r"in \d+(\.\d+)?(ms|s)", "in [duration]"),
-        (r"\d+/redis-server", "[pid]/redis-server"),
+        (r"(?m)\d+/redis-server.*$", "[pid]/redis-server"),
         (r#"time="[\d.]+""#, r#"time="[s]""#),
     ]
 }

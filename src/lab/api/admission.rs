@@ -310,6 +310,9 @@ pub fn apply_defaults(rt: &ResourceType, object: &mut Value) {
                 object["status"] = json!({"phase": "Pending"});
             }
         }
+        "HorizontalPodAutoscaler" => {
+            default_field(&mut object["spec"], "minReplicas", json!(1));
+        }
         "PersistentVolumeClaim" => {
             default_field(&mut object["spec"], "volumeMode", json!("Filesystem"));
             if object["status"]["phase"].is_null() {

@@ -150,6 +150,13 @@ fn group_version_paths() -> Vec<(String, &'static str, &'static str)> {
     out
 }
 
+/// `/openapi/v2`: an empty Swagger document. kubectl asks for it only to
+/// validate `kind: List` client-side; with no definitions it leaves validation
+/// to the server, which is what it does for every other kind here.
+pub fn openapi_v2() -> Value {
+    json!({"swagger": "2.0", "info": {"title": "runbook lab", "version": "v1.33.0"}, "paths": {}, "definitions": {}})
+}
+
 /// `/openapi/v3`: the index of per-group documents.
 pub fn openapi_index() -> Value {
     let mut paths = serde_json::Map::new();

@@ -55,6 +55,12 @@ async fn dispatch_inner(state: Arc<ApiState>, req: Request) -> ApiResult<Respons
         Route::Group(g) => Ok(json_response(200, &discovery::group(&g))),
         Route::ResourceList(g, v) => Ok(json_response(200, &discovery::resource_list(&g, &v))),
         Route::OpenApiIndex => Ok(json_response(200, &discovery::openapi_index())),
+        Route::OpenApiV2 if accept.contains("protobuf") => {
+            // An empty message is a valid (empty) gnostic OpenAPI v2 Document.
+            Ok(([("content-type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")], Vec::<u8>::new())
+                .into_response())
+        }
+        Route::OpenApiV2 => Ok(json_response(200, &discovery::openapi_v2())),
         Route::OpenApiGroup(path) => discovery::openapi_group(&path)
             .map(|doc| json_response(200, &doc))
             .ok_or_else(|| ApiError::no_route(req.uri().path())),

@@ -3,6 +3,7 @@
 //! the protobuf bodies kubectl's generators send.
 
 pub mod admission;
+pub mod allocate;
 pub mod discovery;
 pub mod handlers;
 pub mod objects;

@@ -143,6 +143,7 @@ pub fn create(
         }
     }
     admission::apply_defaults(rt, &mut object);
+    super::allocate::on_create(store, rt, &mut object)?;
     admission::validate(rt, &object)?;
     object["metadata"]["uid"] = json!(new_uid());
     object["metadata"]["creationTimestamp"] = json!(now());
@@ -198,6 +199,7 @@ pub fn update(
             if rt.kind == "Secret" {
                 admission::fold_string_data(&mut object);
             }
+            super::allocate::on_update(rt, &current, &mut object);
             object
         }
     };

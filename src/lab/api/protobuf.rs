@@ -57,6 +57,11 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
             let ns = core::Namespace::decode(raw.as_slice()).map_err(decode_err)?;
             json!({"metadata": object_meta(ns.metadata), "spec": {}})
         }
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => {
+            let h =
+                k8s_pb::api::autoscaling::v2::HorizontalPodAutoscaler::decode(raw.as_slice()).map_err(decode_err)?;
+            json!({"metadata": object_meta(h.metadata), "spec": hpa_spec(h.spec.unwrap_or_default())?})
+        }
         ("apps/v1", "Deployment") => {
             let d = apps::Deployment::decode(raw.as_slice()).map_err(decode_err)?;
             json!({"metadata": object_meta(d.metadata), "spec": deployment_spec(d.spec.unwrap_or_default())?})
@@ -64,7 +69,7 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
         _ => {
             return Err(ApiError::unsupported_media(&format!(
                 "{PROTOBUF_CONTENT_TYPE} for {api_version} {kind} (the lab reads protobuf only for ConfigMap, \
-                 Secret, Namespace and Deployment; send JSON)"
+                 Secret, Namespace, Deployment and HorizontalPodAutoscaler; send JSON)"
             )));
         }
     };
@@ -123,6 +128,34 @@ fn deployment_spec(spec: apps::DeploymentSpec) -> ApiResult<Value> {
     }
     let containers: Vec<Value> = pod.containers.into_iter().map(container).collect::<ApiResult<_>>()?;
     out["template"] = json!({"metadata": object_meta(template.metadata), "spec": {"containers": containers}});
+    Ok(out)
+}
+
+fn hpa_spec(spec: k8s_pb::api::autoscaling::v2::HorizontalPodAutoscalerSpec) -> ApiResult<Value> {
+    let target = spec.scale_target_ref.unwrap_or_default();
+    let mut metrics = Vec::new();
+    for m in spec.metrics {
+        let Some(resource) = m.resource else { return Err(unsupported("HPA metrics other than Resource")) };
+        let t = resource.target.unwrap_or_default();
+        let mut target_json = json!({"type": t.r#type.unwrap_or_default()});
+        if let Some(u) = t.average_utilization {
+            target_json["averageUtilization"] = json!(u);
+        }
+        if let Some(v) = t.average_value.and_then(|q| q.string) {
+            target_json["averageValue"] = json!(v);
+        }
+        metrics.push(
+            json!({"type": "Resource", "resource": {"name": resource.name.unwrap_or_default(), "target": target_json}}),
+        );
+    }
+    let mut out = json!({
+        "scaleTargetRef": {"apiVersion": target.api_version.unwrap_or_default(), "kind": target.kind.unwrap_or_default(), "name": target.name.unwrap_or_default()},
+        "maxReplicas": spec.max_replicas.unwrap_or_default(),
+        "metrics": metrics,
+    });
+    if let Some(min) = spec.min_replicas {
+        out["minReplicas"] = json!(min);
+    }
     Ok(out)
 }
 

@@ -21,6 +21,8 @@ pub enum Route {
     Group(String),
     /// `/api/v1`, `/apis/GROUP/VERSION`.
     ResourceList(String, String),
+    /// `/openapi/v2`.
+    OpenApiV2,
     /// `/openapi/v3`.
     OpenApiIndex,
     /// `/openapi/v3/api/v1`, `/openapi/v3/apis/GROUP/VERSION`.
@@ -54,6 +56,7 @@ pub fn parse(path: &str) -> ApiResult<Route> {
         ["healthz" | "readyz" | "livez", ..] => Ok(Route::Health),
         ["api"] => Ok(Route::CoreVersions),
         ["apis"] => Ok(Route::Groups),
+        ["openapi", "v2"] => Ok(Route::OpenApiV2),
         ["openapi", "v3"] => Ok(Route::OpenApiIndex),
         ["openapi", "v3", rest @ ..] => Ok(Route::OpenApiGroup(rest.join("/"))),
         ["apis", group] if resources::GROUPS.contains(group) => Ok(Route::Group(group.to_string())),

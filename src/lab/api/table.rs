@@ -272,6 +272,22 @@ fn columns_for(kind: &str) -> Vec<Column> {
                     s(&o["spec"]["scaleTargetRef"]["name"])
                 ))
             }),
+            col("Targets", |o, _| {
+                let targets: Vec<String> = o["spec"]["metrics"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| {
+                        let t = &m["resource"]["target"];
+                        let name = m["resource"]["name"].as_str().unwrap_or_default();
+                        match t["averageUtilization"].as_i64() {
+                            Some(u) => format!("{name}: <unknown>/{u}%"),
+                            None => format!("{name}: <unknown>/{}", s(&t["averageValue"])),
+                        }
+                    })
+                    .collect();
+                json!(if targets.is_empty() { "<none>".to_string() } else { targets.join(", ") })
+            }),
             col("MinPods", |o, _| o["spec"]["minReplicas"].clone()),
             col("MaxPods", |o, _| o["spec"]["maxReplicas"].clone()),
             col("Replicas", |o, _| json!(o["status"]["currentReplicas"].as_i64().unwrap_or(0))),

@@ -2,9 +2,13 @@
 //! operations as the HTTP API.
 
 pub mod deployment;
+pub mod endpoints;
 pub mod gc;
+pub mod hpa;
 pub mod namespaces;
 pub mod replicaset;
+pub mod statefulset;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -19,7 +23,26 @@ pub fn start(store: Arc<Store>, shutdown: CancellationToken) -> Vec<tokio::task:
         spawn_on_changes(store.clone(), shutdown.clone(), gc::on_change),
         spawn_on_changes(store.clone(), shutdown.clone(), namespaces::on_change),
         spawn_reconciler(store.clone(), shutdown.clone(), &["replicasets", "pods"], replicaset::reconcile_all),
-        spawn_reconciler(store, shutdown, &["deployments", "replicasets"], deployment::reconcile_all),
+        spawn_reconciler(store.clone(), shutdown.clone(), &["deployments", "replicasets"], deployment::reconcile_all),
+        spawn_reconciler(
+            store.clone(),
+            shutdown.clone(),
+            &["statefulsets", "pods", "persistentvolumeclaims"],
+            statefulset::reconcile_all,
+        ),
+        spawn_reconciler(
+            store.clone(),
+            shutdown.clone(),
+            &["persistentvolumes", "persistentvolumeclaims", "storageclasses"],
+            volumes::reconcile_all,
+        ),
+        spawn_reconciler(store.clone(), shutdown.clone(), &["services", "pods", "endpoints"], endpoints::reconcile_all),
+        spawn_reconciler(
+            store,
+            shutdown,
+            &["horizontalpodautoscalers", "deployments", "statefulsets"],
+            hpa::reconcile_all,
+        ),
     ]
 }
 

@@ -26,3 +26,18 @@ pub async fn connect_in_netns(pid: u32, addr: SocketAddr, timeout: Duration) -> 
     let stream = rx.await.map_err(|_| std::io::Error::other("connect thread died"))??;
     tokio::net::TcpStream::from_std(stream)
 }
+
+/// Runs `f` on a fresh thread inside the network namespace of process `pid`
+/// (to bind listeners there; the sockets stay in that namespace).
+pub fn in_netns<T: Send + 'static>(
+    pid: u32,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+        f()
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("netns thread panicked"))?
+}

@@ -17,6 +17,8 @@ use super::process::{SpawnMode, host_child};
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
 const PREFIX: u8 = 16;
 const BRIDGE: &str = "rb0";
+/// Service ClusterIPs: all local to the lab network, where the proxy listens.
+pub const SERVICE_CIDR: &str = "10.96.0.0/16";
 
 /// The lab network and its address pool.
 pub struct LabNetwork {
@@ -63,7 +65,8 @@ impl LabNetwork {
         ip_batch(
             holder_pid,
             &format!(
-                "link set lo up\nlink add {BRIDGE} type bridge\naddr add {GATEWAY}/{PREFIX} dev {BRIDGE}\nlink set {BRIDGE} up\n"
+                "link set lo up\nlink add {BRIDGE} type bridge\naddr add {GATEWAY}/{PREFIX} dev {BRIDGE}\nlink set {BRIDGE} up\n\
+                 route add local {SERVICE_CIDR} dev lo table local\n"
             ),
         )
         .await?;
