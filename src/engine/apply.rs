@@ -32,6 +32,7 @@ pub fn documents(
     for (file, text) in sources {
         let rendered =
             template::render(&text, ctx_vars).map_err(|e| StepError::Invalid(format!("{file}: {}", e.message)))?;
+        let rendered = yaml11_octals(&rendered);
         for doc in serde_yaml_ng::Deserializer::from_str(&rendered) {
             let value: Value =
                 serde::Deserialize::deserialize(doc).map_err(|e| StepError::Invalid(format!("{file}: {e}")))?;
@@ -43,10 +44,23 @@ pub fn documents(
     Ok(docs)
 }
 
+/// Rewrites YAML 1.1 octal integers (`defaultMode: 0755`) as decimal, so the
+/// manifests mean what they mean to kubectl (YAML 1.1), not 755 as YAML 1.2
+/// reads them.
+pub fn yaml11_octals(text: &str) -> String {
+    let re =
+        regex::Regex::new(r"(?m)^(\s*(?:- )?[A-Za-z0-9_.-]+:[ \t]+)0([0-7]+)([ \t]*(?:#.*)?)$").expect("static regex");
+    re.replace_all(text, |c: &regex::Captures| {
+        let value = u64::from_str_radix(&c[2], 8).unwrap_or(0);
+        format!("{}{value}{}", &c[1], &c[3])
+    })
+    .into_owned()
+}
+
 /// Applies every document; stops at the first the server refuses.
 pub async fn run(ctx: &Ctx, scenario: &Scenario, apply: &Apply) -> Result<Done, StepError> {
     let mut lines = Vec::new();
-    for (file, mut doc) in documents(&ctx.vars, scenario, apply)? {
+    for (file, mut doc) in documents(&ctx.vars(), scenario, apply)? {
         let kind = doc["kind"].as_str().unwrap_or_default().to_string();
         let api_version = doc["apiVersion"].as_str().unwrap_or_default().to_string();
         let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_string();
@@ -80,4 +94,16 @@ pub async fn run(ctx: &Ctx, scenario: &Scenario, apply: &Apply) -> Result<Done, 
         }
     }
     Ok(Done { output: lines.join("\n"), ..Done::default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn octal_modes_read_as_kubectl_reads_them() {
+        assert_eq!(yaml11_octals("  defaultMode: 0755\n"), "  defaultMode: 493\n");
+        assert_eq!(yaml11_octals("- mode: 0644 # rw\n"), "- mode: 420 # rw\n");
+        assert_eq!(yaml11_octals("port: 6379\nname: \"0755\"\nzero: 0\n"), "port: 6379\nname: \"0755\"\nzero: 0\n");
+    }
 }

@@ -15,6 +15,9 @@ pub async fn run(ctx: &Ctx, assert: &Assert) -> Result<Done, StepError> {
     };
     let path = ctx.render(&assert.path);
     let looked_at = format!("{target} {path}");
+    if assert.all {
+        return every(ctx, assert, &target, &path).await;
+    }
     let Some(found) = ctx.find(object).await? else {
         return Err(StepError::Failed {
             expected: format!("{target} to exist"),
@@ -32,5 +35,51 @@ pub async fn run(ctx: &Ctx, assert: &Assert) -> Result<Done, StepError> {
             let diagnostics = if object.kind == "Pod" { diagnostics::for_pods(ctx, &[found]).await } else { None };
             Err(StepError::Failed { expected: m.expected, actual: m.actual, looked_at, output, diagnostics })
         }
+    }
+}
+
+/// Every object a selector matches must satisfy the expectation.
+async fn every(ctx: &Ctx, assert: &Assert, target: &str, path: &str) -> Result<Done, StepError> {
+    let object = &assert.object;
+    let ns = object.namespace.as_deref().map(|n| ctx.render(n));
+    let (api, _, _) = ctx.api(object.api_version.as_deref(), &object.kind, ns.as_deref()).await?;
+    let selector = ctx.render(object.selector.as_deref().unwrap_or_default());
+    let mut items = api.list(&kube::api::ListParams::default().labels(&selector)).await?.items;
+    items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let looked_at = format!("{target} {path} (every match)");
+    if items.is_empty() {
+        return Err(StepError::Failed {
+            expected: format!("{target} to match something"),
+            actual: "no match".into(),
+            looked_at,
+            output: String::new(),
+            diagnostics: None,
+        });
+    }
+    let mut lines = Vec::new();
+    let mut failures = Vec::new();
+    for item in items {
+        let name = item.metadata.name.clone().unwrap_or_default();
+        let value = serde_json::to_value(item).unwrap_or_default();
+        let found = jsonpath::get(&value, path).map_err(|e| StepError::Invalid(e.to_string()))?;
+        lines.push(format!("{name}: {}", expect::show(found)));
+        if let Err(m) = expect::compare(&assert.expect, found, &|s| ctx.render(s)) {
+            failures.push((name, m));
+        }
+    }
+    let output = lines.join("\n");
+    match failures.first() {
+        None => Ok(Done { output, looked_at: Some(looked_at), ..Done::default() }),
+        Some((name, m)) => Err(StepError::Failed {
+            expected: format!("every match: {}", m.expected),
+            actual: format!(
+                "{name}: {}{}",
+                m.actual,
+                if failures.len() > 1 { format!(" (and {} more)", failures.len() - 1) } else { String::new() }
+            ),
+            looked_at,
+            output,
+            diagnostics: None,
+        }),
     }
 }

@@ -34,6 +34,13 @@ fn pod(p: &PodRef, resolved: Option<&str>) -> String {
     }
 }
 
+fn count(c: &crate::scenario::Count) -> String {
+    match c {
+        crate::scenario::Count::Number(n) => n.to_string(),
+        crate::scenario::Count::Template(t) => t.clone(),
+    }
+}
+
 /// Converts a dotted field path to kubectl's JSONPath (`[name=x]` → `[?(@.name=="x")]`).
 fn jsonpath(path: &str) -> String {
     let mut out = String::from("{.");
@@ -102,6 +109,45 @@ pub fn kubectl(step: &StepFile, resolved_pod: Option<&str>, render: &dyn Fn(&str
         let path =
             if a.object.selector.is_some() { jsonpath(&format!("items[0].{}", a.path)) } else { jsonpath(&a.path) };
         format!("kubectl get {target} -o jsonpath='{path}'")
+    } else if let Some(c) = &step.capture {
+        match (&c.pods, &c.object) {
+            (Some(p), _) => format!(
+                "{}=$(kubectl get pods -l {}{} -o jsonpath='{{range .items[*]}}{{.status.podIP}} {{end}}')",
+                c.name.to_uppercase(),
+                shell_quote(p.selector.as_deref().or(p.name.as_deref()).unwrap_or_default()),
+                ns_flag(&p.namespace)
+            ),
+            (_, Some(o)) => format!(
+                "{}=$(kubectl get {} -o jsonpath='{}')",
+                c.name.to_uppercase(),
+                object(o),
+                jsonpath(c.path.as_deref().unwrap_or_default())
+            ),
+            _ => String::new(),
+        }
+    } else if let Some(k) = &step.redis_keys {
+        let cluster = if k.cluster { " -c" } else { "" };
+        match (&k.write, &k.read) {
+            (Some(n), _) => format!(
+                "for i in $(seq 0 $(({} - 1))); do kubectl exec {} -- redis-cli{cluster} set {}:$i {}-value-$i; done",
+                count(n),
+                pod(&k.pod, resolved_pod),
+                k.prefix,
+                k.prefix
+            ),
+            (_, Some(n)) => format!(
+                "for i in $(seq 0 $(({} - 1))); do kubectl exec {} -- redis-cli{cluster} get {}:$i; done",
+                count(n),
+                pod(&k.pod, resolved_pod),
+                k.prefix
+            ),
+            _ => String::new(),
+        }
+    } else if let Some(f) = &step.cluster_failover {
+        format!(
+            "kubectl delete pod <master pod of {}>  # then watch: kubectl exec <another pod> -- redis-cli cluster nodes",
+            shell_quote(f.pods.selector.as_deref().or(f.pods.name.as_deref()).unwrap_or_default())
+        )
     } else if let Some(d) = &step.delete {
         let ignore = if d.ignore_missing.unwrap_or(true) { " --ignore-not-found" } else { "" };
         format!("kubectl delete {}{ignore} --wait", object(&d.object))

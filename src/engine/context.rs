@@ -63,8 +63,8 @@ pub struct Ctx {
     pub client: kube::Client,
     /// The namespace steps default to.
     pub namespace: String,
-    /// Parameter values.
-    pub vars: BTreeMap<String, String>,
+    /// Parameter values, and values captured by earlier steps.
+    vars: Mutex<BTreeMap<String, String>>,
     /// Hides secrets in everything reported.
     pub redactor: Mutex<Redactor>,
     /// Objects applied so far, in order.
@@ -89,7 +89,7 @@ impl Ctx {
         Ctx {
             client,
             namespace,
-            vars,
+            vars: Mutex::new(vars),
             redactor: Mutex::new(redactor),
             applied: Mutex::new(Vec::new()),
             wait_cap,
@@ -99,9 +99,19 @@ impl Ctx {
         }
     }
 
-    /// Renders `{{ name }}` references with the parameters.
+    /// Renders `{{ name }}` references with the parameters and captures.
     pub fn render(&self, text: &str) -> String {
-        template::render(text, &self.vars).unwrap_or_else(|_| text.to_string())
+        template::render(text, &self.vars()).unwrap_or_else(|_| text.to_string())
+    }
+
+    /// The parameters and captured values.
+    pub fn vars(&self) -> BTreeMap<String, String> {
+        self.vars.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records a captured value for later steps.
+    pub fn set_var(&self, name: &str, value: String) {
+        self.vars.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value);
     }
 
     /// Sets the step progress messages belong to.

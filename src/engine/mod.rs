@@ -4,6 +4,8 @@
 
 pub mod apply;
 pub mod assert;
+pub mod capture;
+pub mod cluster;
 pub mod command;
 pub mod context;
 pub mod delete;
@@ -158,8 +160,57 @@ async fn run_action(ctx: &Ctx, scenario: &Scenario, step: &Step) -> Result<Done,
         redis::run(ctx, r).await
     } else if let Some(d) = &s.delete {
         delete::run(ctx, d).await
+    } else if let Some(c) = &s.capture {
+        capture::run(ctx, c).await
+    } else if let Some(k) = &s.redis_keys {
+        cluster::keys(ctx, k).await
+    } else if let Some(f) = &s.cluster_failover {
+        cluster::failover(ctx, f).await
     } else {
         Err(StepError::Invalid("the step has no action".into()))
+    }
+}
+
+/// Runs a step, unless its `unless` probe shows the work is already done.
+async fn run_unless(ctx: &Ctx, scenario: &Scenario, step: &Step) -> Result<Done, StepError> {
+    if let Some(probe) = &step.spec.unless {
+        let spec = crate::scenario::StepFile {
+            redis: probe.redis.clone(),
+            exec: probe.exec.clone(),
+            assert: probe.assert.clone(),
+            apply: None,
+            wait: None,
+            delete: None,
+            capture: None,
+            redis_keys: None,
+            cluster_failover: None,
+            unless: None,
+            ..step.spec.clone()
+        };
+        if let Ok(done) = run_action(ctx, scenario, &Step { spec, kind: StepKind::Check }).await {
+            let what = done.looked_at.unwrap_or_else(|| "its precondition".into());
+            return Ok(Done {
+                output: done.output,
+                message: Some(format!("already done ({what} holds): not run again")),
+                ..Done::default()
+            });
+        }
+    }
+    let Some(mut patience) = step.spec.retry_for.as_deref().and_then(crate::scenario::parse_duration) else {
+        return run_action(ctx, scenario, step).await;
+    };
+    if let Some(cap) = ctx.wait_cap {
+        patience = patience.min(cap);
+    }
+    let started = Instant::now();
+    loop {
+        match run_action(ctx, scenario, step).await {
+            Err(StepError::Failed { actual, .. }) if started.elapsed() < patience => {
+                ctx.progress(&format!("not yet: {actual} ({:.0}s)", started.elapsed().as_secs_f64()));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            outcome => return outcome,
+        }
     }
 }
 
@@ -259,8 +310,12 @@ pub async fn run(
         resources: resources_of(scenario, &vars),
     }));
 
-    let steps: Vec<Step> =
-        scenario.steps().into_iter().filter(|s| options.mode == Mode::Run || s.kind == StepKind::Check).collect();
+    // Verify runs the checks, and the captures they may need (read-only).
+    let steps: Vec<Step> = scenario
+        .steps()
+        .into_iter()
+        .filter(|s| options.mode == Mode::Run || s.kind == StepKind::Check || s.spec.capture.is_some())
+        .collect();
     let total = steps.len();
     let mut results: Vec<(StepInfo, StepResult)> = Vec::new();
     let mut stop_reason: Option<String> = None;
@@ -287,7 +342,7 @@ pub async fn run(
         emit(Event::StepStarted(info.clone()));
         let began = Instant::now();
         let outcome = tokio::select! {
-            outcome = run_action(&ctx, scenario, step) => outcome,
+            outcome = run_unless(&ctx, scenario, step) => outcome,
             _ = &mut ctrl_c => {
                 interrupted = true;
                 Err(StepError::Infra("interrupted (Ctrl-C)".into()))

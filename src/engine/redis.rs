@@ -43,6 +43,10 @@ pub async fn password(ctx: &Ctx, auth: &SecretKey, namespace: &str) -> Result<St
     Ok(value)
 }
 
+/// How long one reply may take: `WAIT` and `CLUSTER` commands legitimately
+/// take seconds (the client's default of 500 ms is for caches).
+pub const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// How long a Redis that is not accepting connections yet is waited for: a pod
 /// without a readiness probe is Ready as soon as its process starts.
 pub const CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -89,10 +93,13 @@ async fn connect_once(
     if let Some(p) = password {
         info = info.set_password(p);
     }
-    let (mut conn, driver) =
-        redis::aio::MultiplexedConnection::new_with_config(&info, stream, redis::AsyncConnectionConfig::default())
-            .await
-            .map_err(|e| redis_error(ctx, e, name, port))?;
+    let (mut conn, driver) = redis::aio::MultiplexedConnection::new_with_config(
+        &info,
+        stream,
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT)),
+    )
+    .await
+    .map_err(|e| redis_error(ctx, e, name, port))?;
     tokio::spawn(driver);
     // A forwarded port whose server is not listening yet accepts and then
     // drops: a PING proves a Redis is behind it (an auth error counts too).
@@ -213,11 +220,30 @@ pub async fn run(ctx: &Ctx, step: &Redis) -> Result<Done, StepError> {
         None => None,
     };
     let command: Vec<String> = step.command.iter().map(|c| ctx.render(c)).collect();
-    let mut conn = connect(ctx, &pod, port, password).await?;
-    let reply = query(&mut conn, &command).await.map_err(|e| redis_error(ctx, e, &name, port))?;
+    let reply = if step.cluster {
+        let mut client = super::cluster::ClusterClient::new(ctx, &step.pod, step.auth.as_ref()).await?;
+        client.query(&command).await?
+    } else {
+        let mut conn = connect(ctx, &pod, port, password).await?;
+        query(&mut conn, &command).await.map_err(|e| redis_error(ctx, e, &name, port))?
+    };
     let output = ctx.redact(&show(&reply, 0));
     let mut value = to_value(&reply);
     let looked_at = format!("`{}` on pod {name}:{port}", command.join(" "));
+    if let Some(shape) = &step.expect.cluster_shape {
+        return match super::cluster::shape_of_reply(&reply, shape) {
+            Ok(summary) => Ok(Done {
+                output,
+                looked_at: Some(looked_at),
+                message: Some(summary),
+                resolved_pod: Some(name),
+                ..Done::default()
+            }),
+            Err((expected, actual)) => {
+                Err(StepError::Failed { expected, actual, looked_at, output, diagnostics: None })
+            }
+        };
+    }
     if let Some(key) = &step.expect.field {
         let key = ctx.render(key);
         match field(&value, &key) {

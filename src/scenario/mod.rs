@@ -187,7 +187,15 @@ impl Scenario {
     }
 }
 
-/// The kind a step has when it does not say: apply and delete set up, the rest check.
+/// The kind a step has when it does not say: apply, delete, capture and key
+/// writes set up, the failover drill disrupts, the rest check.
 pub fn kind_of(step: &StepFile) -> StepKind {
-    step.kind.unwrap_or(if step.apply.is_some() || step.delete.is_some() { StepKind::Setup } else { StepKind::Check })
+    let writes_keys = step.redis_keys.as_ref().is_some_and(|k| k.write.is_some());
+    step.kind.unwrap_or(if step.cluster_failover.is_some() {
+        StepKind::Disruptive
+    } else if step.apply.is_some() || step.delete.is_some() || step.capture.is_some() || writes_keys {
+        StepKind::Setup
+    } else {
+        StepKind::Check
+    })
 }

@@ -88,7 +88,7 @@ pub struct StepFile {
     /// Run a command in a pod and check its output.
     #[serde(default)]
     pub exec: Option<Exec>,
-    /// Compare a field of a live object.
+    /// Compare a field of a live object (or of every object a selector matches).
     #[serde(default)]
     pub assert: Option<Assert>,
     /// Send a Redis command through a port-forward and check the reply.
@@ -97,6 +97,108 @@ pub struct StepFile {
     /// Delete an object and wait until it is gone.
     #[serde(default)]
     pub delete: Option<Delete>,
+    /// Read a value for later steps' templates (read-only; runs in verify too).
+    #[serde(default)]
+    pub capture: Option<Capture>,
+    /// Write keys to Redis (or a Redis Cluster) and read them back.
+    #[serde(default)]
+    pub redis_keys: Option<RedisKeys>,
+    /// Failover drill on a Redis Cluster: delete a master's pod, measure recovery and lost keys.
+    #[serde(default)]
+    pub cluster_failover: Option<ClusterFailover>,
+    /// Skip the step (as already done) when this read-only probe passes.
+    #[serde(default)]
+    pub unless: Option<Box<Probe>>,
+    /// Run a check again until it passes or this much time has gone (`30s`),
+    /// for state that settles (cluster gossip); the last result counts.
+    #[serde(default)]
+    pub retry_for: Option<String>,
+}
+
+/// A read-only check used by `unless`: exactly one of these.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Probe {
+    /// A Redis command and its expectation.
+    #[serde(default)]
+    pub redis: Option<Redis>,
+    /// A command in a pod and its expectation.
+    #[serde(default)]
+    pub exec: Option<Exec>,
+    /// A field of an object and its expectation.
+    #[serde(default)]
+    pub assert: Option<Assert>,
+}
+
+/// A value for later steps, referenced as `{{ name }}`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Capture {
+    /// The name later steps use.
+    pub name: String,
+    /// Every pod matching a selector (Running ones), formatted with `format` and joined.
+    #[serde(default)]
+    pub pods: Option<PodRef>,
+    /// How each pod is written: `{ip}`, `{name}` (default `{ip}`).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Between pods; default a space.
+    #[serde(default)]
+    pub separator: Option<String>,
+    /// How many pods must match (Running), else the step fails.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Or: an object's field.
+    #[serde(default)]
+    pub object: Option<ObjectRef>,
+    /// The field path, with `object`.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// Keys written to Redis and read back, to prove data flows and survives.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedisKeys {
+    /// A pod to enter by (any node of a cluster).
+    pub pod: PodRef,
+    /// Follow Redis Cluster redirects (MOVED, ASK) to the node owning each key.
+    #[serde(default)]
+    pub cluster: bool,
+    /// Key prefix; keys are `<prefix>:<n>` with the value `<prefix>-value-<n>`.
+    pub prefix: String,
+    /// Write this many keys (then read them back).
+    #[serde(default)]
+    pub write: Option<Count>,
+    /// Only read back this many keys written earlier.
+    #[serde(default)]
+    pub read: Option<Count>,
+    /// Password from a Secret.
+    #[serde(default)]
+    pub auth: Option<SecretKey>,
+}
+
+/// The Redis Cluster failover drill.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClusterFailover {
+    /// The cluster's pods.
+    pub pods: PodRef,
+    /// Keys written before the drill (by a `redisKeys` step) that must all survive.
+    pub prefix: String,
+    /// How many keys were written.
+    pub keys: Count,
+    /// The cluster's `cluster-node-timeout` in milliseconds (recovery is judged against it).
+    pub node_timeout_ms: String,
+    /// How long to wait for full recovery; default 120s.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Keep the master down until its replica is promoted, by cordoning its
+    /// node while the pod is deleted (uncordoned afterwards, whatever happens).
+    /// Without it a pod that restarts faster than the node timeout simply
+    /// resumes as master and no failover happens. Default true.
+    #[serde(default)]
+    pub hold_down: Option<bool>,
 }
 
 /// Server-side apply of manifest files (templated with the parameters).
@@ -208,6 +310,9 @@ pub struct Assert {
     pub path: String,
     /// What the value must be.
     pub expect: Expect,
+    /// With a selector: every matching object must satisfy it (at least one must match).
+    #[serde(default)]
+    pub all: bool,
 }
 
 /// A Redis command, sent with the Redis protocol through a port-forward.
@@ -224,6 +329,9 @@ pub struct Redis {
     /// Authenticate with a password read from a Secret.
     #[serde(default)]
     pub auth: Option<SecretKey>,
+    /// Follow Redis Cluster redirects (MOVED, ASK).
+    #[serde(default)]
+    pub cluster: bool,
     /// What the reply must be.
     #[serde(default)]
     pub expect: Expect,
@@ -298,4 +406,37 @@ pub struct Expect {
     /// The value exists (true) or does not (false).
     #[serde(default)]
     pub exists: Option<bool>,
+    /// A `CLUSTER NODES` reply describes this shape.
+    #[serde(default)]
+    pub cluster_shape: Option<ClusterShape>,
+}
+
+/// The shape of a Redis Cluster, as `CLUSTER NODES` shows it.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClusterShape {
+    /// Masters that serve slots.
+    pub masters: u32,
+    /// Replicas of each master.
+    pub replicas_per_master: u32,
+}
+
+/// A count written as a number or as a template (`"{{ keys }}"`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Count {
+    /// A number.
+    Number(u32),
+    /// A template that renders to a number.
+    Template(String),
+}
+
+impl Count {
+    /// The number, rendering a template with `render`.
+    pub fn value(&self, render: &dyn Fn(&str) -> String) -> Result<u32, String> {
+        match self {
+            Count::Number(n) => Ok(*n),
+            Count::Template(t) => render(t).trim().parse().map_err(|_| format!("{t:?} is not a count")),
+        }
+    }
 }

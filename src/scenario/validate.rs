@@ -36,6 +36,9 @@ fn actions(step: &StepFile) -> Vec<&'static str> {
         (step.assert.is_some(), "assert"),
         (step.redis.is_some(), "redis"),
         (step.delete.is_some(), "delete"),
+        (step.capture.is_some(), "capture"),
+        (step.redis_keys.is_some(), "redisKeys"),
+        (step.cluster_failover.is_some(), "clusterFailover"),
     ] {
         if present {
             out.push(name);
@@ -107,6 +110,7 @@ impl Checker<'_> {
             Ok(r) => r,
             Err(e) => return self.at_text(file, text, e.offset, e.message),
         };
+        let rendered = crate::engine::apply::yaml11_octals(&rendered);
         for (i, doc) in serde_yaml_ng::Deserializer::from_str(&rendered).enumerate() {
             let value: Value = match serde::Deserialize::deserialize(doc) {
                 Ok(v) => v,
@@ -187,12 +191,47 @@ impl Checker<'_> {
             let found = if acts.is_empty() { "none".to_string() } else { acts.join(", ") };
             self.at_step(
                 &step.id,
-                format!("a step needs exactly one action (apply, wait, exec, assert, redis, delete); found {found}"),
+                format!(
+                    "a step needs exactly one action (apply, wait, exec, assert, redis, delete, capture, redisKeys, \
+                     clusterFailover); found {found}"
+                ),
             );
             return;
         }
-        if kind_of(step) == StepKind::Check && (step.apply.is_some() || step.delete.is_some()) {
+        let writes = step.apply.is_some()
+            || step.delete.is_some()
+            || step.cluster_failover.is_some()
+            || step.redis_keys.as_ref().is_some_and(|k| k.write.is_some());
+        if kind_of(step) == StepKind::Check && writes {
             self.at_step(&step.id, "a check cannot apply or delete: `verify` runs checks and must never write".into());
+        }
+        if let Some(probe) = &step.unless {
+            let n =
+                [probe.redis.is_some(), probe.exec.is_some(), probe.assert.is_some()].iter().filter(|x| **x).count();
+            if n != 1 {
+                self.at_step(&step.id, "unless needs exactly one of redis, exec, assert".into());
+            }
+        }
+        if let Some(c) = &step.capture {
+            if c.pods.is_some() == c.object.is_some() {
+                self.at_step(&step.id, "capture needs exactly one of pods, object".into());
+            }
+            if c.object.is_some() && c.path.is_none() {
+                self.at_step(&step.id, "capture.object needs a path".into());
+            }
+        }
+        if let Some(k) = &step.redis_keys
+            && k.write.is_some() == k.read.is_some()
+        {
+            self.at_step(&step.id, "redisKeys needs exactly one of write, read".into());
+        }
+        if let Some(f) = &step.cluster_failover
+            && template::render(&f.node_timeout_ms, &self.params).ok().and_then(|t| t.parse::<u64>().ok()).is_none()
+        {
+            self.at_step(
+                &step.id,
+                format!("clusterFailover.nodeTimeoutMs {:?} is not a number of milliseconds", f.node_timeout_ms),
+            );
         }
         self.check_templates(step);
         if let Some(apply) = &step.apply {
@@ -210,8 +249,12 @@ impl Checker<'_> {
                 self.check_manifest(&step.id, file, inline);
             }
         }
-        let timeouts =
-            [step.wait.as_ref().and_then(|w| w.timeout.clone()), step.delete.as_ref().and_then(|d| d.timeout.clone())];
+        let timeouts = [
+            step.wait.as_ref().and_then(|w| w.timeout.clone()),
+            step.delete.as_ref().and_then(|d| d.timeout.clone()),
+            step.retry_for.clone(),
+            step.cluster_failover.as_ref().and_then(|f| f.timeout.clone()),
+        ];
         for t in timeouts.into_iter().flatten() {
             if parse_duration(&t).is_none() {
                 self.at_step(&step.id, format!("timeout {t:?} is not a duration (90s, 2m, 500ms)"));
@@ -276,6 +319,10 @@ pub fn validate(scenario: &Scenario) -> Vec<Problem> {
     let mut seen = HashSet::new();
     for step in scenario.file.steps.iter().chain(&scenario.file.cleanup) {
         checker.check_step(step, &mut seen);
+        // A captured value may be used by the steps after it.
+        if let Some(c) = &step.capture {
+            checker.params.insert(c.name.clone(), format!("<{}>", c.name));
+        }
     }
     for step in &scenario.file.cleanup {
         if step.apply.is_some() {

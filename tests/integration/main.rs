@@ -8,4 +8,5 @@ mod lab_api_kubectl;
 mod lab_cli;
 mod lab_pods;
 mod lab_stateful;
+mod redis_cluster;
 mod reports;

@@ -74,6 +74,14 @@ pub async fn run(ctx: Arc<KubeletCtx>) {
             _ = ctx.shutdown.cancelled() => break,
             change = changes.recv() => match change {
                 Ok(c) if c.resource == "pods" => handle(&ctx, &c.object, c.kind == ChangeType::Deleted),
+                // An uncordoned node takes the pods that waited for it.
+                Ok(c) if c.resource == "nodes" => {
+                    for pod in ctx.store.list("pods", None).0 {
+                        if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+                            handle(&ctx, &pod, false);
+                        }
+                    }
+                }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     for pod in ctx.store.list("pods", None).0 {
@@ -130,10 +138,32 @@ fn handle(ctx: &Arc<KubeletCtx>, pod: &Value, deleted: bool) {
     }
 }
 
-/// The scheduler's whole job on one node: bind the pod to it.
+/// The scheduler's whole job on one node: bind the pod to it, unless the node
+/// is cordoned (then the pod stays Pending, Unschedulable, as on a real cluster).
 fn schedule(ctx: &KubeletCtx, pod: &Value) {
     let Some(pods) = by_key("pods") else { return };
     let (ns, name) = objects::ns_name(pod);
+    let cordoned = ctx.store.get("nodes", "", NODE_NAME).is_some_and(|n| n["spec"]["unschedulable"] == true);
+    if cordoned {
+        let marked =
+            pod["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["reason"] == "Unschedulable");
+        if !marked {
+            let mut next = pod.clone();
+            next["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 node(s) were unschedulable.", "lastTransitionTime": objects::now()}]);
+            if let Ok(stored) = objects::update(&ctx.store, pods, &ns, &name, next, Part::Status) {
+                objects::record_event(
+                    &ctx.store,
+                    &stored,
+                    "Warning",
+                    "FailedScheduling",
+                    "0/1 nodes are available: 1 node(s) were unschedulable.",
+                    "default-scheduler",
+                );
+            }
+        }
+        return;
+    }
     let mut bound = pod.clone();
     bound["spec"]["nodeName"] = json!(NODE_NAME);
     if let Ok(stored) = objects::update(&ctx.store, pods, &ns, &name, bound, Part::Main) {

@@ -25,6 +25,7 @@ pub struct LabNetwork {
     holder: Mutex<Option<tokio::process::Child>>,
     holder_pid: u32,
     used: Mutex<BTreeSet<u32>>,
+    last: Mutex<u32>,
 }
 
 /// Runs `ip -batch -` inside the network namespace of `pid`.
@@ -61,7 +62,12 @@ impl LabNetwork {
             }
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
-        let network = LabNetwork { holder: Mutex::new(Some(holder)), holder_pid, used: Mutex::new(BTreeSet::new()) };
+        let network = LabNetwork {
+            holder: Mutex::new(Some(holder)),
+            holder_pid,
+            used: Mutex::new(BTreeSet::new()),
+            last: Mutex::new(0),
+        };
         ip_batch(
             holder_pid,
             &format!(
@@ -78,12 +84,18 @@ impl LabNetwork {
         self.holder_pid
     }
 
-    /// Takes a free pod address.
+    /// Takes a free pod address: the next one after the last given, as
+    /// host-local IPAM does, so a recreated pod gets a new address.
     pub fn allocate(&self) -> anyhow::Result<Ipv4Addr> {
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        let base = u32::from(GATEWAY);
-        let next = (2..65534).map(|i| base - 1 + i).find(|ip| !used.contains(ip)).context("the pod network is full")?;
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let base = u32::from(GATEWAY) - 1;
+        let next = (1..65533)
+            .map(|i| base + 2 + (*last + i - 1) % 65532)
+            .find(|ip| !used.contains(ip))
+            .context("the pod network is full")?;
         used.insert(next);
+        *last = next - base - 1;
         Ok(Ipv4Addr::from(next))
     }
 

@@ -1,0 +1,544 @@
+//! Redis Cluster from outside the pod network: a client that follows MOVED
+//! and ASK redirects by finding the pod that has the announced address and
+//! opening a port-forward to it; `CLUSTER NODES` parsed into a topology; keys
+//! written and read back; and the failover drill with its measurements.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use kube::api::DeleteParams;
+use redis::Value as Reply;
+use serde_json::Value;
+
+use super::context::Ctx;
+use super::redis::{connect, password, query, show};
+use super::{Done, StepError};
+use crate::kube::conditions;
+use crate::scenario::{ClusterFailover, ClusterShape, PodRef, RedisKeys, SecretKey, parse_duration};
+
+/// One node as `CLUSTER NODES` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Node id.
+    pub id: String,
+    /// `ip:port`.
+    pub addr: String,
+    /// Flags (`myself`, `master`, `slave`, `fail`, …).
+    pub flags: Vec<String>,
+    /// The master's id, for replicas.
+    pub master: Option<String>,
+    /// Slot ranges served.
+    pub slots: Vec<String>,
+}
+
+impl Node {
+    /// Whether the node is a master (not failed).
+    pub fn is_master(&self) -> bool {
+        self.flags.iter().any(|f| f == "master") && !self.failed()
+    }
+    /// Whether the node is a replica (not failed).
+    pub fn is_replica(&self) -> bool {
+        self.flags.iter().any(|f| f == "slave") && !self.failed()
+    }
+    /// Whether the cluster considers it failing.
+    pub fn failed(&self) -> bool {
+        self.flags.iter().any(|f| f == "fail" || f == "fail?" || f == "noaddr")
+    }
+    /// The IP part of its address.
+    pub fn ip(&self) -> &str {
+        self.addr.split(':').next().unwrap_or_default()
+    }
+}
+
+/// Parses a `CLUSTER NODES` reply.
+pub fn parse_nodes(text: &str) -> Vec<Node> {
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 8 {
+                return None;
+            }
+            let addr = f[1].split('@').next().unwrap_or_default().split(',').next().unwrap_or_default().to_string();
+            Some(Node {
+                id: f[0].to_string(),
+                addr,
+                flags: f[2].split(',').map(String::from).collect(),
+                master: (f[3] != "-").then(|| f[3].to_string()),
+                slots: f[8..].iter().map(|s| s.to_string()).collect(),
+            })
+        })
+        .collect()
+}
+
+/// Checks a topology against a shape; Err says what differs.
+pub fn check_shape(nodes: &[Node], shape: &ClusterShape) -> Result<String, String> {
+    let masters: Vec<&Node> = nodes.iter().filter(|n| n.is_master() && !n.slots.is_empty()).collect();
+    let mut description = Vec::new();
+    let mut problems = Vec::new();
+    for m in &masters {
+        let replicas = nodes.iter().filter(|n| n.is_replica() && n.master.as_deref() == Some(m.id.as_str())).count();
+        description.push(format!("master {} ({}) with {replicas} replica(s)", m.addr, m.slots.join(" ")));
+        if replicas != shape.replicas_per_master as usize {
+            problems.push(format!("master {} has {replicas} replicas", m.addr));
+        }
+    }
+    let summary = format!("{} masters serving slots: {}", masters.len(), description.join("; "));
+    if masters.len() != shape.masters as usize {
+        problems.insert(0, format!("{} masters serving slots", masters.len()));
+    }
+    if problems.is_empty() { Ok(summary) } else { Err(problems.join("; ")) }
+}
+
+/// A client for a Redis Cluster reached through port-forwards.
+pub struct ClusterClient<'a> {
+    ctx: &'a Ctx,
+    pods: PodRef,
+    by_ip: HashMap<String, Value>,
+    conns: HashMap<String, redis::aio::MultiplexedConnection>,
+    password: Option<String>,
+}
+
+impl<'a> ClusterClient<'a> {
+    /// A client for the cluster whose pods `pods` names.
+    pub async fn new(ctx: &'a Ctx, pods: &PodRef, auth: Option<&SecretKey>) -> Result<ClusterClient<'a>, StepError> {
+        let ns = pods.namespace.as_deref().map(|n| ctx.render(n)).unwrap_or_else(|| ctx.namespace.clone());
+        let password = match auth {
+            Some(a) => Some(password(ctx, a, &ns).await?),
+            None => None,
+        };
+        let mut client =
+            ClusterClient { ctx, pods: pods.clone(), by_ip: HashMap::new(), conns: HashMap::new(), password };
+        client.refresh().await?;
+        Ok(client)
+    }
+
+    /// Re-reads which pod has which IP (pods come back with new ones).
+    pub async fn refresh(&mut self) -> Result<(), StepError> {
+        self.by_ip.clear();
+        for pod in self.ctx.pods(&self.pods).await? {
+            if conditions::pod_running(&pod)
+                && let Some(ip) = pod["status"]["podIP"].as_str()
+            {
+                self.by_ip.insert(ip.to_string(), pod.clone());
+            }
+        }
+        self.conns.retain(|ip, _| self.by_ip.contains_key(ip));
+        Ok(())
+    }
+
+    /// The Running pods' IPs, sorted.
+    pub fn ips(&self) -> Vec<String> {
+        let mut ips: Vec<String> = self.by_ip.keys().cloned().collect();
+        ips.sort();
+        ips
+    }
+
+    /// The pod behind an IP.
+    pub fn pod(&self, ip: &str) -> Option<&Value> {
+        self.by_ip.get(ip)
+    }
+
+    async fn conn(&mut self, ip: &str) -> Result<&mut redis::aio::MultiplexedConnection, StepError> {
+        if !self.conns.contains_key(ip) {
+            let pod = self.by_ip.get(ip).cloned().ok_or_else(|| StepError::Failed {
+                expected: format!("a Running pod with IP {ip} (a node the cluster announced)"),
+                actual: format!("pods have {:?}", self.ips()),
+                looked_at: self.ctx.describe_pod(&self.pods),
+                output: String::new(),
+                diagnostics: None,
+            })?;
+            let conn = connect(self.ctx, &pod, 6379, self.password.clone()).await?;
+            self.conns.insert(ip.to_string(), conn);
+        }
+        Ok(self.conns.get_mut(ip).expect("inserted above"))
+    }
+
+    /// Sends a command to one node.
+    pub async fn on(&mut self, ip: &str, command: &[&str]) -> Result<Reply, StepError> {
+        let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+        let conn = self.conn(ip).await?;
+        query(conn, &command).await.map_err(|e| StepError::Infra(format!("node {ip}: {e}")))
+    }
+
+    /// Sends a command to the cluster, following MOVED and ASK redirects.
+    pub async fn query(&mut self, command: &[String]) -> Result<Reply, StepError> {
+        let mut ip = self.ips().first().cloned().ok_or_else(|| StepError::Failed {
+            expected: "Running cluster pods".into(),
+            actual: "none".into(),
+            looked_at: self.ctx.describe_pod(&self.pods),
+            output: String::new(),
+            diagnostics: None,
+        })?;
+        let mut asking = false;
+        for _ in 0..6 {
+            if asking {
+                self.on(&ip, &["ASKING"]).await?;
+            }
+            let conn = self.conn(&ip).await?;
+            let reply = query(conn, command).await.map_err(|e| StepError::Infra(format!("node {ip}: {e}")))?;
+            let text = match &reply {
+                Reply::SimpleString(s) => s.clone(),
+                _ => return Ok(reply),
+            };
+            let redirect = text
+                .strip_prefix("(error) MOVED ")
+                .map(|r| (r, false))
+                .or_else(|| text.strip_prefix("(error) ASK ").map(|r| (r, true)));
+            match redirect {
+                Some((rest, ask)) => {
+                    let target = rest.split_whitespace().nth(1).unwrap_or_default();
+                    ip = target.split(':').next().unwrap_or_default().to_string();
+                    asking = ask;
+                }
+                None => return Ok(reply),
+            }
+        }
+        Err(StepError::Infra(format!("too many redirects for {command:?}")))
+    }
+
+    /// The topology as one node sees it.
+    pub async fn nodes(&mut self, ip: &str) -> Result<Vec<Node>, StepError> {
+        match self.on(ip, &["CLUSTER", "NODES"]).await? {
+            Reply::BulkString(b) => Ok(parse_nodes(&String::from_utf8_lossy(&b))),
+            Reply::VerbatimString { text, .. } => Ok(parse_nodes(&text)),
+            other => Err(StepError::Infra(format!("CLUSTER NODES answered {}", show(&other, 0)))),
+        }
+    }
+}
+
+fn key(prefix: &str, n: u32) -> (String, String) {
+    (format!("{prefix}:{n}"), format!("{prefix}-value-{n}"))
+}
+
+/// Reads keys back; returns the missing or wrong ones.
+async fn read_back(
+    client: &mut ClusterClient<'_>,
+    single: Option<&str>,
+    prefix: &str,
+    count: u32,
+) -> Result<Vec<String>, StepError> {
+    let mut missing = Vec::new();
+    for n in 0..count {
+        let (k, v) = key(prefix, n);
+        let reply = match single {
+            Some(ip) => client.on(ip, &["GET", &k]).await?,
+            None => client.query(&["GET".to_string(), k.clone()]).await?,
+        };
+        if super::redis::to_value(&reply) != Value::String(v) {
+            missing.push(k);
+        }
+    }
+    Ok(missing)
+}
+
+/// Runs a `redisKeys` step: write then read back, or read back only.
+pub async fn keys(ctx: &Ctx, step: &RedisKeys) -> Result<Done, StepError> {
+    let mut client = ClusterClient::new(ctx, &step.pod, step.auth.as_ref()).await?;
+    let prefix = ctx.render(&step.prefix);
+    let single = if step.cluster { None } else { client.ips().first().cloned() };
+    let mut done = Done::default();
+    let render = |t: &str| ctx.render(t);
+    let count = step
+        .write
+        .as_ref()
+        .or(step.read.as_ref())
+        .map(|c| c.value(&render))
+        .transpose()
+        .map_err(StepError::Invalid)?
+        .unwrap_or(0);
+    if let Some(n) = step.write.as_ref().map(|_| count) {
+        for i in 0..n {
+            let (k, v) = key(&prefix, i);
+            let command = ["SET".to_string(), k, v];
+            let reply = match &single {
+                Some(ip) => client.on(ip, &["SET", &command[1], &command[2]]).await?,
+                None => client.query(&command).await?,
+            };
+            if !matches!(reply, Reply::Okay) && super::redis::to_value(&reply) != Value::String("OK".into()) {
+                return Err(StepError::Failed {
+                    expected: format!("SET {} to answer OK", command[1]),
+                    actual: show(&reply, 0),
+                    looked_at: ctx.describe_pod(&step.pod),
+                    output: String::new(),
+                    diagnostics: None,
+                });
+            }
+        }
+        // Acknowledged means replicated: every node that took writes waits for a replica.
+        let mut acknowledged = Vec::new();
+        for ip in client.conns.keys().cloned().collect::<Vec<_>>() {
+            if let Reply::Int(n) = client.on(&ip, &["WAIT", "1", "2000"]).await? {
+                acknowledged.push(format!("{ip}: {n} replica(s)"));
+            }
+        }
+        done.output =
+            format!("wrote {n} keys {prefix}:0..{prefix}:{}\nWAIT: {}", n.saturating_sub(1), acknowledged.join(", "));
+    }
+    let missing = read_back(&mut client, single.as_deref(), &prefix, count).await?;
+    done.measure("keys read back", f64::from(count - missing.len() as u32), "keys");
+    if !missing.is_empty() {
+        return Err(StepError::Failed {
+            expected: format!("all {count} keys {prefix}:* readable"),
+            actual: format!(
+                "{} missing or wrong, e.g. {}",
+                missing.len(),
+                missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ),
+            looked_at: ctx.describe_pod(&step.pod),
+            output: done.output,
+            diagnostics: None,
+        });
+    }
+    done.output.push_str(&format!("\nread back {count}/{count} keys"));
+    done.output = done.output.trim_start().to_string();
+    Ok(done)
+}
+
+/// Checks a `CLUSTER NODES` reply against an expected shape.
+pub fn shape_of_reply(reply: &Reply, shape: &ClusterShape) -> Result<String, (String, String)> {
+    let text = match reply {
+        Reply::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Reply::VerbatimString { text, .. } => text.clone(),
+        other => {
+            return Err((
+                format!("{} masters, {} replica each", shape.masters, shape.replicas_per_master),
+                show(other, 0),
+            ));
+        }
+    };
+    check_shape(&parse_nodes(&text), shape).map_err(|actual| {
+        (format!("{} masters, each with {} replica(s)", shape.masters, shape.replicas_per_master), actual)
+    })
+}
+
+/// The failover drill: delete a master's pod, wait for its replica's
+/// promotion and for the pod to rejoin as a replica with `cluster_state:ok`,
+/// then read back every key written before. Reports the times and lost keys.
+pub async fn failover(ctx: &Ctx, drill: &ClusterFailover) -> Result<Done, StepError> {
+    let timeout = drill.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(120));
+    let node_timeout: u64 = ctx
+        .render(&drill.node_timeout_ms)
+        .parse()
+        .map_err(|_| StepError::Invalid("nodeTimeoutMs is not a number".into()))?;
+    let mut client = ClusterClient::new(ctx, &drill.pods, None).await?;
+    let first = client.ips().first().cloned().unwrap_or_default();
+    let before = client.nodes(&first).await?;
+    let master = before
+        .iter()
+        .filter(|n| n.is_master() && !n.slots.is_empty())
+        .min_by_key(|n| n.slots.first().cloned())
+        .cloned();
+    let Some(master) = master else {
+        return Err(StepError::Failed {
+            expected: "a master serving slots".into(),
+            actual: "none".into(),
+            looked_at: "CLUSTER NODES".into(),
+            output: String::new(),
+            diagnostics: None,
+        });
+    };
+    let replica = before.iter().find(|n| n.is_replica() && n.master.as_deref() == Some(master.id.as_str())).cloned();
+    let Some(replica) = replica else {
+        return Err(StepError::Failed {
+            expected: format!("a replica of master {}", master.addr),
+            actual: "none".into(),
+            looked_at: "CLUSTER NODES".into(),
+            output: String::new(),
+            diagnostics: None,
+        });
+    };
+    let victim = client
+        .pod(master.ip())
+        .cloned()
+        .ok_or_else(|| StepError::Infra(format!("no pod has the master's IP {}", master.ip())))?;
+    let victim_name = victim["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let victim_uid = victim["metadata"]["uid"].clone();
+    let ns = victim["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace).to_string();
+    let mut log = vec![format!(
+        "master {} ({victim_name}, {}) with replica {}",
+        master.addr,
+        master.slots.join(" "),
+        replica.addr
+    )];
+
+    let hold_down = drill.hold_down.unwrap_or(true);
+    let node = victim["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+    if hold_down {
+        cordon(ctx, &node, true).await?;
+        log.push(format!("cordoned node {node} so the pod stays down until the failover"));
+    }
+    let started = Instant::now();
+    let (pods_api, _, _) = ctx.api(Some("v1"), "Pod", Some(&ns)).await?;
+    let outcome = watch_failover(
+        ctx,
+        &mut client,
+        &master,
+        &replica,
+        &victim_name,
+        &victim_uid,
+        started,
+        timeout,
+        hold_down.then_some(node.as_str()),
+        &mut log,
+        &pods_api,
+    )
+    .await;
+    if hold_down {
+        // Whatever happened, the node takes pods again.
+        let _ = cordon(ctx, &node, false).await;
+    }
+    let (promoted_after, recovered_after, last_view) = outcome?;
+    let mut done = Done::default();
+    done.measure("node timeout", node_timeout as f64, "ms");
+    if let Some(p) = promoted_after {
+        done.measure("failover time", p.as_millis() as f64, "ms");
+    }
+    if let Some(r) = recovered_after {
+        done.measure("recovery time", r.as_millis() as f64, "ms");
+    }
+    let Some(_) = recovered_after else {
+        return Err(StepError::Failed {
+            expected: format!(
+                "replica promoted and {victim_name} rejoined as a replica, cluster_state:ok, within {}s",
+                timeout.as_secs()
+            ),
+            actual: if promoted_after.is_none() {
+                format!("no promotion: {last_view}")
+            } else {
+                format!("not recovered: {last_view}")
+            },
+            looked_at: "CLUSTER NODES".into(),
+            output: log.join("\n"),
+            diagnostics: None,
+        });
+    };
+    client.refresh().await?;
+    let keys = drill.keys.value(&|t| ctx.render(t)).map_err(StepError::Invalid)?;
+    let missing = read_back(&mut client, None, &ctx.render(&drill.prefix), keys).await?;
+    done.measure("lost keys", missing.len() as f64, "keys");
+    log.push(format!("read back {}/{keys} keys written before the drill", keys as usize - missing.len()));
+    done.output = log.join("\n");
+    if !missing.is_empty() {
+        return Err(StepError::Failed {
+            expected: "0 keys lost".into(),
+            actual: format!("{} keys lost", missing.len()),
+            looked_at: "GET through the cluster".into(),
+            output: done.output,
+            diagnostics: None,
+        });
+    }
+    Ok(done)
+}
+
+/// Marks a node unschedulable (or schedulable again), as `kubectl cordon` does.
+async fn cordon(ctx: &Ctx, node: &str, on: bool) -> Result<(), StepError> {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(ctx.client.clone());
+    let patch = serde_json::json!({"spec": {"unschedulable": on}});
+    nodes.patch(node, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+/// What the drill saw: when the replica was promoted, when the cluster recovered, the last view.
+type Watched = (Option<Duration>, Option<Duration>, String);
+
+/// Deletes the victim and follows the cluster until it recovers or time runs out.
+#[allow(clippy::too_many_arguments)]
+async fn watch_failover(
+    ctx: &Ctx,
+    client: &mut ClusterClient<'_>,
+    master: &Node,
+    replica: &Node,
+    victim_name: &str,
+    victim_uid: &Value,
+    started: Instant,
+    timeout: Duration,
+    held_node: Option<&str>,
+    log: &mut Vec<String>,
+    pods_api: &kube::Api<kube::api::DynamicObject>,
+) -> Result<Watched, StepError> {
+    pods_api.delete(victim_name, &DeleteParams::default()).await?;
+    log.push(format!("deleted pod {victim_name}"));
+    ctx.progress(&format!("deleted {victim_name}; waiting for its replica to take over"));
+    let mut promoted_after: Option<Duration> = None;
+    let mut recovered_after: Option<Duration> = None;
+    let mut last_view = String::new();
+    while started.elapsed() < timeout {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        client.refresh().await?;
+        // Ask a node other than the victim's (old or new) address.
+        let observer = client
+            .ips()
+            .into_iter()
+            .find(|ip| ip != master.ip() && client.pod(ip).is_some_and(|p| p["metadata"]["name"] != victim_name));
+        let Some(observer) = observer else { continue };
+        let Ok(nodes) = client.nodes(&observer).await else { continue };
+        let old = nodes.iter().find(|n| n.id == master.id);
+        let new_master = nodes.iter().find(|n| n.id == replica.id);
+        last_view = format!(
+            "replica {} is {}; old master {}",
+            replica.addr,
+            new_master.map(|n| n.flags.join(",")).unwrap_or_else(|| "gone".into()),
+            old.map(|n| format!("{} at {}", n.flags.join(","), n.addr)).unwrap_or_else(|| "gone".into())
+        );
+        if promoted_after.is_none() && new_master.is_some_and(|n| n.is_master() && !n.slots.is_empty()) {
+            promoted_after = Some(started.elapsed());
+            log.push(format!("replica {} promoted to master after {} ms", replica.addr, started.elapsed().as_millis()));
+            ctx.progress("replica promoted; waiting for the old master to rejoin as a replica");
+            if let Some(node) = held_node {
+                cordon(ctx, node, false).await?;
+                log.push(format!("uncordoned node {node}"));
+            }
+        }
+        let back = client.ips().into_iter().any(|ip| {
+            client.pod(&ip).is_some_and(|p| p["metadata"]["name"] == victim_name && p["metadata"]["uid"] != *victim_uid)
+        });
+        let rejoined = old.is_some_and(|n| n.is_replica() && n.master.as_deref() == Some(replica.id.as_str()));
+        if promoted_after.is_some() && back && rejoined {
+            let info = client.on(&observer, &["CLUSTER", "INFO"]).await?;
+            let state = super::redis::field(&super::redis::to_value(&info), "cluster_state");
+            if state == Some(Value::String("ok".into())) {
+                recovered_after = Some(started.elapsed());
+                log.push(format!(
+                    "{victim_name} back at {} as a replica of {}; cluster_state:ok after {} ms",
+                    old.map(|n| n.addr.clone()).unwrap_or_default(),
+                    replica.addr,
+                    started.elapsed().as_millis()
+                ));
+                break;
+            }
+        }
+    }
+    Ok((promoted_after, recovered_after, last_view))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODES: &str = "\
+a1 10.244.0.2:6379@16379 myself,master - 0 0 1 connected 0-5460
+b2 10.244.0.3:6379@16379 master - 0 0 2 connected 5461-10922
+c3 10.244.0.4:6379@16379 master - 0 0 3 connected 10923-16383
+d4 10.244.0.5:6379@16379 slave c3 0 0 3 connected
+e5 10.244.0.6:6379@16379 slave a1 0 0 1 connected
+f6 10.244.0.7:6379@16379 slave b2 0 0 2 connected
+";
+
+    #[test]
+    fn shapes() {
+        let nodes = parse_nodes(NODES);
+        assert_eq!(nodes.len(), 6);
+        assert!(check_shape(&nodes, &ClusterShape { masters: 3, replicas_per_master: 1 }).is_ok());
+        let missing_replica: String =
+            NODES.lines().filter(|l| !l.starts_with("f6")).map(|l| format!("{l}\n")).collect();
+        let err = check_shape(&parse_nodes(&missing_replica), &ClusterShape { masters: 3, replicas_per_master: 1 })
+            .unwrap_err();
+        assert_eq!(err, "master 10.244.0.3:6379 has 0 replicas");
+        let failed = NODES.replace("b2 10.244.0.3:6379@16379 master", "b2 10.244.0.3:6379@16379 master,fail");
+        assert!(
+            check_shape(&parse_nodes(&failed), &ClusterShape { masters: 3, replicas_per_master: 1 })
+                .unwrap_err()
+                .starts_with("2 masters")
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! The redis-cluster scenario (seed 002) on the lab: the full run with its
+//! failover drill, an idempotent second run, and verify against clusters that
+//! were formed wrong.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::common::TestLab;
+use crate::engine::runbook;
+
+fn report(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn step<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["steps"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no step {id}"))
+}
+
+fn measurement(step: &Value, name: &str) -> f64 {
+    step["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .and_then(|m| m["value"].as_f64())
+        .unwrap_or(-1.0)
+}
+
+fn failed(doc: &Value) -> Vec<String> {
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "failed")
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn run_forms_the_cluster_survives_the_drill_and_is_idempotent() {
+    let t = TestLab::with_pods().await;
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let first = t.dir.path().join("first.json");
+    let out = runbook(
+        &[
+            "run",
+            "redis-cluster",
+            "--keep",
+            "--kubeconfig",
+            &kubeconfig,
+            "--report",
+            &format!("json={}", first.display()),
+        ],
+        t.dir.path(),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let doc = report(&first);
+    let drill = step(&doc, "failover-drill");
+    assert_eq!(drill["status"], "passed", "{drill}");
+    assert_eq!(measurement(drill, "lost keys"), 0.0);
+    assert!(
+        measurement(drill, "failover time") >= measurement(drill, "node timeout"),
+        "promotion only after the node timeout: {drill}"
+    );
+    assert!(measurement(drill, "recovery time") >= measurement(drill, "failover time"));
+    assert!(drill["output"].as_str().unwrap().contains("read back 200/200 keys"), "{drill}");
+
+    // A second run on the formed cluster does not create it again.
+    let second = t.dir.path().join("second.json");
+    let out = runbook(
+        &["run", "redis-cluster", "--kubeconfig", &kubeconfig, "--report", &format!("json={}", second.display())],
+        t.dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let create = step(&report(&second), "create-cluster").clone();
+    assert!(create["message"].as_str().unwrap_or_default().starts_with("already done"), "{create}");
+    // The second run had no --keep: nothing is left.
+    assert!(t.lab.store.list("statefulsets", Some("default")).0.is_empty());
+    assert!(t.lab.store.list("persistentvolumes", None).0.is_empty());
+}
+
+/// Applies the scenario's manifests and forms the cluster by hand with `create`.
+async fn deploy_by_hand(t: &TestLab, create: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/redis-cluster/manifests");
+    for file in ["persistent-volumes.yaml", "configmap.yaml", "service.yaml", "statefulset.yaml"] {
+        let text = std::fs::read_to_string(dir.join(file))
+            .unwrap()
+            .replace("{{ image }}", "redis:5.0.1-alpine")
+            .replace("{{ node_timeout_ms }}", "5000");
+        t.kubectl_stdin(&["apply", "-f", "-"], &text).await;
+    }
+    t.kubectl(&["rollout", "status", "statefulset/redis-cluster", "--timeout=90s"]).await;
+    let ips = t
+        .kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            "app=redis-cluster",
+            "-o",
+            "jsonpath={range .items[*]}{.status.podIP}:6379 {end}",
+        ])
+        .await;
+    let ips: Vec<&str> = ips.split_whitespace().collect();
+    let mut script = create.replace("{ips6}", &ips.join(" "));
+    for (i, ip) in ips.iter().enumerate() {
+        script = script.replace(&format!("{{ip{i}}}"), ip);
+    }
+    t.kubectl(&["exec", "redis-cluster-0", "--", "sh", "-c", &script]).await;
+}
+
+async fn verify(t: &TestLab) -> (Option<i32>, Value) {
+    let path = t.dir.path().join("verify.json");
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let out = runbook(
+        &["verify", "redis-cluster", "--kubeconfig", &kubeconfig, "--report", &format!("json={}", path.display())],
+        t.dir.path(),
+    )
+    .await;
+    (out.status.code(), report(&path))
+}
+
+#[tokio::test]
+async fn verify_fails_a_cluster_with_a_missing_replica() {
+    let t = TestLab::with_pods().await;
+    // Three masters, then replicas for only two of them; the sixth pod stays out.
+    deploy_by_hand(
+        &t,
+        "redis-cli --cluster create --cluster-replicas 0 --cluster-yes {ip0} {ip1} {ip2} >/dev/null && sleep 1 && \
+         redis-cli --cluster add-node {ip3} {ip0} --cluster-slave >/dev/null && sleep 1 && \
+         redis-cli --cluster add-node {ip4} {ip0} --cluster-slave >/dev/null",
+    )
+    .await;
+    let (code, doc) = verify(&t).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(failed(&doc), ["known-nodes", "masters-and-replicas"]);
+    assert_eq!(step(&doc, "known-nodes")["actual"], "5");
+    assert!(step(&doc, "masters-and-replicas")["actual"].as_str().unwrap().contains("has 0 replicas"), "{doc}");
+}
+
+#[tokio::test]
+async fn verify_fails_a_cluster_with_only_two_masters() {
+    let t = TestLab::with_pods().await;
+    // A full cluster, then every slot of one master moved to another.
+    deploy_by_hand(
+        &t,
+        "redis-cli --cluster create --cluster-replicas 1 --cluster-yes {ips6} >/dev/null && sleep 2 && \
+         FROM=$(redis-cli cluster nodes | awk '/master/ && / 10923-16383/ {print $1}') && \
+         TO=$(redis-cli cluster nodes | awk '/master/ && / 0-5460/ {print $1}') && \
+         redis-cli --cluster reshard 127.0.0.1:6379 --cluster-from $FROM --cluster-to $TO --cluster-slots 5461 --cluster-yes >/dev/null",
+    )
+    .await;
+    let (code, doc) = verify(&t).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(failed(&doc), ["masters-and-replicas"]);
+    assert!(
+        step(&doc, "masters-and-replicas")["actual"].as_str().unwrap().starts_with("2 masters serving slots"),
+        "{doc}"
+    );
+}
