@@ -53,7 +53,11 @@ async fn execute(
     let loaded = scenario.load()?;
     // Parameters are checked before touching any cluster.
     loaded.parameters(&scenario.set).map_err(crate::exit::invalid)?;
-    let conn = client::connect(&cluster.choice(), mode == Mode::Verify, mode == Mode::Run).await?;
+    let mut choice = cluster.choice();
+    if choice.namespace.is_none() {
+        choice.namespace = loaded.file.namespace.clone();
+    }
+    let conn = client::connect(&choice, mode == Mode::Verify, mode == Mode::Run).await?;
     if let Some(note) = &conn.note
         && !report.quiet
     {

@@ -431,7 +431,7 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover) -> Result<Done, StepEr
 }
 
 /// Marks a node unschedulable (or schedulable again), as `kubectl cordon` does.
-async fn cordon(ctx: &Ctx, node: &str, on: bool) -> Result<(), StepError> {
+pub(crate) async fn cordon(ctx: &Ctx, node: &str, on: bool) -> Result<(), StepError> {
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(ctx.client.clone());
     let patch = serde_json::json!({"spec": {"unschedulable": on}});
     nodes.patch(node, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await?;

@@ -13,6 +13,7 @@ pub mod diagnostics;
 pub mod exec;
 pub mod expect;
 pub mod redis;
+pub mod sentinel;
 pub mod wait;
 
 use std::sync::{Arc, Mutex};
@@ -166,6 +167,16 @@ async fn run_action(ctx: &Ctx, scenario: &Scenario, step: &Step) -> Result<Done,
         cluster::keys(ctx, k).await
     } else if let Some(f) = &s.cluster_failover {
         cluster::failover(ctx, f).await
+    } else if let Some(f) = &s.sentinel_failover {
+        sentinel::failover(ctx, f).await
+    } else if let Some(r) = &s.sentinel_restart {
+        sentinel::restart(ctx, r).await
+    } else if let Some(r) = &s.replication {
+        sentinel::replication(ctx, r).await
+    } else if let Some(r) = &s.sentinels {
+        sentinel::sentinels(ctx, r).await
+    } else if let Some(r) = &s.sentinel_reset {
+        sentinel::reset(ctx, r).await
     } else {
         Err(StepError::Invalid("the step has no action".into()))
     }
@@ -184,6 +195,11 @@ async fn run_unless(ctx: &Ctx, scenario: &Scenario, step: &Step) -> Result<Done,
             capture: None,
             redis_keys: None,
             cluster_failover: None,
+            sentinel_failover: None,
+            sentinel_restart: None,
+            replication: None,
+            sentinels: None,
+            sentinel_reset: None,
             unless: None,
             ..step.spec.clone()
         };
@@ -378,11 +394,14 @@ pub async fn run(
     let count = |s: Status| results.iter().filter(|(_, r)| r.status == s).count();
     let (passed, failed, errors, skipped) =
         (count(Status::Passed), count(Status::Failed), count(Status::Error), count(Status::Skipped));
-    let possible: u32 =
-        results.iter().filter(|(i, _)| i.kind == StepKind::Check).map(|(i, _)| i.points.unwrap_or(0)).sum();
+    // Checks and drills score; a drill this cluster does not allow is left out.
+    let scored = |i: &StepInfo, r: &StepResult| {
+        i.kind == StepKind::Check || i.kind == StepKind::Disruptive && r.status != Status::Skipped
+    };
+    let possible: u32 = results.iter().filter(|(i, r)| scored(i, r)).map(|(i, _)| i.points.unwrap_or(0)).sum();
     let earned: u32 = results
         .iter()
-        .filter(|(i, r)| i.kind == StepKind::Check && r.status == Status::Passed)
+        .filter(|(i, r)| scored(i, r) && r.status == Status::Passed)
         .map(|(i, _)| i.points.unwrap_or(0))
         .sum();
     let invalid = results.iter().any(|(_, r)| r.error_kind == Some(ErrorKind::Invalid));

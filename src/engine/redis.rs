@@ -244,6 +244,29 @@ pub async fn run(ctx: &Ctx, step: &Redis) -> Result<Done, StepError> {
             }
         };
     }
+    if let Some(fields) = &step.expect.fields {
+        let mut wrong = Vec::new();
+        for (key, want) in fields {
+            let got = field(&value, key);
+            let want = match want {
+                Value::String(s) => Value::String(ctx.render(s)),
+                other => other.clone(),
+            };
+            if !got.as_ref().is_some_and(|g| expect::values_equal(&want, g)) {
+                wrong.push(format!("{key}={}", expect::show(got.as_ref())));
+            }
+        }
+        if !wrong.is_empty() {
+            let expected: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", expect::show(Some(v)))).collect();
+            return Err(StepError::Failed {
+                expected: ctx.render(&expected.join(", ")),
+                actual: wrong.join(", "),
+                looked_at,
+                output,
+                diagnostics: None,
+            });
+        }
+    }
     if let Some(key) = &step.expect.field {
         let key = ctx.render(key);
         match field(&value, &key) {

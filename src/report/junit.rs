@@ -50,7 +50,7 @@ impl Reporter for JunitReport {
         match event {
             Event::RunStarted(info) => self.name = format!("{} ({:?})", info.scenario, info.mode).to_lowercase(),
             Event::CleanupStarted => self.in_cleanup = true,
-            Event::StepFinished(info, result) if info.kind == StepKind::Check && !self.in_cleanup => {
+            Event::StepFinished(info, result) if info.kind != StepKind::Setup && !self.in_cleanup => {
                 let status = match result.status {
                     Status::Passed => TestCaseStatus::success(),
                     Status::Skipped => {

@@ -22,6 +22,10 @@ pub struct ScenarioFile {
     /// Where the scenario comes from (a seed document, a ticket).
     #[serde(default)]
     pub source: Option<String>,
+    /// The namespace the scenario works in, unless `-n` says otherwise
+    /// (default: the kubeconfig context's).
+    #[serde(default)]
+    pub namespace: Option<String>,
     /// Parameters with defaults, overridable with `--set key=value` and
     /// referenced as `{{ key }}` in steps and manifests.
     #[serde(default)]
@@ -106,6 +110,22 @@ pub struct StepFile {
     /// Failover drill on a Redis Cluster: delete a master's pod, measure recovery and lost keys.
     #[serde(default)]
     pub cluster_failover: Option<ClusterFailover>,
+    /// Failover drill with Sentinel: delete the master's pod, measure until the Sentinels agree.
+    #[serde(default)]
+    pub sentinel_failover: Option<SentinelFailover>,
+    /// Drill: delete a Sentinel's pod; the master must not change.
+    #[serde(default)]
+    pub sentinel_restart: Option<SentinelRestart>,
+    /// Replication across a set of Redis pods: one master, its replicas linked.
+    #[serde(default)]
+    pub replication: Option<Replication>,
+    /// What every Sentinel says about a master.
+    #[serde(default)]
+    pub sentinels: Option<Sentinels>,
+    /// `SENTINEL RESET` on every Sentinel: forget replicas and Sentinels at
+    /// addresses that restarted pods no longer have (they are rediscovered).
+    #[serde(default)]
+    pub sentinel_reset: Option<SentinelReset>,
     /// Skip the step (as already done) when this read-only probe passes.
     #[serde(default)]
     pub unless: Option<Box<Probe>>,
@@ -409,6 +429,106 @@ pub struct Expect {
     /// A `CLUSTER NODES` reply describes this shape.
     #[serde(default)]
     pub cluster_shape: Option<ClusterShape>,
+    /// Several fields of a key/value reply, each equal to its value
+    /// (`{num-slaves: 2, num-other-sentinels: 2}`).
+    #[serde(default)]
+    pub fields: Option<BTreeMap<String, Value>>,
+}
+
+/// The Sentinel failover drill.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SentinelFailover {
+    /// The Redis pods.
+    pub redis: PodRef,
+    /// The Sentinel pods.
+    pub sentinels: PodRef,
+    /// Sentinel's port; default 26379.
+    #[serde(default)]
+    pub sentinel_port: Option<u16>,
+    /// The monitored master's name (`mymaster`).
+    pub master_name: String,
+    /// The Redis password.
+    #[serde(default)]
+    pub auth: Option<SecretKey>,
+    /// Canary keys written (and acknowledged by `WAIT`) before the drill.
+    pub keys: Count,
+    /// Sentinel's `down-after-milliseconds`.
+    pub down_after_ms: String,
+    /// Sentinel's `failover-timeout` in milliseconds.
+    pub failover_timeout_ms: String,
+    /// Cordon the master's node while its pod is deleted (default true).
+    #[serde(default)]
+    pub hold_down: Option<bool>,
+    /// How long to wait for recovery; default 180s.
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// Replication across the Redis pods, from `INFO replication` on each.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Replication {
+    /// The Redis pods.
+    pub pods: PodRef,
+    /// The password.
+    #[serde(default)]
+    pub auth: Option<SecretKey>,
+    /// Exactly one master with this many replicas, each linked to it (`master_link_status:up`).
+    pub replicas: u32,
+    /// Also write a probe key on the master and read it on every replica (writes: setup kind).
+    #[serde(default)]
+    pub write_probe: bool,
+}
+
+/// What every Sentinel says, from `SENTINEL MASTER` and `SENTINEL CKQUORUM`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Sentinels {
+    /// The Sentinel pods.
+    pub pods: PodRef,
+    /// Sentinel's port; default 26379.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The monitored master's name.
+    pub master_name: String,
+    /// Replicas each Sentinel must know.
+    pub replicas: u32,
+    /// Other Sentinels each must know.
+    pub other_sentinels: u32,
+    /// The configured quorum, which must also be reachable (`CKQUORUM`).
+    pub quorum: Count,
+}
+
+/// Which Sentinels to reset, for which master.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SentinelReset {
+    /// The Sentinel pods.
+    pub pods: PodRef,
+    /// Sentinel's port; default 26379.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The monitored master's name.
+    pub master_name: String,
+}
+
+/// The Sentinel restart drill.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SentinelRestart {
+    /// The Sentinel pod to delete.
+    pub sentinel: PodRef,
+    /// All Sentinel pods.
+    pub sentinels: PodRef,
+    /// Sentinel's port; default 26379.
+    #[serde(default)]
+    pub sentinel_port: Option<u16>,
+    /// The monitored master's name.
+    pub master_name: String,
+    /// How long to wait for the Sentinel to be back; default 120s.
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 /// The shape of a Redis Cluster, as `CLUSTER NODES` shows it.

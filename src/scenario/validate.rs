@@ -39,6 +39,11 @@ fn actions(step: &StepFile) -> Vec<&'static str> {
         (step.capture.is_some(), "capture"),
         (step.redis_keys.is_some(), "redisKeys"),
         (step.cluster_failover.is_some(), "clusterFailover"),
+        (step.sentinel_failover.is_some(), "sentinelFailover"),
+        (step.sentinel_restart.is_some(), "sentinelRestart"),
+        (step.replication.is_some(), "replication"),
+        (step.sentinels.is_some(), "sentinels"),
+        (step.sentinel_reset.is_some(), "sentinelReset"),
     ] {
         if present {
             out.push(name);
@@ -157,8 +162,12 @@ impl Checker<'_> {
                 self.at_step(id, format!("expect.{name} applies to exec steps only"));
             }
         }
-        if e.field.is_some() && action != "redis" {
-            self.at_step(id, "expect.field applies to redis steps only".into());
+        for (name, present) in
+            [("field", e.field.is_some()), ("fields", e.fields.is_some()), ("clusterShape", e.cluster_shape.is_some())]
+        {
+            if present && action != "redis" {
+                self.at_step(id, format!("expect.{name} applies to redis steps only"));
+            }
         }
         if let Some(re) = &e.matches
             && let Err(err) = regex::Regex::new(&template::render(re, &self.params).unwrap_or_else(|_| re.clone()))
@@ -201,6 +210,10 @@ impl Checker<'_> {
         let writes = step.apply.is_some()
             || step.delete.is_some()
             || step.cluster_failover.is_some()
+            || step.sentinel_failover.is_some()
+            || step.sentinel_restart.is_some()
+            || step.replication.as_ref().is_some_and(|r| r.write_probe)
+            || step.sentinel_reset.is_some()
             || step.redis_keys.as_ref().is_some_and(|k| k.write.is_some());
         if kind_of(step) == StepKind::Check && writes {
             self.at_step(&step.id, "a check cannot apply or delete: `verify` runs checks and must never write".into());

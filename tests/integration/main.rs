@@ -9,4 +9,5 @@ mod lab_cli;
 mod lab_pods;
 mod lab_stateful;
 mod redis_cluster;
+mod redis_sentinel;
 mod reports;

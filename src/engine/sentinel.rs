@@ -1,0 +1,536 @@
+//! Sentinel drills. The failover drill writes canary keys that every replica
+//! acknowledged, deletes the master's pod (its node cordoned so it stays down,
+//! as a failed node would), and measures how long until every Sentinel names
+//! the same new master, and until the old pod is back as its replica; then it
+//! reads every canary key from the new master. The restart drill deletes a
+//! Sentinel and checks the master does not change.
+
+use std::time::{Duration, Instant};
+
+use kube::api::DeleteParams;
+use redis::Value as Reply;
+use serde_json::Value;
+
+use super::cluster::cordon;
+use super::context::Ctx;
+use super::redis::{connect, field, password, query, to_value};
+use super::{Done, StepError};
+use crate::kube::conditions;
+use crate::scenario::{
+    PodRef, Replication, SentinelFailover, SentinelReset, SentinelRestart, Sentinels, parse_duration,
+};
+
+/// Sentinel's default port.
+pub const SENTINEL_PORT: u16 = 26379;
+
+fn failed(expected: String, actual: String, looked_at: &str, output: &[String]) -> StepError {
+    StepError::Failed { expected, actual, looked_at: looked_at.into(), output: output.join("\n"), diagnostics: None }
+}
+
+async fn running(ctx: &Ctx, pods: &PodRef) -> Result<Vec<Value>, StepError> {
+    Ok(ctx.pods(pods).await?.into_iter().filter(conditions::pod_running).collect())
+}
+
+/// What each Running Sentinel says the master's IP is.
+async fn masters_seen(
+    ctx: &Ctx,
+    sentinels: &PodRef,
+    port: u16,
+    name: &str,
+) -> Result<Vec<(String, Option<String>)>, StepError> {
+    let mut seen = Vec::new();
+    for pod in running(ctx, sentinels).await? {
+        let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let answer = match connect(ctx, &pod, port, None).await {
+            Ok(mut conn) => {
+                let reply =
+                    query(&mut conn, &["SENTINEL".into(), "get-master-addr-by-name".into(), name.into()]).await.ok();
+                reply.and_then(|r| match to_value(&r) {
+                    Value::Array(items) => items.first().and_then(|v| v.as_str().map(String::from)),
+                    _ => None,
+                })
+            }
+            Err(_) => None,
+        };
+        seen.push((pod_name, answer));
+    }
+    Ok(seen)
+}
+
+/// The master all Sentinels agree on, if they do (and there are any).
+fn agreed(seen: &[(String, Option<String>)]) -> Option<String> {
+    let first = seen.first()?.1.clone()?;
+    seen.iter().all(|(_, ip)| ip.as_deref() == Some(first.as_str())).then_some(first)
+}
+
+fn describe(seen: &[(String, Option<String>)]) -> String {
+    seen.iter().map(|(p, ip)| format!("{p}: {}", ip.as_deref().unwrap_or("?"))).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether an address Redis or Sentinel reports (an IP, or a pod's DNS name
+/// like `redis-0.redis.ns.svc.cluster.local`) names this pod.
+pub fn names_pod(addr: &str, pod: &Value) -> bool {
+    let ip = pod["status"]["podIP"].as_str().unwrap_or_default();
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    !addr.is_empty() && (addr == ip || addr.split('.').next() == Some(name) && addr.contains('.'))
+}
+
+fn millis(ctx: &Ctx, text: &str, what: &str) -> Result<u64, StepError> {
+    ctx.render(text).trim().parse().map_err(|_| StepError::Invalid(format!("{what} is not a number of milliseconds")))
+}
+
+/// The failover drill.
+pub async fn failover(ctx: &Ctx, drill: &SentinelFailover) -> Result<Done, StepError> {
+    let port = drill.sentinel_port.unwrap_or(SENTINEL_PORT);
+    let name = ctx.render(&drill.master_name);
+    let down_after = millis(ctx, &drill.down_after_ms, "downAfterMs")?;
+    let failover_timeout = millis(ctx, &drill.failover_timeout_ms, "failoverTimeoutMs")?;
+    let keys = drill.keys.value(&|t| ctx.render(t)).map_err(StepError::Invalid)?;
+    let timeout = drill.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(180));
+    let mut log = Vec::new();
+    let before = masters_seen(ctx, &drill.sentinels, port, &name).await?;
+    let Some(old_ip) = agreed(&before) else {
+        return Err(failed(
+            "all Sentinels naming one master".into(),
+            describe(&before),
+            "SENTINEL get-master-addr-by-name",
+            &log,
+        ));
+    };
+    let redis_pods = running(ctx, &drill.redis).await?;
+    let Some(victim) = redis_pods.iter().find(|p| names_pod(&old_ip, p)).cloned() else {
+        return Err(failed(format!("a Redis pod with the master's IP {old_ip}"), "none".into(), "pods", &log));
+    };
+    let victim_name = victim["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let victim_uid = victim["metadata"]["uid"].clone();
+    let ns = victim["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace).to_string();
+    let pass = match &drill.auth {
+        Some(a) => Some(password(ctx, a, &ns).await?),
+        None => None,
+    };
+    log.push(format!("Sentinels agree: master {old_ip} ({victim_name})"));
+
+    // Canary keys, acknowledged by the replicas before the master goes.
+    let mut master = connect(ctx, &victim, 6379, pass.clone()).await?;
+    for n in 0..keys {
+        let reply = query(&mut master, &["SET".into(), format!("canary:{n}"), format!("canary-value-{n}")])
+            .await
+            .map_err(|e| StepError::Infra(e.to_string()))?;
+        if !matches!(reply, Reply::Okay) {
+            return Err(failed("SET to answer OK".into(), super::redis::show(&reply, 0), "master", &log));
+        }
+    }
+    let acked = query(&mut master, &["WAIT".into(), "2".into(), "5000".into()])
+        .await
+        .map_err(|e| StepError::Infra(e.to_string()))?;
+    let acked = to_value(&acked).as_i64().unwrap_or(0);
+    log.push(format!("wrote {keys} canary keys; WAIT: acknowledged by {acked} replica(s)"));
+    drop(master);
+
+    let node = victim["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+    let hold_down = drill.hold_down.unwrap_or(true);
+    if hold_down {
+        cordon(ctx, &node, true).await?;
+        log.push(format!("cordoned node {node} so the master stays down"));
+    }
+    let started = Instant::now();
+    let watched = watch(
+        ctx,
+        drill,
+        &name,
+        port,
+        &old_ip,
+        &victim_name,
+        &victim_uid,
+        &ns,
+        pass.clone(),
+        started,
+        timeout,
+        hold_down.then_some(node.as_str()),
+        &mut log,
+    )
+    .await;
+    if hold_down {
+        let _ = cordon(ctx, &node, false).await;
+    }
+    let (failover_after, recovered_after, new_ip) = watched?;
+
+    let mut done = Done::default();
+    done.measure("down-after-milliseconds", down_after as f64, "ms");
+    done.measure("failover-timeout", failover_timeout as f64, "ms");
+    done.measure("acknowledged by replicas", acked as f64, "replicas");
+    let (Some(failover_after), Some(new_ip)) = (failover_after, new_ip) else {
+        let now = masters_seen(ctx, &drill.sentinels, port, &name).await.unwrap_or_default();
+        return Err(failed(
+            format!("all Sentinels naming a new master within {}s", timeout.as_secs()),
+            describe(&now),
+            "SENTINEL get-master-addr-by-name",
+            &log,
+        ));
+    };
+    done.measure("failover time", failover_after.as_millis() as f64, "ms");
+    if let Some(r) = recovered_after {
+        done.measure("recovery time", r.as_millis() as f64, "ms");
+    }
+    let new_master = running(ctx, &drill.redis).await?.into_iter().find(|p| names_pod(&new_ip, p));
+    let Some(new_master) = new_master else {
+        return Err(failed(format!("a Redis pod with the new master's IP {new_ip}"), "none".into(), "pods", &log));
+    };
+    let mut conn = connect(ctx, &new_master, 6379, pass).await?;
+    let mut lost = 0;
+    for n in 0..keys {
+        let got = query(&mut conn, &["GET".into(), format!("canary:{n}")])
+            .await
+            .map_err(|e| StepError::Infra(e.to_string()))?;
+        if to_value(&got) != Value::String(format!("canary-value-{n}")) {
+            lost += 1;
+        }
+    }
+    done.measure("lost keys", f64::from(lost), "keys");
+    log.push(format!("read back {}/{keys} canary keys from the new master", keys - lost));
+    done.output = log.join("\n");
+    let bound = down_after + failover_timeout;
+    if recovered_after.is_none() {
+        return Err(failed(
+            format!("{victim_name} back as a replica of {new_ip} within {}s", timeout.as_secs()),
+            "it did not rejoin".into(),
+            "INFO replication",
+            &log,
+        ));
+    }
+    if lost > 0 {
+        return Err(failed("0 acknowledged keys lost".into(), format!("{lost} lost"), "GET on the new master", &log));
+    }
+    if failover_after.as_millis() as u64 > bound {
+        return Err(failed(
+            format!("a new master within down-after + failover-timeout ({bound} ms)"),
+            format!("{} ms", failover_after.as_millis()),
+            "Sentinels",
+            &log,
+        ));
+    }
+    Ok(done)
+}
+
+/// Deletes the master's pod and follows the Sentinels and the returning pod.
+#[allow(clippy::too_many_arguments)]
+async fn watch(
+    ctx: &Ctx,
+    drill: &SentinelFailover,
+    name: &str,
+    port: u16,
+    old_ip: &str,
+    victim_name: &str,
+    victim_uid: &Value,
+    ns: &str,
+    pass: Option<String>,
+    started: Instant,
+    timeout: Duration,
+    held_node: Option<&str>,
+    log: &mut Vec<String>,
+) -> Result<(Option<Duration>, Option<Duration>, Option<String>), StepError> {
+    let (pods, _, _) = ctx.api(Some("v1"), "Pod", Some(ns)).await?;
+    pods.delete(victim_name, &DeleteParams::default()).await?;
+    log.push(format!("deleted pod {victim_name}"));
+    let mut failover_after = None;
+    let mut new_ip: Option<String> = None;
+    while started.elapsed() < timeout {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if failover_after.is_none() {
+            let seen = masters_seen(ctx, &drill.sentinels, port, name).await?;
+            ctx.progress(&format!("Sentinels say: {}", describe(&seen)));
+            if let Some(ip) = agreed(&seen).filter(|ip| ip != old_ip) {
+                failover_after = Some(started.elapsed());
+                log.push(format!("all Sentinels name the new master {ip} after {} ms", started.elapsed().as_millis()));
+                new_ip = Some(ip);
+                if let Some(node) = held_node {
+                    cordon(ctx, node, false).await?;
+                    log.push(format!("uncordoned node {node}"));
+                }
+            }
+            continue;
+        }
+        let back = running(ctx, &drill.redis)
+            .await?
+            .into_iter()
+            .find(|p| p["metadata"]["name"] == victim_name && p["metadata"]["uid"] != *victim_uid);
+        let Some(back) = back else { continue };
+        let Ok(mut conn) = connect(ctx, &back, 6379, pass.clone()).await else { continue };
+        let Ok(info) = query(&mut conn, &["INFO".into(), "replication".into()]).await else { continue };
+        let info = to_value(&info);
+        let role = field(&info, "role");
+        let master_host = field(&info, "master_host");
+        let link = field(&info, "master_link_status");
+        ctx.progress(&format!(
+            "{victim_name}: role {}, master {}, link {}",
+            super::expect::show(role.as_ref()),
+            super::expect::show(master_host.as_ref()),
+            super::expect::show(link.as_ref())
+        ));
+        if role == Some(Value::String("slave".into()))
+            && master_host.as_ref().and_then(|v| v.as_str()) == new_ip.as_deref()
+            && link == Some(Value::String("up".into()))
+        {
+            log.push(format!(
+                "{victim_name} is back at {} as a replica of {}; link up after {} ms",
+                back["status"]["podIP"].as_str().unwrap_or_default(),
+                new_ip.as_deref().unwrap_or_default(),
+                started.elapsed().as_millis()
+            ));
+            return Ok((failover_after, Some(started.elapsed()), new_ip));
+        }
+    }
+    Ok((failover_after, None, new_ip))
+}
+
+/// The restart drill: a Sentinel goes and comes back; the master stays.
+pub async fn restart(ctx: &Ctx, drill: &SentinelRestart) -> Result<Done, StepError> {
+    let port = drill.sentinel_port.unwrap_or(SENTINEL_PORT);
+    let name = ctx.render(&drill.master_name);
+    let timeout = drill.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(120));
+    let mut log = Vec::new();
+    let before = masters_seen(ctx, &drill.sentinels, port, &name).await?;
+    let Some(master) = agreed(&before) else {
+        return Err(failed(
+            "all Sentinels naming one master".into(),
+            describe(&before),
+            "SENTINEL get-master-addr-by-name",
+            &log,
+        ));
+    };
+    let victim = running(ctx, &drill.sentinel)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| failed("a Running Sentinel pod".into(), "none".into(), "pods", &[]))?;
+    let victim_name = victim["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let ns = victim["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace).to_string();
+    log.push(format!("master before: {master}; deleting {victim_name}"));
+    let (pods, _, _) = ctx.api(Some("v1"), "Pod", Some(&ns)).await?;
+    let started = Instant::now();
+    pods.delete(&victim_name, &DeleteParams::default()).await?;
+    while started.elapsed() < timeout {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let back = running(ctx, &drill.sentinel)
+            .await?
+            .into_iter()
+            .find(|p| p["metadata"]["uid"] != victim["metadata"]["uid"]);
+        let Some(back) = back else { continue };
+        let Ok(mut conn) = connect(ctx, &back, port, None).await else { continue };
+        let Ok(reply) = query(&mut conn, &["SENTINEL".into(), "master".into(), name.clone()]).await else { continue };
+        let others = field(&to_value(&reply), "num-other-sentinels");
+        ctx.progress(&format!("{victim_name} back; it knows {} other Sentinels", super::expect::show(others.as_ref())));
+        if others.as_ref().is_some_and(|v| super::expect::values_equal(&Value::from(2), v)) {
+            let after = masters_seen(ctx, &drill.sentinels, port, &name).await?;
+            log.push(format!(
+                "{victim_name} back and sees 2 other Sentinels after {} ms",
+                started.elapsed().as_millis()
+            ));
+            log.push(format!("master after: {}", describe(&after)));
+            let mut done = Done { output: log.join("\n"), ..Done::default() };
+            done.measure("sentinel back", started.elapsed().as_millis() as f64, "ms");
+            return match agreed(&after) {
+                Some(ip) if ip == master => Ok(done),
+                _ => Err(failed(
+                    format!("the master unchanged ({master})"),
+                    describe(&after),
+                    "SENTINEL get-master-addr-by-name",
+                    &log,
+                )),
+            };
+        }
+    }
+    Err(failed(
+        format!("{victim_name} back and seeing 2 other Sentinels within {}s", timeout.as_secs()),
+        "not back".into(),
+        "SENTINEL master",
+        &log,
+    ))
+}
+
+/// `replication`: one master, the expected replicas linked to it.
+pub async fn replication(ctx: &Ctx, step: &Replication) -> Result<Done, StepError> {
+    let pods = running(ctx, &step.pods).await?;
+    let ns = pods.first().and_then(|p| p["metadata"]["namespace"].as_str()).unwrap_or(&ctx.namespace).to_string();
+    let pass = match &step.auth {
+        Some(a) => Some(password(ctx, a, &ns).await?),
+        None => None,
+    };
+    let mut lines = Vec::new();
+    let mut masters = Vec::new();
+    let mut replicas = Vec::new();
+    for pod in &pods {
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let ip = pod["status"]["podIP"].as_str().unwrap_or_default().to_string();
+        let info = match connect(ctx, pod, 6379, pass.clone()).await {
+            Ok(mut conn) => query(&mut conn, &["INFO".into(), "replication".into()]).await.map(|r| to_value(&r)).ok(),
+            Err(_) => None,
+        };
+        let Some(info) = info else {
+            lines.push(format!("{name} ({ip}): no answer"));
+            continue;
+        };
+        let get = |k: &str| super::expect::show(field(&info, k).as_ref());
+        match get("role").as_str() {
+            "master" => {
+                lines.push(format!("{name} ({ip}): master, {} connected replica(s)", get("connected_slaves")));
+                masters.push((name, ip, get("connected_slaves")));
+            }
+            "slave" => {
+                lines.push(format!(
+                    "{name} ({ip}): replica of {}, link {}",
+                    get("master_host"),
+                    get("master_link_status")
+                ));
+                replicas.push((name, get("master_host"), get("master_link_status")));
+                let _ = &ip;
+            }
+            other => lines.push(format!("{name} ({ip}): {other}")),
+        }
+    }
+    let output = ctx.redact(&lines.join("\n"));
+    let want = step.replicas;
+    let fail = |actual: String| StepError::Failed {
+        expected: format!("one master with {want} replicas, each linked to it (master_link_status:up)"),
+        actual,
+        looked_at: format!("INFO replication on {}", ctx.describe_pod(&step.pods)),
+        output: output.clone(),
+        diagnostics: None,
+    };
+    let [(master, master_ip, connected)] = masters.as_slice() else {
+        return Err(fail(format!("{} masters", masters.len())));
+    };
+    let broken: Vec<String> = replicas
+        .iter()
+        .filter(|(_, host, link)| {
+            let master_pod =
+                pods.iter().find(|p| p["metadata"]["name"] == master.as_str()).cloned().unwrap_or_default();
+            !(host == master_ip || names_pod(host, &master_pod)) || link != "up"
+        })
+        .map(|(name, host, link)| format!("{name}: master {host}, link {link}"))
+        .collect();
+    if !broken.is_empty() {
+        return Err(fail(broken.join("; ")));
+    }
+    if replicas.len() != want as usize || connected.parse::<u32>().ok() != Some(want) {
+        return Err(fail(format!("{} linked replicas; {master} reports {connected} connected", replicas.len())));
+    }
+    if step.write_probe {
+        let master_pod = pods.iter().find(|p| p["metadata"]["name"] == master.as_str()).cloned().unwrap_or_default();
+        let stamp = format!(
+            "{}",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+        );
+        let mut conn = connect(ctx, &master_pod, 6379, pass.clone()).await?;
+        query(&mut conn, &["SET".into(), "runbook:probe".into(), stamp.clone()])
+            .await
+            .map_err(|e| StepError::Infra(e.to_string()))?;
+        query(&mut conn, &["WAIT".into(), want.to_string(), "5000".into()])
+            .await
+            .map_err(|e| StepError::Infra(e.to_string()))?;
+        for pod in pods.iter().filter(|p| p["metadata"]["name"] != master.as_str()) {
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+            let mut conn = connect(ctx, pod, 6379, pass.clone()).await?;
+            let got = query(&mut conn, &["GET".into(), "runbook:probe".into()])
+                .await
+                .map_err(|e| StepError::Infra(e.to_string()))?;
+            if to_value(&got) != Value::String(stamp.clone()) {
+                return Err(fail(format!("a write on {master} did not reach {name}")));
+            }
+        }
+        return Ok(Done {
+            output: format!("{output}\nwrite on {master} read back on every replica"),
+            ..Done::default()
+        });
+    }
+    Ok(Done { output, ..Done::default() })
+}
+
+/// `sentinels`: every Sentinel knows the master, its replicas and the other Sentinels.
+pub async fn sentinels(ctx: &Ctx, step: &Sentinels) -> Result<Done, StepError> {
+    let port = step.port.unwrap_or(SENTINEL_PORT);
+    let name = ctx.render(&step.master_name);
+    let quorum = step.quorum.value(&|t| ctx.render(t)).map_err(StepError::Invalid)?;
+    let mut lines = Vec::new();
+    let mut problems = Vec::new();
+    let pods = running(ctx, &step.pods).await?;
+    for pod in &pods {
+        let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let Ok(mut conn) = connect(ctx, pod, port, None).await else {
+            problems.push(format!("{pod_name}: no answer"));
+            continue;
+        };
+        let master = query(&mut conn, &["SENTINEL".into(), "master".into(), name.clone()])
+            .await
+            .map(|r| to_value(&r))
+            .unwrap_or_default();
+        let get = |k: &str| super::expect::show(field(&master, k).as_ref());
+        let ckquorum = query(&mut conn, &["SENTINEL".into(), "ckquorum".into(), name.clone()])
+            .await
+            .map(|r| super::redis::show(&r, 0))
+            .unwrap_or_default();
+        lines.push(format!(
+            "{pod_name}: master {}:{}, {} replicas, {} other sentinels, quorum {}, ckquorum: {ckquorum}",
+            get("ip"),
+            get("port"),
+            get("num-slaves"),
+            get("num-other-sentinels"),
+            get("quorum")
+        ));
+        for (key, want) in
+            [("num-slaves", step.replicas), ("num-other-sentinels", step.other_sentinels), ("quorum", quorum)]
+        {
+            if get(key) != want.to_string() {
+                problems.push(format!("{pod_name}: {key}={}", get(key)));
+            }
+        }
+        if !ckquorum.starts_with("OK") {
+            problems.push(format!("{pod_name}: {ckquorum}"));
+        }
+    }
+    let seen = masters_seen(ctx, &step.pods, port, &name).await?;
+    if agreed(&seen).is_none() {
+        problems.push(format!("they disagree on the master: {}", describe(&seen)));
+    }
+    let output = lines.join("\n");
+    if pods.is_empty() || !problems.is_empty() {
+        return Err(StepError::Failed {
+            expected: format!(
+                "every Sentinel: the master, {} replicas, {} other Sentinels, quorum {quorum} reachable",
+                step.replicas, step.other_sentinels
+            ),
+            actual: if pods.is_empty() { "no Running Sentinel".into() } else { problems.join("; ") },
+            looked_at: format!("SENTINEL master/ckquorum {name} on {}", ctx.describe_pod(&step.pods)),
+            output,
+            diagnostics: None,
+        });
+    }
+    Ok(Done { output, ..Done::default() })
+}
+
+/// `sentinelReset`: `SENTINEL RESET` on every Sentinel, one at a time, each
+/// given a moment to find the master again before the next forgets.
+pub async fn reset(ctx: &Ctx, step: &SentinelReset) -> Result<Done, StepError> {
+    let port = step.port.unwrap_or(SENTINEL_PORT);
+    let name = ctx.render(&step.master_name);
+    let mut lines = Vec::new();
+    for pod in running(ctx, &step.pods).await? {
+        let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let mut conn = connect(ctx, &pod, port, None).await?;
+        let reply = query(&mut conn, &["SENTINEL".into(), "reset".into(), name.clone()])
+            .await
+            .map_err(|e| StepError::Infra(e.to_string()))?;
+        lines.push(format!("{pod_name}: SENTINEL RESET {name} -> {}", super::redis::show(&reply, 0)));
+        for _ in 0..40 {
+            let master = query(&mut conn, &["SENTINEL".into(), "master".into(), name.clone()])
+                .await
+                .map(|r| to_value(&r))
+                .unwrap_or_default();
+            if field(&master, "num-slaves").is_some_and(|v| v != Value::String("0".into())) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    Ok(Done { output: lines.join("\n"), ..Done::default() })
+}

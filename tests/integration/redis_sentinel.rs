@@ -1,0 +1,173 @@
+//! The redis-sentinel scenario (seed 004) on the lab: two runs in a row (the
+//! second on what the first kept), the drills' figures, and verify against a
+//! Sentinel quorum of 4 and a replica with the wrong masterauth.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::common::TestLab;
+use crate::engine::runbook;
+
+const PASSWORD: &str = "a-very-complex-password-here";
+
+fn report(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn step<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["steps"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no step {id}"))
+}
+
+fn measurement(step: &Value, name: &str) -> f64 {
+    step["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .and_then(|m| m["value"].as_f64())
+        .unwrap_or(-1.0)
+}
+
+fn failed(doc: &Value) -> Vec<String> {
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "failed")
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let path = t.dir.path().join(format!("{name}.json"));
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let mut args = vec!["run", "redis-sentinel", "--kubeconfig", &kubeconfig];
+    let report_arg = format!("json={}", path.display());
+    args.extend(["--report", &report_arg]);
+    args.extend(extra);
+    let out = runbook(&args, t.dir.path()).await;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), report(&path), text)
+}
+
+#[tokio::test]
+async fn runs_twice_in_a_row_and_reports_the_failover() {
+    let t = TestLab::with_pods().await;
+    let (code, first, text) = run(&t, "first", &["--keep"]).await;
+    assert_eq!(code, Some(0), "{text}");
+    let drill = step(&first, "failover-drill");
+    assert_eq!(measurement(drill, "lost keys"), 0.0, "{drill}");
+    assert_eq!(measurement(drill, "acknowledged by replicas"), 2.0);
+    let failover = measurement(drill, "failover time");
+    let bound = measurement(drill, "down-after-milliseconds") + measurement(drill, "failover-timeout");
+    assert!(
+        failover >= measurement(drill, "down-after-milliseconds") && failover <= bound,
+        "failover {failover} ms, bound {bound}"
+    );
+    assert_eq!(step(&first, "sentinel-restart-drill")["status"], "passed");
+    assert!(!text.contains(PASSWORD), "the password leaked into the output");
+    assert!(!std::fs::read_to_string(t.dir.path().join("first.json")).unwrap().contains(PASSWORD));
+
+    // Again, on the state the first run left (the master is now another pod).
+    let (code, _, text) = run(&t, "second", &[]).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(t.lab.store.get("namespaces", "", "redis").is_none(), "cleanup removed the namespace");
+}
+
+async fn deployed(t: &TestLab) {
+    let (code, _, text) = run(t, "deploy", &["--keep"]).await;
+    assert_eq!(code, Some(0), "{text}");
+}
+
+async fn verify(t: &TestLab) -> (Option<i32>, Value) {
+    let path = t.dir.path().join("verify.json");
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let out = runbook(
+        &["verify", "redis-sentinel", "--kubeconfig", &kubeconfig, "--report", &format!("json={}", path.display())],
+        t.dir.path(),
+    )
+    .await;
+    (out.status.code(), report(&path))
+}
+
+#[tokio::test]
+async fn verify_fails_sentinels_with_quorum_4() {
+    let t = TestLab::with_pods().await;
+    deployed(&t).await;
+    for i in 0..3 {
+        t.kubectl(&[
+            "exec",
+            "-n",
+            "redis",
+            &format!("sentinel-{i}"),
+            "--",
+            "redis-cli",
+            "-p",
+            "5000",
+            "sentinel",
+            "set",
+            "mymaster",
+            "quorum",
+            "4",
+        ])
+        .await;
+    }
+    let (code, doc) = verify(&t).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(failed(&doc), ["sentinels-agree"]);
+    let actual = step(&doc, "sentinels-agree")["actual"].as_str().unwrap().to_string();
+    assert!(actual.contains("quorum=4") && actual.contains("NOQUORUM"), "{actual}");
+}
+
+#[tokio::test]
+async fn verify_fails_a_replica_with_the_wrong_masterauth() {
+    let t = TestLab::with_pods().await;
+    deployed(&t).await;
+    // Find a replica, give it the wrong masterauth and make it reconnect.
+    let mut replica = String::new();
+    let mut master_ip = String::new();
+    for i in 0..3 {
+        let pod = format!("redis-{i}");
+        let info = t
+            .kubectl(&[
+                "exec",
+                "-n",
+                "redis",
+                &pod,
+                "--",
+                "redis-cli",
+                "--no-auth-warning",
+                "-a",
+                PASSWORD,
+                "info",
+                "replication",
+            ])
+            .await;
+        if info.contains("role:slave") && replica.is_empty() {
+            replica = pod;
+            master_ip =
+                info.lines().find_map(|l| l.trim().strip_prefix("master_host:")).unwrap_or_default().to_string();
+        }
+    }
+    assert!(!replica.is_empty());
+    let cli = |args: &[&str]| {
+        let mut all =
+            vec!["exec", "-n", "redis", replica.as_str(), "--", "redis-cli", "--no-auth-warning", "-a", PASSWORD];
+        all.extend_from_slice(args);
+        all.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    for args in [
+        cli(&["config", "set", "masterauth", "wrong"]),
+        cli(&["replicaof", "no", "one"]),
+        cli(&["replicaof", &master_ip, "6379"]),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        t.kubectl(&args).await;
+    }
+    let (code, doc) = verify(&t).await;
+    assert_eq!(code, Some(1));
+    assert!(failed(&doc).contains(&"replication-ok".to_string()), "{:?}", failed(&doc));
+    let actual = step(&doc, "replication-ok")["actual"].as_str().unwrap().to_string();
+    assert!(actual.contains(&format!("{replica}: master {master_ip}, link down")), "{actual}");
+}
