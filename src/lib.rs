@@ -2,6 +2,7 @@
 //! shell around this library so tests and benchmarks drive the same code.
 
 pub mod cli;
+pub mod counter;
 pub mod engine;
 pub mod exit;
 pub mod kube;

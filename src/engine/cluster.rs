@@ -396,6 +396,7 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover) -> Result<Done, StepEr
     if let Some(r) = recovered_after {
         done.measure("recovery time", r.as_millis() as f64, "ms");
     }
+    ctx.keep_measurements(&done.measurements);
     let Some(_) = recovered_after else {
         return Err(StepError::Failed {
             expected: format!(
@@ -416,6 +417,8 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover) -> Result<Done, StepEr
     let keys = drill.keys.value(&|t| ctx.render(t)).map_err(StepError::Invalid)?;
     let missing = read_back(&mut client, None, &ctx.render(&drill.prefix), keys).await?;
     done.measure("lost keys", missing.len() as f64, "keys");
+    ctx.take_measurements();
+    ctx.keep_measurements(&done.measurements);
     log.push(format!("read back {}/{keys} keys written before the drill", keys as usize - missing.len()));
     done.output = log.join("\n");
     if !missing.is_empty() {

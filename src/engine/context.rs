@@ -74,6 +74,7 @@ pub struct Ctx {
     resources: Mutex<HashMap<(String, String), (ApiResource, bool)>>,
     reporters: Arc<Mutex<Reporters>>,
     current_step: Mutex<String>,
+    measured: Mutex<Vec<crate::report::event::Measurement>>,
 }
 
 impl Ctx {
@@ -96,6 +97,7 @@ impl Ctx {
             resources: Mutex::new(HashMap::new()),
             reporters,
             current_step: Mutex::new(String::new()),
+            measured: Mutex::new(Vec::new()),
         }
     }
 
@@ -117,6 +119,17 @@ impl Ctx {
     /// Sets the step progress messages belong to.
     pub fn set_step(&self, id: &str) {
         *self.current_step.lock().unwrap_or_else(|e| e.into_inner()) = id.to_string();
+    }
+
+    /// Keeps a step's measurements for its report even when the step fails
+    /// (a drill's figures matter most then).
+    pub fn keep_measurements(&self, measurements: &[crate::report::event::Measurement]) {
+        self.measured.lock().unwrap_or_else(|e| e.into_inner()).extend(measurements.iter().cloned());
+    }
+
+    /// Takes the measurements kept for the current step.
+    pub fn take_measurements(&self) -> Vec<crate::report::event::Measurement> {
+        std::mem::take(&mut *self.measured.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Reports what a long step is doing.

@@ -12,6 +12,7 @@ pub mod delete;
 pub mod diagnostics;
 pub mod exec;
 pub mod expect;
+pub mod http;
 pub mod redis;
 pub mod sentinel;
 pub mod wait;
@@ -177,6 +178,10 @@ async fn run_action(ctx: &Ctx, scenario: &Scenario, step: &Step) -> Result<Done,
         sentinel::sentinels(ctx, r).await
     } else if let Some(r) = &s.sentinel_reset {
         sentinel::reset(ctx, r).await
+    } else if let Some(h) = &s.http {
+        http::check(ctx, h).await
+    } else if let Some(l) = &s.http_load {
+        http::load(ctx, l).await
     } else {
         Err(StepError::Invalid("the step has no action".into()))
     }
@@ -200,6 +205,8 @@ async fn run_unless(ctx: &Ctx, scenario: &Scenario, step: &Step) -> Result<Done,
             replication: None,
             sentinels: None,
             sentinel_reset: None,
+            http: None,
+            http_load: None,
             unless: None,
             ..step.spec.clone()
         };
@@ -290,7 +297,9 @@ pub async fn run(
     options: &RunOptions,
     reporters: Reporters,
 ) -> anyhow::Result<u8> {
-    let vars = scenario.parameters(&options.overrides).map_err(exit::invalid)?;
+    let mut vars = scenario.parameters(&options.overrides).map_err(exit::invalid)?;
+    // `{{ run_id }}`: unique to this run, for names and keys that must not collide.
+    vars.insert("run_id".into(), crate::lab::api::objects::random_suffix(8));
     let redactor = Redactor::new(scenario.secret_values(&vars));
     let reporters = Arc::new(Mutex::new(reporters));
     let emit = |e: Event| reporters.lock().unwrap_or_else(|p| p.into_inner()).emit(&e);
@@ -364,7 +373,11 @@ pub async fn run(
                 Err(StepError::Infra("interrupted (Ctrl-C)".into()))
             }
         };
-        let (result, resolved) = to_result(&ctx, outcome, began.elapsed());
+        let (mut result, resolved) = to_result(&ctx, outcome, began.elapsed());
+        if result.measurements.is_empty() {
+            result.measurements = ctx.take_measurements();
+        }
+        ctx.take_measurements();
         let info = if resolved.is_some() { step_info(&ctx, step, i + 1, total, resolved.as_deref()) } else { info };
         if interrupted {
             stop_reason = Some("the run was interrupted".into());

@@ -189,6 +189,7 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover) -> Result<Done, StepE
     done.measure("lost keys", f64::from(lost), "keys");
     log.push(format!("read back {}/{keys} canary keys from the new master", keys - lost));
     done.output = log.join("\n");
+    ctx.keep_measurements(&done.measurements);
     let bound = down_after + failover_timeout;
     if recovered_after.is_none() {
         return Err(failed(

@@ -41,6 +41,17 @@ impl LabConfig {
     }
 }
 
+/// Images built from this repository, mapped to their binaries (seen in pods
+/// through the read-only host root at `/.host`): `counter-service`.
+fn built_images(helper: &std::path::Path) -> Vec<(String, String)> {
+    let Some(dir) = helper.parent() else { return Vec::new() };
+    let binary = dir.join("counter-service");
+    match std::fs::canonicalize(&binary) {
+        Ok(path) => vec![("counter-service".to_string(), format!("/.host{}", path.display()))],
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Finds the runbook binary: `$RUNBOOK_BIN`, the current executable when it is
 /// runbook, or runbook beside it (tests and benches run from target/*/deps).
 pub fn find_helper() -> anyhow::Result<PathBuf> {
@@ -101,8 +112,8 @@ impl Lab {
                 store: store.clone(),
                 state_dir: config.state_dir.clone(),
                 network: network.clone(),
+                extra_images: built_images(&helper),
                 helper,
-                extra_images: Vec::new(),
                 shutdown: shutdown.clone(),
                 pods: Default::default(),
             });

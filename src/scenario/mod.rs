@@ -193,7 +193,10 @@ pub fn kind_of(step: &StepFile) -> StepKind {
     let writes_keys = step.redis_keys.as_ref().is_some_and(|k| k.write.is_some())
         || step.replication.as_ref().is_some_and(|r| r.write_probe)
         || step.sentinel_reset.is_some();
-    let drill = step.cluster_failover.is_some() || step.sentinel_failover.is_some() || step.sentinel_restart.is_some();
+    let drill = step.cluster_failover.is_some()
+        || step.sentinel_failover.is_some()
+        || step.sentinel_restart.is_some()
+        || step.http_load.is_some();
     step.kind.unwrap_or(if drill {
         StepKind::Disruptive
     } else if step.apply.is_some() || step.delete.is_some() || step.capture.is_some() || writes_keys {

@@ -122,6 +122,12 @@ pub struct StepFile {
     /// What every Sentinel says about a master.
     #[serde(default)]
     pub sentinels: Option<Sentinels>,
+    /// HTTP GETs against a Service's LoadBalancer address, from outside the cluster.
+    #[serde(default)]
+    pub http: Option<Http>,
+    /// Drill: keep HTTP load on a Service while a pod is deleted or a rollout runs.
+    #[serde(default)]
+    pub http_load: Option<HttpLoad>,
     /// `SENTINEL RESET` on every Sentinel: forget replicas and Sentinels at
     /// addresses that restarted pods no longer have (they are rediscovered).
     #[serde(default)]
@@ -498,6 +504,53 @@ pub struct Sentinels {
     pub other_sentinels: u32,
     /// The configured quorum, which must also be reachable (`CKQUORUM`).
     pub quorum: Count,
+}
+
+/// HTTP requests to a LoadBalancer Service.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Http {
+    /// The Service (type LoadBalancer), by name.
+    pub service: ObjectRef,
+    /// The path (`/visitor`).
+    pub path: String,
+    /// Send the request this many times; the last answer is compared.
+    #[serde(default)]
+    pub repeat: Option<Count>,
+    /// The HTTP status every answer must have; default 200.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// The last answer's body (trimmed).
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// Load on a Service during a disruption.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpLoad {
+    /// The Service (type LoadBalancer), by name.
+    pub service: ObjectRef,
+    /// The path each request asks for.
+    pub path: String,
+    /// Requests in flight at once; default 4.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// At most this many requests in all; default 20000.
+    #[serde(default)]
+    pub max_requests: Option<u32>,
+    /// At most this long (`60s`); default 60s.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Delete the first Running pod this names, one second into the load.
+    #[serde(default)]
+    pub delete_pod: Option<PodRef>,
+    /// Or: a rolling update of this Deployment (as `kubectl set env … UPDATE_TIMESTAMP=…`).
+    #[serde(default)]
+    pub rolling_update: Option<String>,
+    /// Keep the load on for this long after the disruption settled; default 2s.
+    #[serde(default)]
+    pub settle: Option<String>,
 }
 
 /// Which Sentinels to reset, for which master.

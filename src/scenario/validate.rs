@@ -44,6 +44,8 @@ fn actions(step: &StepFile) -> Vec<&'static str> {
         (step.replication.is_some(), "replication"),
         (step.sentinels.is_some(), "sentinels"),
         (step.sentinel_reset.is_some(), "sentinelReset"),
+        (step.http.is_some(), "http"),
+        (step.http_load.is_some(), "httpLoad"),
     ] {
         if present {
             out.push(name);
@@ -214,9 +216,16 @@ impl Checker<'_> {
             || step.sentinel_restart.is_some()
             || step.replication.as_ref().is_some_and(|r| r.write_probe)
             || step.sentinel_reset.is_some()
+            || step.http_load.is_some()
             || step.redis_keys.as_ref().is_some_and(|k| k.write.is_some());
         if kind_of(step) == StepKind::Check && writes {
             self.at_step(&step.id, "a check cannot apply or delete: `verify` runs checks and must never write".into());
+        }
+        if step.retry_for.is_some() && step.http.is_some() {
+            self.at_step(
+                &step.id,
+                "retryFor cannot repeat an http step: each request may change state (a counter counts again)".into(),
+            );
         }
         if let Some(probe) = &step.unless {
             let n =
@@ -327,7 +336,9 @@ fn collect_strings(v: &Value, out: &mut Vec<String>) {
 
 /// Every problem in a scenario (empty when it is valid).
 pub fn validate(scenario: &Scenario) -> Vec<Problem> {
-    let params = scenario.file.parameters.iter().map(|(k, p)| (k.clone(), p.default.clone())).collect();
+    let mut params: BTreeMap<String, String> =
+        scenario.file.parameters.iter().map(|(k, p)| (k.clone(), p.default.clone())).collect();
+    params.insert("run_id".into(), "<run_id>".into());
     let mut checker = Checker { scenario, problems: Vec::new(), params };
     let mut seen = HashSet::new();
     for step in scenario.file.steps.iter().chain(&scenario.file.cleanup) {

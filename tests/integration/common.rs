@@ -83,3 +83,35 @@ pub fn kubectl() -> PathBuf {
 pub fn seed_deployment() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed-000/redis-deployment.yaml")).unwrap()
 }
+
+/// A JSON report written by `--report json=FILE`.
+pub fn report(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// One step of a JSON report, by id.
+pub fn step<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    doc["steps"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no step {id}"))
+}
+
+/// A measurement of a step (-1 when absent).
+pub fn measurement(step: &serde_json::Value, name: &str) -> f64 {
+    step["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .and_then(|m| m["value"].as_f64())
+        .unwrap_or(-1.0)
+}
+
+/// The ids of the failed steps, in order.
+pub fn failed(doc: &serde_json::Value) -> Vec<String> {
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "failed")
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -2,6 +2,7 @@
 //! embedded lab. One harness binary; modules by theme.
 
 mod common;
+mod counter_service;
 mod engine;
 mod lab_api_kube;
 mod lab_api_kubectl;

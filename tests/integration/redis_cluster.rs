@@ -6,36 +6,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::TestLab;
+use crate::common::{TestLab, failed, measurement, report, step};
 use crate::engine::runbook;
-
-fn report(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn step<'a>(doc: &'a Value, id: &str) -> &'a Value {
-    doc["steps"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no step {id}"))
-}
-
-fn measurement(step: &Value, name: &str) -> f64 {
-    step["measurements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == name)
-        .and_then(|m| m["value"].as_f64())
-        .unwrap_or(-1.0)
-}
-
-fn failed(doc: &Value) -> Vec<String> {
-    doc["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["status"] == "failed")
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
 
 #[tokio::test]
 async fn run_forms_the_cluster_survives_the_drill_and_is_idempotent() {

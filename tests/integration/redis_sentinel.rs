@@ -2,42 +2,12 @@
 //! second on what the first kept), the drills' figures, and verify against a
 //! Sentinel quorum of 4 and a replica with the wrong masterauth.
 
-use std::path::Path;
-
 use serde_json::Value;
 
-use crate::common::TestLab;
+use crate::common::{TestLab, failed, measurement, report, step};
 use crate::engine::runbook;
 
 const PASSWORD: &str = "a-very-complex-password-here";
-
-fn report(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn step<'a>(doc: &'a Value, id: &str) -> &'a Value {
-    doc["steps"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("no step {id}"))
-}
-
-fn measurement(step: &Value, name: &str) -> f64 {
-    step["measurements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == name)
-        .and_then(|m| m["value"].as_f64())
-        .unwrap_or(-1.0)
-}
-
-fn failed(doc: &Value) -> Vec<String> {
-    doc["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["status"] == "failed")
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
 
 async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
     let path = t.dir.path().join(format!("{name}.json"));

@@ -19,6 +19,8 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r#""(os_image|kernel)": "[^"]*""#, r#""$1": "[redacted]""#),
         (r"in \d+(\.\d+)?(ms|s)", "in [duration]"),
         (r"(?m)\d+/redis-server.*$", "[pid]/redis-server"),
+        (r"run_id: `[a-z0-9]{8}`", "run_id: `[run_id]`"),
+        (r#""run_id",(\s*)"[a-z0-9]{8}""#, r#""run_id",$1"[run_id]""#),
         (r#"time="[\d.]+""#, r#"time="[s]""#),
     ]
 }

@@ -1,0 +1,260 @@
+//! HTTP against a Service's LoadBalancer address, from outside the cluster as a
+//! user reaches it: single checks (`n` requests → count `n`) and load drills that
+//! count every failed request and measure latency while a pod is deleted or a
+//! rolling update runs. Load is bounded in requests and time, and goes only to
+//! the address in the Service's status.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use kube::api::{DeleteParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::context::Ctx;
+use super::{Done, StepError, expect};
+use crate::kube::conditions;
+use crate::scenario::{Http, HttpLoad, ObjectRef, parse_duration};
+
+/// One GET with a fresh connection (`Connection: close`): status, body, latency.
+pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, String, Duration), String> {
+    let started = Instant::now();
+    let exchange = async {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: runbook\r\n\r\n");
+        conn.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut reply = Vec::new();
+        conn.read_to_end(&mut reply).await.map_err(|e| format!("read: {e}"))?;
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        let status: u16 =
+            text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("not HTTP: {text:?}"))?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        Ok::<_, String>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(timeout, exchange).await.map_err(|_| "timed out".to_string())??;
+    Ok((status, body, started.elapsed()))
+}
+
+/// The LoadBalancer address of a Service: ingress IP and the first port.
+async fn address(ctx: &Ctx, service: &ObjectRef) -> Result<SocketAddr, StepError> {
+    let obj = ObjectRef { kind: "Service".into(), ..service.clone() };
+    let svc = ctx.find(&obj).await?.ok_or_else(|| StepError::Failed {
+        expected: "the Service to exist".into(),
+        actual: "not found".into(),
+        looked_at: format!("service {}", ctx.render(service.name.as_deref().unwrap_or_default())),
+        output: String::new(),
+        diagnostics: None,
+    })?;
+    let ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"].as_str().unwrap_or_default();
+    let port = svc["spec"]["ports"][0]["port"].as_u64().unwrap_or(80);
+    format!("{ip}:{port}").parse().map_err(|_| StepError::Failed {
+        expected: "a LoadBalancer address in the Service's status".into(),
+        actual: format!("{:?}", svc["status"]["loadBalancer"]),
+        looked_at: "status.loadBalancer.ingress".into(),
+        output: String::new(),
+        diagnostics: None,
+    })
+}
+
+/// `http`: GET `path` `repeat` times; every status as expected, the last body compared.
+pub async fn check(ctx: &Ctx, step: &Http) -> Result<Done, StepError> {
+    let addr = address(ctx, &step.service).await?;
+    let path = ctx.render(&step.path);
+    let repeat =
+        step.repeat.as_ref().map(|r| r.value(&|t| ctx.render(t))).transpose().map_err(StepError::Invalid)?.unwrap_or(1);
+    let want = step.status.unwrap_or(200);
+    let looked_at = format!("GET http://{addr}{path} ×{repeat}");
+    let mut last = String::new();
+    for i in 0..repeat {
+        let (status, body, _) = get(addr, &path, Duration::from_secs(10)).await.map_err(|e| StepError::Failed {
+            expected: format!("HTTP {want}"),
+            actual: e,
+            looked_at: looked_at.clone(),
+            output: String::new(),
+            diagnostics: None,
+        })?;
+        if status != want {
+            return Err(StepError::Failed {
+                expected: format!("HTTP {want}"),
+                actual: format!("HTTP {status} on request {}: {}", i + 1, body.trim()),
+                looked_at,
+                output: body,
+                diagnostics: None,
+            });
+        }
+        last = body.trim().to_string();
+    }
+    let value = Value::String(last.clone());
+    expect::compare(&step.expect, Some(&value), &|s| ctx.render(s)).map_err(|m| StepError::Failed {
+        expected: m.expected,
+        actual: m.actual,
+        looked_at: looked_at.clone(),
+        output: last.clone(),
+        diagnostics: None,
+    })?;
+    Ok(Done {
+        output: format!("{repeat} request(s) to http://{addr}{path}; last answer: {last}"),
+        looked_at: Some(looked_at),
+        ..Done::default()
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// `httpLoad`: bounded load during a disruption; every failed request counts.
+pub async fn load(ctx: &Ctx, step: &HttpLoad) -> Result<Done, StepError> {
+    let addr = address(ctx, &step.service).await?;
+    let path = ctx.render(&step.path);
+    let concurrency = step.concurrency.unwrap_or(4).clamp(1, 64);
+    let max_requests = step.max_requests.unwrap_or(20_000);
+    let limit = step.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(60));
+    let settle = step.settle.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(2));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU32::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (stop, sent, path) = (stop.clone(), sent.clone(), path.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed)
+                && started.elapsed() < limit
+                && sent.fetch_add(1, Ordering::Relaxed) < max_requests
+            {
+                match get(addr, &path, Duration::from_secs(5)).await {
+                    Ok((200, _, took)) => latencies.push(took),
+                    Ok((status, body, _)) => failures.push(format!("HTTP {status}: {}", body.trim())),
+                    Err(e) => failures.push(e),
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut log = vec![format!("load: {concurrency} clients on http://{addr}{path}")];
+    let disruption = disrupt(ctx, step, &mut log).await;
+    tokio::time::sleep(settle).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let mut failures = Vec::new();
+    for w in workers {
+        if let Ok((l, f)) = w.await {
+            latencies.extend(l);
+            failures.extend(f);
+        }
+    }
+    disruption?;
+    latencies.sort();
+    let total = latencies.len() + failures.len();
+    let mut done = Done::default();
+    done.measure("requests", total as f64, "requests");
+    done.measure("failed requests", failures.len() as f64, "requests");
+    done.measure("latency p50", percentile(&latencies, 0.50), "ms");
+    done.measure("latency p95", percentile(&latencies, 0.95), "ms");
+    done.measure("latency p99", percentile(&latencies, 0.99), "ms");
+    done.measure("latency max", percentile(&latencies, 1.0), "ms");
+    log.push(format!(
+        "{total} requests in {:.1}s, {} failed; latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+        started.elapsed().as_secs_f64(),
+        failures.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.95),
+        percentile(&latencies, 0.99)
+    ));
+    done.output = log.join("\n");
+    if !failures.is_empty() {
+        ctx.keep_measurements(&done.measurements);
+        let mut kinds = failures.clone();
+        kinds.sort();
+        kinds.dedup();
+        return Err(StepError::Failed {
+            expected: "no failed request".into(),
+            actual: format!(
+                "{} of {total} failed: {}",
+                failures.len(),
+                kinds.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            ),
+            looked_at: format!("GET http://{addr}{path}"),
+            output: done.output,
+            diagnostics: None,
+        });
+    }
+    Ok(done)
+}
+
+/// Deletes a pod or runs a rolling update, and waits until it settled.
+async fn disrupt(ctx: &Ctx, step: &HttpLoad, log: &mut Vec<String>) -> Result<(), StepError> {
+    if let Some(pod) = &step.delete_pod {
+        let pods = ctx.pods(pod).await?;
+        let victim = pods.iter().find(|p| conditions::pod_running(p)).ok_or_else(|| StepError::Failed {
+            expected: format!("a Running {}", ctx.describe_pod(pod)),
+            actual: "none".into(),
+            looked_at: ctx.describe_pod(pod),
+            output: String::new(),
+            diagnostics: None,
+        })?;
+        let name = victim["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let ns = victim["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace).to_string();
+        let (api, _, _) = ctx.api(Some("v1"), "Pod", Some(&ns)).await?;
+        api.delete(&name, &DeleteParams::default()).await?;
+        log.push(format!("deleted pod {name}"));
+        // Settled when as many pods are Ready as before, none of them the victim.
+        let want = pods.iter().filter(|p| conditions::pod_ready(p)).count();
+        for _ in 0..240 {
+            let now = ctx.pods(pod).await?;
+            if now.iter().filter(|p| conditions::pod_ready(p) && p["metadata"]["name"] != name.as_str()).count() >= want
+            {
+                log.push(format!("{want} pods Ready again"));
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        return Err(StepError::Failed {
+            expected: format!("{want} Ready pods again"),
+            actual: "not within 60s".into(),
+            looked_at: ctx.describe_pod(pod),
+            output: String::new(),
+            diagnostics: None,
+        });
+    }
+    if let Some(deployment) = &step.rolling_update {
+        let name = ctx.render(deployment);
+        let (api, _, _) = ctx.api(Some("apps/v1"), "Deployment", None).await?;
+        let current = api.get(&name).await?;
+        let value = serde_json::to_value(&current).unwrap_or_default();
+        let container =
+            value["spec"]["template"]["spec"]["containers"][0]["name"].as_str().unwrap_or_default().to_string();
+        let stamp = crate::lab::api::objects::now();
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": container, "env": [{"name": "UPDATE_TIMESTAMP", "value": stamp}]}]}}}});
+        api.patch(&name, &PatchParams::default(), &Patch::Strategic(&patch)).await?;
+        log.push(format!("kubectl set env deployment/{name} UPDATE_TIMESTAMP=\"{stamp}\""));
+        for _ in 0..480 {
+            let d = serde_json::to_value(api.get(&name).await?).unwrap_or_default();
+            if conditions::rollout_complete(&d).is_ok()
+                && d["metadata"]["generation"] == d["status"]["observedGeneration"]
+            {
+                log.push(format!("deployment \"{name}\" successfully rolled out"));
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        return Err(StepError::Failed {
+            expected: "the rollout to complete".into(),
+            actual: "not within 120s".into(),
+            looked_at: format!("deployment/{name}"),
+            output: String::new(),
+            diagnostics: None,
+        });
+    }
+    Err(StepError::Invalid("httpLoad needs deletePod or rollingUpdate".into()))
+}

@@ -1,0 +1,82 @@
+//! The counter-service scenario (seed 003) on the lab: the full run with its
+//! drills' figures, a single-instance variant, and Redis without its password.
+
+use crate::common::{TestLab, failed, measurement, report, step};
+use crate::engine::runbook;
+
+async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let path = t.dir.path().join(format!("{name}.json"));
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let report_arg = format!("json={}", path.display());
+    let mut args = vec!["run", "counter-service", "--kubeconfig", &kubeconfig, "--report", &report_arg];
+    args.extend(extra);
+    let out = runbook(&args, t.dir.path()).await;
+    (
+        out.status.code(),
+        report(&path),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+#[tokio::test]
+async fn run_counts_survives_restarts_and_fails_no_request_under_load() {
+    let t = TestLab::with_pods().await;
+    let (code, doc, text) = run(&t, "run", &[]).await;
+    assert_eq!(code, Some(0), "{text}");
+    for drill in ["lose-an-instance", "rolling-update"] {
+        let s = step(&doc, drill);
+        assert_eq!(measurement(s, "failed requests"), 0.0, "{s}");
+        assert!(measurement(s, "requests") >= 100.0, "real load: {s}");
+        assert!(measurement(s, "latency p99") >= measurement(s, "latency p50"));
+    }
+    assert_eq!(step(&doc, "counts-survive-redis-restart")["status"], "passed");
+    assert!(!text.contains("counter-redis-password"), "the password leaked");
+}
+
+#[tokio::test]
+async fn a_single_instance_fails_the_availability_checks() {
+    let t = TestLab::with_pods().await;
+    let (code, doc, text) = run(&t, "single", &["--set", "app_replicas=1"]).await;
+    assert_eq!(code, Some(1), "{text}");
+    let failures = failed(&doc);
+    assert!(failures.contains(&"app-instances".to_string()), "{failures:?}");
+    assert!(failures.contains(&"lose-an-instance".to_string()), "{failures:?}");
+    assert!(measurement(step(&doc, "lose-an-instance"), "failed requests") > 0.0);
+}
+
+#[tokio::test]
+async fn redis_without_a_password_fails_the_auth_checks() {
+    let t = TestLab::with_pods().await;
+    let (code, _, text) = run(&t, "deploy", &["--keep"]).await;
+    assert_eq!(code, Some(0), "{text}");
+    let pod = t
+        .kubectl(&["get", "pods", "-n", "counter", "-l", "app=redis", "-o", "jsonpath={.items[0].metadata.name}"])
+        .await;
+    t.kubectl(&[
+        "exec",
+        "-n",
+        "counter",
+        &pod,
+        "--",
+        "redis-cli",
+        "--no-auth-warning",
+        "-a",
+        "counter-redis-password",
+        "config",
+        "set",
+        "requirepass",
+        "",
+    ])
+    .await;
+    let path = t.dir.path().join("verify.json");
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let out = runbook(
+        &["verify", "counter-service", "--kubeconfig", &kubeconfig, "--report", &format!("json={}", path.display())],
+        t.dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let doc = report(&path);
+    assert!(failed(&doc).contains(&"redis-refuses-strangers".to_string()), "{:?}", failed(&doc));
+    assert_eq!(step(&doc, "redis-refuses-strangers")["actual"], "PONG");
+}
