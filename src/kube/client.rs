@@ -144,6 +144,9 @@ pub async fn connect(choice: &ClusterChoice, read_only: bool, lab_fallback: bool
     let server = config.cluster_url.to_string();
     let namespace = choice.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
     let builder = kube::client::ClientBuilder::try_from(config)?;
+    // Retries wrap the transport; the read-only refusal wraps everything, so a
+    // refused write is never retried.
+    let builder = builder.with_layer(&super::retry::RetryLayer);
     let client = if read_only { builder.with_layer(&ReadOnlyLayer).build() } else { builder.build() };
     let reachable = tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await;
     match reachable {

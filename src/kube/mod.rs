@@ -4,3 +4,4 @@ pub mod client;
 pub mod conditions;
 pub mod jsonpath;
 pub mod quantity;
+pub mod retry;

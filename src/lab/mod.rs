@@ -32,12 +32,15 @@ pub struct LabConfig {
     /// The runbook binary to run as each pod's sandbox; None finds it next to
     /// the current executable.
     pub helper: Option<PathBuf>,
+    /// Faults to inject, as `RUNBOOK_LAB_FAULTS` writes them (default: that
+    /// variable, else none).
+    pub faults: Option<String>,
 }
 
 impl LabConfig {
     /// A lab that runs pods, with its state under `state_dir`.
     pub fn new(state_dir: PathBuf) -> Self {
-        LabConfig { port: 0, state_dir, run_pods: true, helper: None }
+        LabConfig { port: 0, state_dir, run_pods: true, helper: None, faults: None }
     }
 }
 
@@ -81,6 +84,8 @@ pub struct Lab {
     pub kubeconfig: PathBuf,
     /// The object store (in-process tests and benchmarks read it directly).
     pub store: Arc<Store>,
+    /// The faults being injected (tests read how many were).
+    pub faults: Arc<api::faults::Faults>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     network: Option<Arc<kubelet::network::LabNetwork>>,
@@ -128,7 +133,18 @@ impl Lab {
         };
         let pods =
             kubelet_ctx.clone().map(|ctx| Arc::new(kubelet::KubeletSubresources(ctx)) as Arc<dyn api::PodSubresources>);
-        let state = Arc::new(ApiState { store: store.clone(), token: token.clone(), shutdown: shutdown.clone(), pods });
+        let faults = match &config.faults {
+            Some(spec) => api::faults::Faults::parse(spec),
+            None => api::faults::Faults::from_env(),
+        };
+        let faults = Arc::new(faults.map_err(|e| anyhow::anyhow!("RUNBOOK_LAB_FAULTS: {e}"))?);
+        let state = Arc::new(ApiState {
+            store: store.clone(),
+            token: token.clone(),
+            shutdown: shutdown.clone(),
+            pods,
+            faults: faults.clone(),
+        });
         let certs = tls::generate()?;
         let (addr, server) = api::serve(state, config.port, certs.server_config.clone()).await?;
         tasks.push(server);
@@ -144,6 +160,7 @@ impl Lab {
             network,
             kubelet: kubelet_ctx,
             state_dir: config.state_dir,
+            faults,
         })
     }
 

@@ -5,6 +5,10 @@ use std::process::Output;
 
 use runbook::lab::{Lab, LabConfig};
 
+/// Scenario tests with drills measure availability and timing: they take this
+/// lock so that they do not compete with each other for the CPU.
+pub static DRILLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A lab for one test, with its own state dir and kubectl cache.
 pub struct TestLab {
     pub lab: Lab,
@@ -23,10 +27,20 @@ impl TestLab {
     }
 
     async fn start_with(run_pods: bool) -> TestLab {
+        Self::start_with_faults(run_pods, "").await
+    }
+
+    /// A lab that runs pods and injects faults (`errors=0.1,drop-watches=2s`).
+    pub async fn with_faults(spec: &str) -> TestLab {
+        Self::start_with_faults(true, spec).await
+    }
+
+    async fn start_with_faults(run_pods: bool, faults: &str) -> TestLab {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = LabConfig {
             run_pods,
             helper: Some(env!("CARGO_BIN_EXE_runbook").into()),
+            faults: Some(faults.to_string()),
             ..LabConfig::new(dir.path().join("state"))
         };
         let lab = Lab::start(config).await.expect("lab starts");

@@ -20,6 +20,7 @@ async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, serde_jso
 
 #[tokio::test]
 async fn run_counts_survives_restarts_and_fails_no_request_under_load() {
+    let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let (code, doc, text) = run(&t, "run", &[]).await;
     assert_eq!(code, Some(0), "{text}");
@@ -35,6 +36,7 @@ async fn run_counts_survives_restarts_and_fails_no_request_under_load() {
 
 #[tokio::test]
 async fn a_single_instance_fails_the_availability_checks() {
+    let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let (code, doc, text) = run(&t, "single", &["--set", "app_replicas=1"]).await;
     assert_eq!(code, Some(1), "{text}");
@@ -46,6 +48,7 @@ async fn a_single_instance_fails_the_availability_checks() {
 
 #[tokio::test]
 async fn redis_without_a_password_fails_the_auth_checks() {
+    let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let (code, _, text) = run(&t, "deploy", &["--keep"]).await;
     assert_eq!(code, Some(0), "{text}");

@@ -4,6 +4,7 @@
 mod common;
 mod counter_service;
 mod engine;
+mod faults;
 mod lab_api_kube;
 mod lab_api_kubectl;
 mod lab_cli;

@@ -11,6 +11,7 @@ use crate::engine::runbook;
 
 #[tokio::test]
 async fn run_forms_the_cluster_survives_the_drill_and_is_idempotent() {
+    let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let kubeconfig = t.lab.kubeconfig.display().to_string();
     let first = t.dir.path().join("first.json");
@@ -97,6 +98,7 @@ async fn verify(t: &TestLab) -> (Option<i32>, Value) {
 
 #[tokio::test]
 async fn verify_fails_a_cluster_with_a_missing_replica() {
+    let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     // Three masters, then replicas for only two of them; the sixth pod stays out.
     deploy_by_hand(
@@ -115,6 +117,7 @@ async fn verify_fails_a_cluster_with_a_missing_replica() {
 
 #[tokio::test]
 async fn verify_fails_a_cluster_with_only_two_masters() {
+    let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     // A full cluster, then every slot of one master moved to another.
     deploy_by_hand(

@@ -23,6 +23,7 @@ async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, Value, St
 
 #[tokio::test]
 async fn runs_twice_in_a_row_and_reports_the_failover() {
+    let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let (code, first, text) = run(&t, "first", &["--keep"]).await;
     assert_eq!(code, Some(0), "{text}");
@@ -63,6 +64,7 @@ async fn verify(t: &TestLab) -> (Option<i32>, Value) {
 
 #[tokio::test]
 async fn verify_fails_sentinels_with_quorum_4() {
+    let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     deployed(&t).await;
     for i in 0..3 {
@@ -92,6 +94,7 @@ async fn verify_fails_sentinels_with_quorum_4() {
 
 #[tokio::test]
 async fn verify_fails_a_replica_with_the_wrong_masterauth() {
+    let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     deployed(&t).await;
     // Find a replica, give it the wrong masterauth and make it reconnect.

@@ -132,7 +132,7 @@ async fn collection(
                     labels,
                     fields,
                     resource_version: query.get("resourceVersion").unwrap_or_default().to_string(),
-                    timeout: Duration::from_secs(timeout),
+                    timeout: state.faults.watch_limit(Duration::from_secs(timeout)),
                     bookmarks: query.flag("allowWatchBookmarks"),
                     send_initial_events: query.flag("sendInitialEvents"),
                     as_table: table::wants_table(accept),

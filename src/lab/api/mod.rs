@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod allocate;
 pub mod discovery;
+pub mod faults;
 pub mod handlers;
 pub mod objects;
 pub mod patch;
@@ -56,6 +57,8 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// Pod logs, exec and port-forward, when the lab runs pods.
     pub pods: Option<Arc<dyn PodSubresources>>,
+    /// Injected faults (none unless asked for).
+    pub faults: Arc<faults::Faults>,
 }
 
 fn authorized(token: &str, path: &str, headers: &HeaderMap) -> bool {
@@ -77,6 +80,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
         async move {
             if !authorized(&state.token, req.uri().path(), req.headers()) {
                 return ApiError::unauthorized().into_response();
+            }
+            let exempt =
+                matches!(req.uri().path(), "/healthz" | "/readyz" | "/livez") || req.headers().contains_key("upgrade");
+            if !exempt && let Some(code) = state.faults.before().await {
+                let error = match code {
+                    429 => ApiError::too_many_requests(),
+                    503 => ApiError::unavailable("injected fault"),
+                    other => ApiError::injected(other),
+                };
+                return error.into_response();
             }
             handlers::dispatch(state, req).await
         }

@@ -110,6 +110,16 @@ impl ApiError {
         Self::new(500, "InternalError", message)
     }
 
+    /// A 5xx injected on purpose (`RUNBOOK_LAB_FAULTS`).
+    pub fn injected(code: u16) -> Self {
+        Self::new(code, if code == 500 { "InternalError" } else { "BadGateway" }, format!("injected fault ({code})"))
+    }
+
+    /// 429, asking the client to come back later.
+    pub fn too_many_requests() -> Self {
+        Self::new(429, "TooManyRequests", "injected fault: too many requests, please try again later")
+    }
+
     /// 503, as returned while a fault is injected or the lab shuts down.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "ServiceUnavailable", message)

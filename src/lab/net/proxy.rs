@@ -2,7 +2,8 @@
 //! provider): a listener per ClusterIP port inside the lab network, per
 //! NodePort on the host's 127.0.0.1, and per LoadBalancer port on a loopback
 //! address of its own (127.x.y.z, so port 80 is port 80). Each connection goes
-//! to one Ready endpoint, chosen in turn; a Service with none refuses it.
+//! to one Ready endpoint, chosen in turn (the next one when it refuses); a
+//! Service with none refuses the connection.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -197,11 +198,17 @@ impl ServiceProxy {
         TcpListener::from_std(std_listener)
     }
 
-    /// A Ready endpoint for the Service port, taken in turn.
-    fn endpoint(&self, listener: &Listener) -> Option<SocketAddr> {
-        let svc = self.store.get("services", &listener.namespace, &listener.service)?;
-        let port_name = svc["spec"]["ports"].as_array()?.iter().find(|p| p["port"] == listener.port)?["name"].clone();
-        let ep = self.store.get("endpoints", &listener.namespace, &listener.service)?;
+    /// The Service port's Ready endpoints, starting with the next in turn.
+    fn endpoints(&self, listener: &Listener) -> Vec<SocketAddr> {
+        let Some(svc) = self.store.get("services", &listener.namespace, &listener.service) else { return Vec::new() };
+        let Some(port_name) = svc["spec"]["ports"]
+            .as_array()
+            .and_then(|ports| ports.iter().find(|p| p["port"] == listener.port))
+            .map(|p| p["name"].clone())
+        else {
+            return Vec::new();
+        };
+        let Some(ep) = self.store.get("endpoints", &listener.namespace, &listener.service) else { return Vec::new() };
         let mut candidates = Vec::new();
         for subset in ep["subsets"].as_array().into_iter().flatten() {
             let ports = subset["ports"].as_array().cloned().unwrap_or_default();
@@ -214,11 +221,11 @@ impl ServiceProxy {
                 }
             }
         }
-        if candidates.is_empty() {
-            return None;
+        if !candidates.is_empty() {
+            let first = self.next.fetch_add(1, Ordering::Relaxed) % candidates.len();
+            candidates.rotate_left(first);
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        Some(candidates[i % candidates.len()])
+        candidates
     }
 
     async fn serve(self: Arc<Self>, listener: Listener, socket: TcpListener, stop: CancellationToken) {
@@ -230,13 +237,23 @@ impl ServiceProxy {
                     Err(_) => continue,
                 },
             };
-            let Some(target) = self.endpoint(&listener) else {
+            let targets = self.endpoints(&listener);
+            if targets.is_empty() {
                 drop(client); // no Ready endpoint: refuse, as kube-proxy rejects
                 continue;
-            };
+            }
             let (pid, stop) = (self.netns_pid, stop.clone());
             tokio::spawn(async move {
-                let Ok(mut upstream) = connect_in_netns(pid, target, Duration::from_secs(3)).await else { return };
+                // As kube-proxy's userspace mode does: an endpoint that refuses
+                // (a pod just going) is skipped for the next one.
+                let mut upstream = None;
+                for target in targets {
+                    if let Ok(conn) = connect_in_netns(pid, target, Duration::from_secs(3)).await {
+                        upstream = Some(conn);
+                        break;
+                    }
+                }
+                let Some(mut upstream) = upstream else { return };
                 tokio::select! {
                     _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
                     _ = stop.cancelled() => {}
