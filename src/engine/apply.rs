@@ -65,7 +65,7 @@ pub async fn run(ctx: &Ctx, scenario: &Scenario, apply: &Apply) -> Result<Done, 
         let api_version = doc["apiVersion"].as_str().unwrap_or_default().to_string();
         let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let ns = doc["metadata"]["namespace"].as_str().map(String::from);
-        let (api, resource, namespaced) = ctx.api(Some(&api_version), &kind, ns.as_deref()).await?;
+        let (api, _, namespaced) = ctx.api(Some(&api_version), &kind, ns.as_deref()).await?;
         doc["metadata"]["labels"][MANAGED_BY.0] = json!(MANAGED_BY.1);
         let before = api.get_opt(&name).await?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -86,7 +86,6 @@ pub async fn run(ctx: &Ctx, scenario: &Scenario, apply: &Apply) -> Result<Done, 
             namespace: if namespaced { ns.unwrap_or_else(|| ctx.namespace.clone()) } else { String::new() },
             name,
         };
-        let _ = resource;
         lines.push(format!("{} {verb}", applied.display()));
         let mut all = ctx.applied.lock().unwrap_or_else(|e| e.into_inner());
         if !all.contains(&applied) {

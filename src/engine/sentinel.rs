@@ -384,7 +384,6 @@ pub async fn replication(ctx: &Ctx, step: &Replication) -> Result<Done, StepErro
                     get("master_link_status")
                 ));
                 replicas.push((name, get("master_host"), get("master_link_status")));
-                let _ = &ip;
             }
             other => lines.push(format!("{name} ({ip}): {other}")),
         }

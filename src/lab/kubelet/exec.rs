@@ -15,7 +15,6 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::KubeletCtx;
 use super::logs::choose_container;
 use super::pod::PodHandle;
 use super::process::{PodNamespaces, SpawnMode, enter_pod};
@@ -59,13 +58,7 @@ pub fn exit_status(code: i32, command: &[String]) -> Value {
 }
 
 /// Serves an exec request against a running pod.
-pub async fn serve(
-    ctx: &Arc<KubeletCtx>,
-    handle: Arc<PodHandle>,
-    pod: &Value,
-    query: &Query,
-    req: Request,
-) -> ApiResult<Response> {
+pub async fn serve(handle: Arc<PodHandle>, pod: &Value, query: &Query, req: Request) -> ApiResult<Response> {
     let command: Vec<String> = query.all("command").to_vec();
     if command.is_empty() {
         return Err(ApiError::bad_request("you must specify at least 1 command"));
@@ -102,7 +95,6 @@ pub async fn serve(
     let sandbox = handle.sandbox_pid.load(Ordering::SeqCst);
     let ws = upgrade(req).await?;
     let v5 = ws.selected_protocol().is_some_and(|p| p.as_bytes() == PROTOCOLS[0].as_bytes());
-    let _ = ctx;
     Ok(ws.on_upgrade(move |socket| async move {
         let _ = session(socket, sandbox, command, env, workdir, stdin, tty, v5).await;
     }))

@@ -197,7 +197,7 @@ impl crate::lab::api::PodSubresources for KubeletSubresources {
             };
             match sub {
                 "log" => logs::serve(ctx, handle, &pod, query).await,
-                "exec" | "attach" => exec::serve(ctx, handle, &pod, query, req).await,
+                "exec" | "attach" => exec::serve(handle, &pod, query, req).await,
                 "portforward" => portforward::serve(handle, query, req).await,
                 other => Err(ApiError::no_route(&format!("pods/{name}/{other}"))),
             }
