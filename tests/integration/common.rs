@@ -129,3 +129,24 @@ pub fn failed(doc: &serde_json::Value) -> Vec<String> {
         .map(|s| s["id"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Runs the runbook binary with a clean environment: HOME in `home`, no KUBECONFIG.
+pub async fn runbook(args: &[&str], home: &std::path::Path) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(args)
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .env("TMPDIR", home)
+        .output()
+        .await
+        .unwrap()
+}
+
+/// Runs `runbook verify SCENARIO` against the test lab; returns the exit code and the JSON report.
+pub async fn verify_report(t: &TestLab, scenario: &str) -> (Option<i32>, serde_json::Value) {
+    let path = t.dir.path().join("verify.json");
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let report_arg = format!("json={}", path.display());
+    let out = runbook(&["verify", scenario, "--kubeconfig", &kubeconfig, "--report", &report_arg], t.dir.path()).await;
+    (out.status.code(), report(&path))
+}

@@ -1,8 +1,7 @@
 //! The counter-service scenario (seed 003) on the lab: the full run with its
 //! drills' figures, a single-instance variant, and Redis without its password.
 
-use crate::common::{TestLab, failed, measurement, report, step};
-use crate::engine::runbook;
+use crate::common::{TestLab, failed, measurement, report, runbook, step, verify_report};
 
 async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
     let path = t.dir.path().join(format!("{name}.json"));
@@ -71,15 +70,8 @@ async fn redis_without_a_password_fails_the_auth_checks() {
         "",
     ])
     .await;
-    let path = t.dir.path().join("verify.json");
-    let kubeconfig = t.lab.kubeconfig.display().to_string();
-    let out = runbook(
-        &["verify", "counter-service", "--kubeconfig", &kubeconfig, "--report", &format!("json={}", path.display())],
-        t.dir.path(),
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(1));
-    let doc = report(&path);
+    let (code, doc) = verify_report(&t, "counter-service").await;
+    assert_eq!(code, Some(1));
     assert!(failed(&doc).contains(&"redis-refuses-strangers".to_string()), "{:?}", failed(&doc));
     assert_eq!(step(&doc, "redis-refuses-strangers")["actual"], "PONG");
 }

@@ -8,22 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::TestLab;
+use crate::common::{TestLab, runbook};
 
 fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path)
-}
-
-/// Runs the runbook binary with a clean environment: HOME in `home`, no KUBECONFIG.
-pub async fn runbook(args: &[&str], home: &Path) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(args)
-        .env("HOME", home)
-        .env_remove("KUBECONFIG")
-        .env("TMPDIR", home)
-        .output()
-        .await
-        .unwrap()
 }
 
 fn text(out: &Output) -> String {

@@ -2,7 +2,7 @@
 //! and ends watch streams early: runbook retries and re-watches.
 
 use crate::common::TestLab;
-use crate::engine::runbook;
+use crate::common::runbook;
 
 async fn run_under_faults(scenario: &str) {
     let t = TestLab::with_faults("errors=0.1,drop-watches=2s").await;

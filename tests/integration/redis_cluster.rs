@@ -4,10 +4,7 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
-use crate::common::{TestLab, failed, measurement, report, step};
-use crate::engine::runbook;
+use crate::common::{TestLab, failed, measurement, report, runbook, step, verify_report};
 
 #[tokio::test]
 async fn run_forms_the_cluster_survives_the_drill_and_is_idempotent() {
@@ -85,17 +82,6 @@ async fn deploy_by_hand(t: &TestLab, create: &str) {
     t.kubectl(&["exec", "redis-cluster-0", "--", "sh", "-c", &script]).await;
 }
 
-async fn verify(t: &TestLab) -> (Option<i32>, Value) {
-    let path = t.dir.path().join("verify.json");
-    let kubeconfig = t.lab.kubeconfig.display().to_string();
-    let out = runbook(
-        &["verify", "redis-cluster", "--kubeconfig", &kubeconfig, "--report", &format!("json={}", path.display())],
-        t.dir.path(),
-    )
-    .await;
-    (out.status.code(), report(&path))
-}
-
 #[tokio::test]
 async fn verify_fails_a_cluster_with_a_missing_replica() {
     let _serial = crate::common::DRILLS.lock().await;
@@ -108,7 +94,7 @@ async fn verify_fails_a_cluster_with_a_missing_replica() {
          redis-cli --cluster add-node {ip4} {ip0} --cluster-slave >/dev/null",
     )
     .await;
-    let (code, doc) = verify(&t).await;
+    let (code, doc) = verify_report(&t, "redis-cluster").await;
     assert_eq!(code, Some(1));
     assert_eq!(failed(&doc), ["known-nodes", "masters-and-replicas"]);
     assert_eq!(step(&doc, "known-nodes")["actual"], "5");
@@ -128,7 +114,7 @@ async fn verify_fails_a_cluster_with_only_two_masters() {
          redis-cli --cluster reshard 127.0.0.1:6379 --cluster-from $FROM --cluster-to $TO --cluster-slots 5461 --cluster-yes >/dev/null",
     )
     .await;
-    let (code, doc) = verify(&t).await;
+    let (code, doc) = verify_report(&t, "redis-cluster").await;
     assert_eq!(code, Some(1));
     assert_eq!(failed(&doc), ["masters-and-replicas"]);
     assert!(

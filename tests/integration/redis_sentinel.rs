@@ -4,8 +4,7 @@
 
 use serde_json::Value;
 
-use crate::common::{TestLab, failed, measurement, report, step};
-use crate::engine::runbook;
+use crate::common::{TestLab, failed, measurement, report, runbook, step, verify_report};
 
 const PASSWORD: &str = "a-very-complex-password-here";
 
@@ -51,17 +50,6 @@ async fn deployed(t: &TestLab) {
     assert_eq!(code, Some(0), "{text}");
 }
 
-async fn verify(t: &TestLab) -> (Option<i32>, Value) {
-    let path = t.dir.path().join("verify.json");
-    let kubeconfig = t.lab.kubeconfig.display().to_string();
-    let out = runbook(
-        &["verify", "redis-sentinel", "--kubeconfig", &kubeconfig, "--report", &format!("json={}", path.display())],
-        t.dir.path(),
-    )
-    .await;
-    (out.status.code(), report(&path))
-}
-
 #[tokio::test]
 async fn verify_fails_sentinels_with_quorum_4() {
     let _serial = crate::common::DRILLS.lock().await;
@@ -85,7 +73,7 @@ async fn verify_fails_sentinels_with_quorum_4() {
         ])
         .await;
     }
-    let (code, doc) = verify(&t).await;
+    let (code, doc) = verify_report(&t, "redis-sentinel").await;
     assert_eq!(code, Some(1));
     assert_eq!(failed(&doc), ["sentinels-agree"]);
     let actual = step(&doc, "sentinels-agree")["actual"].as_str().unwrap().to_string();
@@ -138,7 +126,7 @@ async fn verify_fails_a_replica_with_the_wrong_masterauth() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         t.kubectl(&args).await;
     }
-    let (code, doc) = verify(&t).await;
+    let (code, doc) = verify_report(&t, "redis-sentinel").await;
     assert_eq!(code, Some(1));
     assert!(failed(&doc).contains(&"replication-ok".to_string()), "{:?}", failed(&doc));
     let actual = step(&doc, "replication-ok")["actual"].as_str().unwrap().to_string();

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::common::TestLab;
-use crate::engine::runbook;
+use crate::common::runbook;
 
 fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
