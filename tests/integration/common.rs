@@ -12,7 +12,22 @@ pub static DRILLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// A lab for one test, with its own state dir and kubectl cache.
 pub struct TestLab {
     pub lab: Lab,
+    /// The lab runs on a runtime of its own with worker threads, as under
+    /// `runbook lab up`: on the test's single-threaded runtime, a pod being
+    /// set up would stall the service proxy and skew what drills measure.
+    _runtime: LabRuntime,
     pub dir: tempfile::TempDir,
+}
+
+/// The lab's runtime; dropped without waiting (the lab kills its processes).
+pub struct LabRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for LabRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl TestLab {
@@ -43,8 +58,10 @@ impl TestLab {
             faults: Some(faults.to_string()),
             ..LabConfig::new(dir.path().join("state"))
         };
-        let lab = Lab::start(config).await.expect("lab starts");
-        TestLab { lab, dir }
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("lab runtime");
+        let lab = runtime.spawn(Lab::start(config)).await.expect("lab start task").expect("lab starts");
+        TestLab { lab, _runtime: LabRuntime(Some(runtime)), dir }
     }
 
     /// Runs kubectl with this lab's kubeconfig; returns the raw output.

@@ -40,8 +40,8 @@ async fn a_single_instance_fails_the_availability_checks() {
     let (code, doc, text) = run(&t, "single", &["--set", "app_replicas=1"]).await;
     assert_eq!(code, Some(1), "{text}");
     let failures = failed(&doc);
-    assert!(failures.contains(&"app-instances".to_string()), "{failures:?}");
-    assert!(failures.contains(&"lose-an-instance".to_string()), "{failures:?}");
+    assert!(failures.contains(&"app-instances".to_string()), "{failures:?}\n{text}");
+    assert!(failures.contains(&"lose-an-instance".to_string()), "{failures:?}\n{text}");
     assert!(measurement(step(&doc, "lose-an-instance"), "failed requests") > 0.0);
 }
 

@@ -196,7 +196,7 @@ async fn nothing_is_left_behind_after_shutdown() {
         .map(|l| l.display().to_string())
         .collect();
     let state = t.dir.path().display().to_string();
-    let TestLab { lab, dir } = t;
+    let TestLab { lab, dir, .. } = t;
     lab.shutdown().await;
     for pid in &pids {
         let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));

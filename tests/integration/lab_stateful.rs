@@ -218,7 +218,7 @@ async fn a_load_balancer_answers_from_the_host_on_its_status_address() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(&pong, b"+PONG\r\n", "the LoadBalancer at {addr} answers from the host");
-    let TestLab { lab, dir: _dir } = t;
+    let TestLab { lab, dir: _dir, .. } = t;
     lab.shutdown().await;
     assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "the listener is gone with the lab");
 }
