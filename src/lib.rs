@@ -5,6 +5,7 @@ pub mod cli;
 pub mod counter;
 pub mod engine;
 pub mod exit;
+pub mod interrupt;
 pub mod kube;
 pub mod lab;
 pub mod report;

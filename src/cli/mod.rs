@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand, every flag documented.
 
+pub mod cleanup;
 pub mod common;
 pub mod inspect;
 pub mod lab;
@@ -31,6 +32,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Run only a scenario's checks against what is deployed, read-only, and grade it.
     Verify(run::VerifyArgs),
+    /// Remove what runbook left in a cluster, found by its labels (all runs, or one with --run-id).
+    Cleanup(cleanup::CleanupArgs),
     /// Check scenario files: unknown keys, missing files, bad templates and manifests.
     Validate(inspect::ValidateArgs),
     /// Print the JSON Schema of the scenario format (also in docs/scenario.schema.json).
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Plan(args) => inspect::plan(args),
         Command::Run(args) => run::run(args),
         Command::Verify(args) => run::verify(args),
+        Command::Cleanup(args) => cleanup::run(args),
         Command::Validate(args) => inspect::validate(args),
         Command::Schema => inspect::schema(),
         Command::Lab(cmd) => lab::run(cmd),

@@ -5,6 +5,7 @@ use clap::Args;
 use super::common::{ClusterArgs, ReportArgs, ScenarioArgs};
 use crate::engine::{self, RunOptions, Target};
 use crate::kube::client;
+use crate::lab::api::objects::random_suffix;
 use crate::report::event::Mode;
 
 /// Options of `run`.
@@ -26,6 +27,10 @@ pub struct RunArgs {
     /// that is not the embedded lab.
     #[arg(long)]
     pub allow_disruption: bool,
+    /// Run in a new namespace of its own, `<scenario>-<run id>`, removed at
+    /// cleanup: for scenarios side by side on one cluster.
+    #[arg(long, conflicts_with = "namespace")]
+    pub ephemeral_namespace: bool,
 }
 
 /// Options of `verify`.
@@ -42,29 +47,57 @@ pub struct VerifyArgs {
     pub report: ReportArgs,
 }
 
+/// What `run` adds to `verify`.
+#[derive(Debug, Default, Clone, Copy)]
+struct RunFlags {
+    keep: bool,
+    allow_disruption: bool,
+    ephemeral_namespace: bool,
+}
+
 async fn execute(
     scenario: &ScenarioArgs,
     cluster: &ClusterArgs,
     report: &ReportArgs,
     mode: Mode,
-    keep: bool,
-    allow_disruption: bool,
+    flags: RunFlags,
 ) -> anyhow::Result<u8> {
+    let interrupt = crate::interrupt::watch()?;
     let loaded = scenario.load()?;
-    // Parameters are checked before touching any cluster.
-    loaded.parameters(&scenario.set).map_err(crate::exit::invalid)?;
+    let run_id = random_suffix(8);
     let mut choice = cluster.choice();
-    if choice.namespace.is_none() {
-        choice.namespace = loaded.file.namespace.clone();
+    if flags.ephemeral_namespace {
+        choice.namespace = Some(ephemeral_name(&loaded.file.name, &run_id));
     }
-    let conn = client::connect(&choice, mode == Mode::Verify, mode == Mode::Run).await?;
+    let overrides = namespace_overrides(&loaded, &mut choice, &scenario.set).map_err(crate::exit::invalid)?;
+    // Parameters are checked before touching any cluster.
+    loaded.parameters(&overrides).map_err(crate::exit::invalid)?;
+    let conn = tokio::select! {
+        conn = client::connect(&choice, mode == Mode::Verify, mode == Mode::Run) => conn?,
+        _ = interrupt.cancelled() => {
+            eprintln!("interrupted before the run started: nothing was changed");
+            return Ok(crate::exit::INTERRUPTED);
+        }
+    };
     if let Some(note) = &conn.note
         && !report.quiet
     {
         println!("{note}");
     }
-    let options =
-        RunOptions { mode, overrides: scenario.set.clone(), keep, allow_disruption: allow_disruption || conn.is_lab };
+    if flags.ephemeral_namespace {
+        create_namespace(&conn.client, &conn.namespace, &run_id).await?;
+        if !report.quiet {
+            println!("namespace {} created for this run", conn.namespace);
+        }
+    }
+    let options = RunOptions {
+        mode,
+        overrides,
+        keep: flags.keep,
+        allow_disruption: flags.allow_disruption || conn.is_lab,
+        interrupt,
+        run_id,
+    };
     let target = Target {
         client: conn.client.clone(),
         namespace: conn.namespace.clone(),
@@ -78,19 +111,67 @@ async fn execute(
     code
 }
 
+/// `<scenario>-<run id>`, within the 63 characters of a namespace name.
+fn ephemeral_name(scenario: &str, run_id: &str) -> String {
+    let stem: String = scenario.chars().take(63 - run_id.len() - 1).collect();
+    format!("{}-{run_id}", stem.trim_end_matches('-'))
+}
+
+/// One namespace for the run: `-n` and `--set namespace=` must agree, and a
+/// scenario with a `namespace` parameter (one that creates its namespace)
+/// gets the chosen one. Returns the parameter overrides to use.
+fn namespace_overrides(
+    scenario: &crate::scenario::Scenario,
+    choice: &mut crate::kube::client::ClusterChoice,
+    set: &[(String, String)],
+) -> Result<Vec<(String, String)>, String> {
+    let from_set = set.iter().rev().find(|(k, _)| k == "namespace").map(|(_, v)| v.clone());
+    let mut overrides = set.to_vec();
+    match (&choice.namespace, &from_set) {
+        (Some(n), Some(s)) if n != s => {
+            return Err(format!("-n {n} and --set namespace={s} disagree: give one of them"));
+        }
+        (None, Some(s)) => choice.namespace = Some(s.clone()),
+        (None, None) => choice.namespace = scenario.file.namespace.clone(),
+        _ => {}
+    }
+    if scenario.file.parameters.contains_key("namespace")
+        && from_set.is_none()
+        && let Some(n) = &choice.namespace
+    {
+        overrides.push(("namespace".into(), n.clone()));
+    }
+    Ok(overrides)
+}
+
+/// Creates the run's own namespace, labelled as everything runbook creates,
+/// so that cleanup (and `runbook cleanup --run-id`) removes it.
+async fn create_namespace(client: &kube::Client, name: &str, run_id: &str) -> anyhow::Result<()> {
+    use crate::engine::apply::{FIELD_MANAGER, MANAGED_BY, RUN_ID_LABEL};
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {MANAGED_BY.0: MANAGED_BY.1, RUN_ID_LABEL: run_id}},
+    });
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&doc))
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the run's namespace {name}: {e}"))?;
+    Ok(())
+}
+
 /// Runs `run`.
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
-    super::runtime()?.block_on(execute(
-        &args.scenario,
-        &args.cluster,
-        &args.report,
-        Mode::Run,
-        args.keep,
-        args.allow_disruption,
-    ))
+    let flags = RunFlags {
+        keep: args.keep,
+        allow_disruption: args.allow_disruption,
+        ephemeral_namespace: args.ephemeral_namespace,
+    };
+    super::runtime()?.block_on(execute(&args.scenario, &args.cluster, &args.report, Mode::Run, flags))
 }
 
 /// Runs `verify`.
 pub fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
-    super::runtime()?.block_on(execute(&args.scenario, &args.cluster, &args.report, Mode::Verify, false, false))
+    super::runtime()?.block_on(execute(&args.scenario, &args.cluster, &args.report, Mode::Verify, RunFlags::default()))
 }

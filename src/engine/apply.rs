@@ -14,6 +14,10 @@ pub const FIELD_MANAGER: &str = "runbook";
 /// The label every object runbook creates carries.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "runbook");
 
+/// The label naming the run that last applied an object (`runbook cleanup
+/// --run-id` finds a run's leftovers by it).
+pub const RUN_ID_LABEL: &str = "runbook.dev/run-id";
+
 /// Renders and parses the manifests of an apply step: (file shown, document).
 pub fn documents(
     ctx_vars: &std::collections::BTreeMap<String, String>,
@@ -48,13 +52,15 @@ pub fn documents(
 /// manifests mean what they mean to kubectl (YAML 1.1), not 755 as YAML 1.2
 /// reads them.
 pub fn yaml11_octals(text: &str) -> String {
-    let re =
-        regex::Regex::new(r"(?m)^(\s*(?:- )?[A-Za-z0-9_.-]+:[ \t]+)0([0-7]+)([ \t]*(?:#.*)?)$").expect("static regex");
-    re.replace_all(text, |c: &regex::Captures| {
-        let value = u64::from_str_radix(&c[2], 8).unwrap_or(0);
-        format!("{}{value}{}", &c[1], &c[3])
-    })
-    .into_owned()
+    static OCTAL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?m)^(\s*(?:- )?[A-Za-z0-9_.-]+:[ \t]+)0([0-7]+)([ \t]*(?:#.*)?)$").expect("static regex")
+    });
+    OCTAL
+        .replace_all(text, |c: &regex::Captures| {
+            let value = u64::from_str_radix(&c[2], 8).unwrap_or(0);
+            format!("{}{value}{}", &c[1], &c[3])
+        })
+        .into_owned()
 }
 
 /// Applies every document; stops at the first the server refuses.
@@ -67,6 +73,21 @@ pub async fn run(ctx: &Ctx, scenario: &Scenario, apply: &Apply) -> Result<Done, 
         let ns = doc["metadata"]["namespace"].as_str().map(String::from);
         let (api, _, namespaced) = ctx.api(Some(&api_version), &kind, ns.as_deref()).await?;
         doc["metadata"]["labels"][MANAGED_BY.0] = json!(MANAGED_BY.1);
+        doc["metadata"]["labels"][RUN_ID_LABEL] = json!(ctx.render("{{ run_id }}"));
+        let applied = Applied {
+            api_version,
+            kind: kind.clone(),
+            namespace: if namespaced { ns.unwrap_or_else(|| ctx.namespace.clone()) } else { String::new() },
+            name: name.clone(),
+        };
+        // Recorded before the request: if the run is interrupted while it is
+        // in flight, the object may exist all the same, and cleanup must look.
+        {
+            let mut all = ctx.applied.lock().unwrap_or_else(|e| e.into_inner());
+            if !all.contains(&applied) {
+                all.push(applied.clone());
+            }
+        }
         let before = api.get_opt(&name).await?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let after = api.patch(&name, &params, &Patch::Apply(&doc)).await.map_err(|e| match e {
@@ -80,17 +101,7 @@ pub async fn run(ctx: &Ctx, scenario: &Scenario, apply: &Apply) -> Result<Done, 
             Some(b) if b.metadata.resource_version == after.metadata.resource_version => "unchanged",
             Some(_) => "configured",
         };
-        let applied = Applied {
-            api_version,
-            kind: kind.clone(),
-            namespace: if namespaced { ns.unwrap_or_else(|| ctx.namespace.clone()) } else { String::new() },
-            name,
-        };
         lines.push(format!("{} {verb}", applied.display()));
-        let mut all = ctx.applied.lock().unwrap_or_else(|e| e.into_inner());
-        if !all.contains(&applied) {
-            all.push(applied);
-        }
     }
     Ok(Done { output: lines.join("\n"), ..Done::default() })
 }

@@ -24,7 +24,7 @@ use kube::api::DeleteParams;
 
 use crate::exit;
 use crate::report::event::{
-    Environment, ErrorKind, Measurement, Mode, NodeInfo, RunInfo, Status, StepInfo, StepResult, Summary,
+    Environment, ErrorKind, Fix, Measurement, Mode, NodeInfo, RunInfo, Status, StepInfo, StepResult, Summary,
 };
 use crate::report::{Event, Redactor, Reporters};
 use crate::scenario::{Scenario, Step, StepKind};
@@ -91,6 +91,10 @@ pub struct RunOptions {
     pub keep: bool,
     /// Disruptive steps may run.
     pub allow_disruption: bool,
+    /// Cancelled by Ctrl-C or SIGTERM ([`crate::interrupt::watch`]).
+    pub interrupt: tokio_util::sync::CancellationToken,
+    /// The run's id (`{{ run_id }}`, and the run-id label on what it creates).
+    pub run_id: String,
 }
 
 /// The cluster a run uses.
@@ -299,7 +303,7 @@ pub async fn run(
 ) -> anyhow::Result<u8> {
     let mut vars = scenario.parameters(&options.overrides).map_err(exit::invalid)?;
     // `{{ run_id }}`: unique to this run, for names and keys that must not collide.
-    vars.insert("run_id".into(), crate::lab::api::objects::random_suffix(8));
+    vars.insert("run_id".into(), options.run_id.clone());
     let redactor = Redactor::new(scenario.secret_values(&vars));
     let reporters = Arc::new(Mutex::new(reporters));
     let emit = |e: Event| reporters.lock().unwrap_or_else(|p| p.into_inner()).emit(&e);
@@ -327,6 +331,7 @@ pub async fn run(
         source: scenario.file.source.clone(),
         mode: options.mode,
         namespace: target.namespace.clone(),
+        run_id: options.run_id.clone(),
         context: target.context.clone(),
         server: target.server.clone(),
         started_at: crate::lab::api::objects::now(),
@@ -345,8 +350,6 @@ pub async fn run(
     let mut results: Vec<(StepInfo, StepResult)> = Vec::new();
     let mut stop_reason: Option<String> = None;
     let mut interrupted = false;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     for (i, step) in steps.iter().enumerate() {
         let info = step_info(&ctx, step, i + 1, total, None);
         if let Some(reason) = &stop_reason {
@@ -368,9 +371,9 @@ pub async fn run(
         let began = Instant::now();
         let outcome = tokio::select! {
             outcome = run_unless(&ctx, scenario, step) => outcome,
-            _ = &mut ctrl_c => {
+            _ = options.interrupt.cancelled() => {
                 interrupted = true;
-                Err(StepError::Infra("interrupted (Ctrl-C)".into()))
+                Err(StepError::Infra("interrupted (Ctrl-C or SIGTERM)".into()))
             }
         };
         let (mut result, resolved) = to_result(&ctx, outcome, began.elapsed());
@@ -402,6 +405,7 @@ pub async fn run(
             emit(Event::StepFinished(info, result));
         }
         leftovers = sweep(&ctx).await;
+        leftovers.extend(sweep_labelled(&ctx, &options.run_id).await);
     }
 
     let count = |s: Status| results.iter().filter(|(_, r)| r.status == s).count();
@@ -417,6 +421,11 @@ pub async fn run(
         .filter(|(i, r)| scored(i, r) && r.status == Status::Passed)
         .map(|(i, _)| i.points.unwrap_or(0))
         .sum();
+    let to_fix = results
+        .iter()
+        .filter(|(i, r)| scored(i, r) && matches!(r.status, Status::Failed | Status::Error))
+        .map(fix)
+        .collect();
     let invalid = results.iter().any(|(_, r)| r.error_kind == Some(ErrorKind::Invalid));
     let (verdict, code) = if interrupted {
         ("interrupted", exit::INTERRUPTED)
@@ -439,10 +448,33 @@ pub async fn run(
         duration: started.elapsed(),
         exit_code: code,
         leftovers,
+        to_fix,
     }));
     let finished = reporters.lock().unwrap_or_else(|p| p.into_inner()).finish();
     finished?;
     Ok(code)
+}
+
+/// What a learner should do about a step that did not pass.
+fn fix((info, result): &(StepInfo, StepResult)) -> Fix {
+    let advice = match (&info.hint, &result.expected, &result.actual) {
+        (Some(hint), _, _) => hint.clone(),
+        (None, Some(expected), Some(actual)) => format!("expected {expected}, found {actual}"),
+        _ => result.message.clone().unwrap_or_else(|| "see the step's output".into()),
+    };
+    Fix { id: info.id.clone(), title: info.title.clone(), points: info.points.unwrap_or(0), advice }
+}
+
+/// Deletes whatever else carries this run's label (an object whose apply was
+/// cut short, say), and returns what could not be removed.
+async fn sweep_labelled(ctx: &Ctx, run_id: &str) -> Vec<String> {
+    use crate::kube::leftovers;
+    match leftovers::find(&ctx.client, &leftovers::selector(Some(run_id)), None).await {
+        Ok(found) => {
+            leftovers::remove(&ctx.client, &found, Duration::from_secs(60)).await.iter().map(|o| o.display()).collect()
+        }
+        Err(e) => vec![format!("(could not look for objects labelled with run id {run_id}: {e})")],
+    }
 }
 
 /// Deletes whatever the run applied that cleanup left (reverse order), and

@@ -116,7 +116,8 @@ pub async fn connect(choice: &ClusterChoice, read_only: bool, lab_fallback: bool
             );
         }
         let dir = std::env::temp_dir().join(format!("runbook-lab-{}", std::process::id()));
-        let started = Lab::start(LabConfig::new(dir)).await.context("starting the embedded lab")?;
+        let config = LabConfig { discard_state: true, ..LabConfig::new(dir) };
+        let started = Lab::start(config).await.context("starting the embedded lab")?;
         let path = started.kubeconfig.clone();
         lab = Some(started);
         (Kubeconfig::read_from(&path)?, path)
@@ -154,6 +155,9 @@ pub async fn connect(choice: &ClusterChoice, read_only: bool, lab_fallback: bool
         Ok(Err(e)) => anyhow::bail!("cannot reach the cluster at {server} (context {context:?}): {e}"),
         Err(_) => anyhow::bail!("cannot reach the cluster at {server} (context {context:?}): no answer within 10 s"),
     }
-    let is_lab = lab.is_some() || context == crate::lab::CONTEXT;
+    // A kubeconfig the lab wrote: its context name and a loopback server (a
+    // real cluster's context that happens to share the name is not the lab).
+    let loopback = server.starts_with("https://127.0.0.1:") || server.starts_with("https://localhost:");
+    let is_lab = lab.is_some() || (context == crate::lab::CONTEXT && loopback);
     Ok(Connection { client, namespace, context, server, is_lab, lab, note })
 }

@@ -3,5 +3,6 @@
 pub mod client;
 pub mod conditions;
 pub mod jsonpath;
+pub mod leftovers;
 pub mod quantity;
 pub mod retry;

@@ -35,12 +35,15 @@ pub struct LabConfig {
     /// Faults to inject, as `RUNBOOK_LAB_FAULTS` writes them (default: that
     /// variable, else none).
     pub faults: Option<String>,
+    /// Remove the whole state dir when the lab stops (a lab started for one
+    /// run); otherwise only pod data goes and the volumes stay.
+    pub discard_state: bool,
 }
 
 impl LabConfig {
     /// A lab that runs pods, with its state under `state_dir`.
     pub fn new(state_dir: PathBuf) -> Self {
-        LabConfig { port: 0, state_dir, run_pods: true, helper: None, faults: None }
+        LabConfig { port: 0, state_dir, run_pods: true, helper: None, faults: None, discard_state: false }
     }
 }
 
@@ -91,6 +94,7 @@ pub struct Lab {
     network: Option<Arc<kubelet::network::LabNetwork>>,
     kubelet: Option<Arc<kubelet::KubeletCtx>>,
     state_dir: PathBuf,
+    discard_state: bool,
 }
 
 /// The kubeconfig context name the lab writes.
@@ -160,6 +164,7 @@ impl Lab {
             network,
             kubelet: kubelet_ctx,
             state_dir: config.state_dir,
+            discard_state: config.discard_state,
             faults,
         })
     }
@@ -204,6 +209,9 @@ impl Lab {
             network.stop().await;
         }
         let _ = std::fs::remove_dir_all(self.state_dir.join("pods"));
+        if self.discard_state {
+            let _ = std::fs::remove_dir_all(&self.state_dir);
+        }
     }
 }
 
@@ -220,6 +228,11 @@ impl Drop for Lab {
         }
         if let Some(network) = &self.network {
             network.kill_now();
+        }
+        if self.discard_state {
+            // Pod mounts live in the pods' own mount namespaces, gone with
+            // their processes: what remains here is plain files.
+            let _ = std::fs::remove_dir_all(&self.state_dir);
         }
     }
 }

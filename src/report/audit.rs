@@ -84,6 +84,12 @@ impl AuditReport {
             if s.score.1 > 0 {
                 let _ = writeln!(md, "\nScore: {}/{}", s.score.0, s.score.1);
             }
+            if !s.to_fix.is_empty() {
+                let _ = writeln!(md, "\nWhat to fix:\n");
+                for fix in &s.to_fix {
+                    let _ = writeln!(md, "- **{}** ({} pt): {}", fix.title, fix.points, fix.advice);
+                }
+            }
             if !s.leftovers.is_empty() {
                 let _ = writeln!(md, "\nLeft behind in the cluster: {}", s.leftovers.join(", "));
             }

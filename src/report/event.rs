@@ -54,6 +54,8 @@ pub struct RunInfo {
     pub mode: Mode,
     /// Namespace the steps default to.
     pub namespace: String,
+    /// The run's id: the `runbook.dev/run-id` label on what it creates.
+    pub run_id: String,
     /// kubeconfig context.
     pub context: String,
     /// API server URL.
@@ -196,6 +198,21 @@ pub struct Summary {
     pub exit_code: u8,
     /// Objects the run created that are still in the cluster after cleanup.
     pub leftovers: Vec<String>,
+    /// What to fix, for the learner: each check or drill that did not pass.
+    pub to_fix: Vec<Fix>,
+}
+
+/// One thing to fix: a check or drill that did not pass.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fix {
+    /// Step id.
+    pub id: String,
+    /// Step title.
+    pub title: String,
+    /// Points it would have earned.
+    pub points: u32,
+    /// What to do: the scenario's hint, else expected versus actual.
+    pub advice: String,
 }
 
 /// Everything the engine tells reporters.

@@ -14,12 +14,13 @@ pub struct Progress {
     quiet: bool,
     spinner: Option<ProgressBar>,
     tty: bool,
+    run_id: String,
 }
 
 impl Progress {
     /// A progress reporter; `quiet` prints only the verdict.
     pub fn new(quiet: bool) -> Self {
-        Progress { quiet, spinner: None, tty: std::io::stdout().is_terminal() }
+        Progress { quiet, spinner: None, tty: std::io::stdout().is_terminal(), run_id: String::new() }
     }
 
     fn line(&self, text: &str) {
@@ -45,9 +46,13 @@ fn mark(status: Status) -> &'static str {
 impl Reporter for Progress {
     fn event(&mut self, event: &Event) {
         match event {
-            Event::RunStarted(info) if !self.quiet => {
+            Event::RunStarted(info) => {
+                self.run_id = info.run_id.clone();
+                if self.quiet {
+                    return;
+                }
                 self.line(&format!(
-                    "{} {} — {} (context {}, namespace {})",
+                    "{} {} — {} (context {}, namespace {}, run {})",
                     match info.mode {
                         super::event::Mode::Run => "Running",
                         super::event::Mode::Verify => "Verifying",
@@ -55,7 +60,8 @@ impl Reporter for Progress {
                     info.scenario,
                     info.title,
                     info.context,
-                    info.namespace
+                    info.namespace,
+                    info.run_id
                 ));
             }
             Event::StepStarted(step) if !self.quiet && self.tty => {
@@ -128,8 +134,19 @@ impl Reporter for Progress {
                     summary.skipped,
                     summary.duration
                 ));
+                if !summary.to_fix.is_empty() {
+                    let lost: u32 = summary.to_fix.iter().map(|f| f.points).sum();
+                    self.line(&format!("What to fix ({lost} points lost):"));
+                    for fix in &summary.to_fix {
+                        self.line(&format!("  - {} ({} pt): {}", fix.title, fix.points, fix.advice));
+                    }
+                }
                 if !summary.leftovers.is_empty() {
-                    self.line(&format!("left behind in the cluster: {}", summary.leftovers.join(", ")));
+                    self.line(&format!(
+                        "left behind in the cluster: {} (remove with `runbook cleanup --run-id {}`)",
+                        summary.leftovers.join(", "),
+                        self.run_id
+                    ));
                 }
             }
             _ => {}

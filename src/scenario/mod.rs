@@ -1,6 +1,8 @@
 //! Scenarios: the model, loading (embedded or from a file), validation with
 //! file:line:column, and templates.
 
+#[cfg(test)]
+mod fuzz;
 pub mod model;
 pub mod template;
 mod validate;
@@ -45,6 +47,8 @@ impl fmt::Display for Problem {
 enum Source {
     Embedded(&'static Dir<'static>),
     Disk(PathBuf),
+    /// Files held in memory, by path relative to the scenario.
+    Memory(BTreeMap<String, String>),
 }
 
 /// A loaded, validated scenario.
@@ -107,6 +111,13 @@ impl Scenario {
         Self::parse(text, shown, Source::Disk(dir))
     }
 
+    /// Loads a scenario whose files are in memory (`files`: manifests by their
+    /// path relative to the scenario), for tools that generate scenarios and
+    /// for the loader's fuzz tests.
+    pub fn from_memory(path: &str, text: &str, files: BTreeMap<String, String>) -> Result<Scenario, Vec<Problem>> {
+        Self::parse(text.to_string(), path.to_string(), Source::Memory(files))
+    }
+
     fn parse(text: String, path: String, source: Source) -> Result<Scenario, Vec<Problem>> {
         let file: ScenarioFile = serde_yaml_ng::from_str(&text).map_err(|e| {
             let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
@@ -131,6 +142,9 @@ impl Scenario {
                 .map(String::from)
                 .ok_or_else(|| format!("{relative}: no such file in the scenario")),
             Source::Disk(dir) => std::fs::read_to_string(dir.join(relative)).map_err(|e| format!("{relative}: {e}")),
+            Source::Memory(files) => {
+                files.get(relative).cloned().ok_or_else(|| format!("{relative}: no such file in the scenario"))
+            }
         }
     }
 
@@ -139,6 +153,7 @@ impl Scenario {
         match &self.source {
             Source::Embedded(dir) => format!("scenarios/{}/{relative}", dir.path().display()),
             Source::Disk(dir) => dir.join(relative).display().to_string(),
+            Source::Memory(_) => relative.to_string(),
         }
     }
 

@@ -24,7 +24,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    Some(Duration::from_secs_f64(secs))
+    // Durations past a year are a typo, and past u64 seconds would panic.
+    Duration::try_from_secs_f64(secs).ok().filter(|d| d.as_secs() <= 366 * 24 * 3600)
 }
 
 fn actions(step: &StepFile) -> Vec<&'static str> {
@@ -359,6 +360,14 @@ pub fn validate(scenario: &Scenario) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_durations_are_refused_not_a_panic() {
+        assert_eq!(parse_duration("99999999999999999999s"), None);
+        assert_eq!(parse_duration("400d"), None);
+        assert_eq!(parse_duration("9000h"), None);
+        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86400)));
+    }
 
     #[test]
     fn durations() {

@@ -5,8 +5,9 @@ use std::process::Output;
 
 use runbook::lab::{Lab, LabConfig};
 
-/// Scenario tests with drills measure availability and timing: they take this
-/// lock so that they do not compete with each other for the CPU.
+/// Scenario tests with drills measure availability and timing, and tests that
+/// start many processes would skew them: all take this lock so that they do
+/// not compete with each other for the CPU.
 pub static DRILLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A lab for one test, with its own state dir and kubectl cache.
@@ -157,6 +158,48 @@ pub async fn runbook(args: &[&str], home: &std::path::Path) -> Output {
         .output()
         .await
         .unwrap()
+}
+
+/// Runs `runbook run SCENARIO` against the test lab with every report
+/// (`NAME.json`, `NAME.xml`, `NAME.md` in the test dir); returns the exit code,
+/// the JSON report and the terminal output.
+pub async fn run_scenario(
+    t: &TestLab,
+    scenario: &str,
+    name: &str,
+    extra: &[&str],
+) -> (Option<i32>, serde_json::Value, String) {
+    let dir = t.dir.path();
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let reports = ["json", "junit", "audit"]
+        .map(|kind| format!("{kind}={}", dir.join(format!("{name}.{}", report_extension(kind))).display()));
+    let mut args = vec!["run", scenario, "--kubeconfig", &kubeconfig];
+    for r in &reports {
+        args.extend(["--report", r.as_str()]);
+    }
+    args.extend(extra);
+    let out = runbook(&args, dir).await;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), report(&dir.join(format!("{name}.json"))), text)
+}
+
+fn report_extension(kind: &str) -> &'static str {
+    match kind {
+        "json" => "json",
+        "junit" => "xml",
+        _ => "md",
+    }
+}
+
+/// The secret appears neither in the terminal output nor in any report of
+/// the run `name`.
+pub fn assert_no_secret(t: &TestLab, name: &str, text: &str, secret: &str) {
+    assert!(!text.contains(secret), "the secret leaked into the terminal output");
+    for kind in ["json", "junit", "audit"] {
+        let path = t.dir.path().join(format!("{name}.{}", report_extension(kind)));
+        let report = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!report.contains(secret), "the secret leaked into {}", path.display());
+    }
 }
 
 /// Runs `runbook verify SCENARIO` against the test lab; returns the exit code and the JSON report.

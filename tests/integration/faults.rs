@@ -1,4 +1,4 @@
-//! Scenarios still pass while the lab fails 10% of API requests (503 or 429)
+//! Every scenario still passes while the lab fails 10% of API requests (5xx or 429)
 //! and ends watch streams early: runbook retries and re-watches.
 
 use crate::common::TestLab;
@@ -24,4 +24,16 @@ async fn redis_cache_passes_with_ten_percent_api_errors_and_dropped_watches() {
 async fn counter_service_passes_with_ten_percent_api_errors_and_dropped_watches() {
     let _serial = crate::common::DRILLS.lock().await;
     run_under_faults("counter-service").await;
+}
+
+#[tokio::test]
+async fn redis_cluster_passes_with_ten_percent_api_errors_and_dropped_watches() {
+    let _serial = crate::common::DRILLS.lock().await;
+    run_under_faults("redis-cluster").await;
+}
+
+#[tokio::test]
+async fn redis_sentinel_passes_with_ten_percent_api_errors_and_dropped_watches() {
+    let _serial = crate::common::DRILLS.lock().await;
+    run_under_faults("redis-sentinel").await;
 }

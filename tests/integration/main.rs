@@ -13,3 +13,4 @@ mod lab_stateful;
 mod redis_cluster;
 mod redis_sentinel;
 mod reports;
+mod trust;

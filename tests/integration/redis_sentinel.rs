@@ -4,20 +4,12 @@
 
 use serde_json::Value;
 
-use crate::common::{TestLab, failed, measurement, report, runbook, step, verify_report};
+use crate::common::{TestLab, assert_no_secret, failed, measurement, run_scenario, step, verify_report};
 
 const PASSWORD: &str = "a-very-complex-password-here";
 
 async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
-    let path = t.dir.path().join(format!("{name}.json"));
-    let kubeconfig = t.lab.kubeconfig.display().to_string();
-    let mut args = vec!["run", "redis-sentinel", "--kubeconfig", &kubeconfig];
-    let report_arg = format!("json={}", path.display());
-    args.extend(["--report", &report_arg]);
-    args.extend(extra);
-    let out = runbook(&args, t.dir.path()).await;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code(), report(&path), text)
+    run_scenario(t, "redis-sentinel", name, extra).await
 }
 
 #[tokio::test]
@@ -36,8 +28,7 @@ async fn runs_twice_in_a_row_and_reports_the_failover() {
         "failover {failover} ms, bound {bound}"
     );
     assert_eq!(step(&first, "sentinel-restart-drill")["status"], "passed");
-    assert!(!text.contains(PASSWORD), "the password leaked into the output");
-    assert!(!std::fs::read_to_string(t.dir.path().join("first.json")).unwrap().contains(PASSWORD));
+    assert_no_secret(&t, "first", &text, PASSWORD);
 
     // Again, on the state the first run left (the master is now another pod).
     let (code, _, text) = run(&t, "second", &[]).await;

@@ -21,6 +21,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"(?m)\d+/redis-server.*$", "[pid]/redis-server"),
         (r"run_id: `[a-z0-9]{8}`", "run_id: `[run_id]`"),
         (r#""run_id",(\s*)"[a-z0-9]{8}""#, r#""run_id",$1"[run_id]""#),
+        (r#""run_id": "[a-z0-9]{8}""#, r#""run_id": "[run_id]""#),
         (r#"time="[\d.]+""#, r#"time="[s]""#),
     ]
 }

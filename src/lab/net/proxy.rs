@@ -43,7 +43,7 @@ struct Listener {
 pub struct ServiceProxy {
     store: Arc<Store>,
     netns_pid: u32,
-    lb_prefix: (u8, u8),
+    lb_prefix: u8,
     running: Mutex<HashMap<Listener, CancellationToken>>,
     next: AtomicUsize,
     shutdown: CancellationToken,
@@ -52,10 +52,9 @@ pub struct ServiceProxy {
 impl ServiceProxy {
     /// A proxy for the lab whose network namespace is held by `netns_pid`.
     pub fn new(store: Arc<Store>, netns_pid: u32, shutdown: CancellationToken) -> Arc<Self> {
-        // Each lab draws its own 127.x.y.0/24 for LoadBalancers, so labs side
-        // by side do not collide.
-        let r: u16 = rand::random();
-        let lb_prefix = (100 + (r % 100) as u8, (r >> 8) as u8);
+        // Each lab draws its own 127.x.0.0/16 for LoadBalancers, so labs side
+        // by side are unlikely to collide.
+        let lb_prefix = rand::random_range(100..=250u8);
         Arc::new(ServiceProxy {
             store,
             netns_pid,
@@ -86,13 +85,13 @@ impl ServiceProxy {
     }
 
     fn lb_address(&self, service: &Value) -> Ipv4Addr {
-        // Stable per Service: the ClusterIP's last octet picks the host part.
-        let last = service["spec"]["clusterIP"]
+        // Stable and unique per Service: the ClusterIP's host part (its /16).
+        let [_, _, c, d] = service["spec"]["clusterIP"]
             .as_str()
             .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
-            .map(|ip| ip.octets()[3])
-            .unwrap_or(1);
-        Ipv4Addr::new(127, self.lb_prefix.0, self.lb_prefix.1, last.max(1))
+            .map(|ip| ip.octets())
+            .unwrap_or([0, 0, 0, 1]);
+        Ipv4Addr::new(127, self.lb_prefix, c, d)
     }
 
     fn desired(&self) -> Vec<Listener> {

@@ -1,0 +1,76 @@
+//! `runbook cleanup`: removes what runbook runs left in a cluster, found by
+//! label (`app.kubernetes.io/managed-by=runbook`, and `runbook.dev/run-id`
+//! for one run), in every resource type the cluster serves.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::common::ClusterArgs;
+use crate::exit;
+use crate::kube::{client, leftovers};
+use crate::scenario::parse_duration;
+
+/// Options of `cleanup`.
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Which cluster (`-n` limits the sweep to one namespace; by default every
+    /// namespace and the cluster-scoped objects are searched).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Only the objects of one run (its id is printed when the run starts and
+    /// is in its reports).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// List what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long to wait for the objects to be gone.
+    #[arg(long, value_name = "DURATION", default_value = "120s")]
+    pub timeout: String,
+}
+
+/// Runs `cleanup`: exit 0 when nothing labelled remains, 1 when something
+/// could not be removed.
+pub fn run(args: CleanupArgs) -> anyhow::Result<u8> {
+    if args.cluster.lab {
+        return Err(exit::invalid("--lab starts a fresh lab, which has nothing to clean up; use --kubeconfig"));
+    }
+    let patience = parse_duration(&args.timeout)
+        .ok_or_else(|| exit::invalid(format!("--timeout {:?}: expected a duration such as 90s or 2m", args.timeout)))?;
+    super::runtime()?.block_on(execute(&args, patience))
+}
+
+async fn execute(args: &CleanupArgs, patience: Duration) -> anyhow::Result<u8> {
+    let conn = client::connect(&args.cluster.choice(), false, false).await?;
+    let selector = leftovers::selector(args.run_id.as_deref());
+    let scope = args.cluster.namespace.as_deref();
+    let found = leftovers::find(&conn.client, &selector, scope).await?;
+    let place = match scope {
+        Some(ns) => format!("namespace {ns}"),
+        None => "the cluster".into(),
+    };
+    if found.is_empty() {
+        println!("nothing labelled {selector} in {place} (context {})", conn.context);
+        return Ok(exit::SUCCESS);
+    }
+    println!("{} objects labelled {selector} in {place} (context {}):", found.len(), conn.context);
+    for object in &found {
+        let run = object.run_id.as_deref().map(|id| format!(" (run {id})")).unwrap_or_default();
+        println!("  {}{run}", object.display());
+    }
+    if args.dry_run {
+        println!("dry run: nothing removed");
+        return Ok(exit::SUCCESS);
+    }
+    let remaining = leftovers::remove(&conn.client, &found, patience).await;
+    if remaining.is_empty() {
+        println!("removed {}; nothing left", found.len());
+        return Ok(exit::SUCCESS);
+    }
+    println!("still there after {}:", args.timeout);
+    for object in &remaining {
+        println!("  {}", object.display());
+    }
+    Ok(exit::CHECK_FAILED)
+}

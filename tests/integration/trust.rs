@@ -1,0 +1,271 @@
+//! What makes a verdict trustworthy and a run safe: interrupted runs leave
+//! nothing behind, `runbook cleanup` finds what a killed run left, scenarios
+//! run side by side in namespaces of their own, verify gives the same verdict
+//! every time, and drills run only where they are allowed to.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use rand::{Rng, SeedableRng};
+
+use crate::common::{TestLab, report, runbook, step};
+
+/// `runbook ARGS` started in the background, as the tests' `runbook()` runs it.
+fn spawn_runbook(args: &[&str], home: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(args)
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .env("TMPDIR", home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("runbook starts")
+}
+
+/// Objects in the lab labelled as runbook's, as `kind/namespace/name`.
+fn labelled(t: &TestLab) -> Vec<String> {
+    let mut found = Vec::new();
+    for resource in ["namespaces", "configmaps", "secrets", "services", "deployments", "statefulsets", "pods"] {
+        for object in t.lab.store.list(resource, None).0 {
+            let labels = &object["metadata"]["labels"];
+            if labels["app.kubernetes.io/managed-by"] == "runbook" {
+                found.push(format!(
+                    "{resource}/{}/{}",
+                    object["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    object["metadata"]["name"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// Waits until only the lab's network holder runs: every pod process is gone.
+async fn wait_for_no_pod_processes(t: &TestLab) {
+    let started = Instant::now();
+    while t.lab.process_ids().len() > 1 {
+        assert!(started.elapsed() < Duration::from_secs(60), "pod processes remain: {:?}", t.lab.process_ids());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn seeded_rng(what: &str) -> rand::rngs::StdRng {
+    let seed = std::env::var("RUNBOOK_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    eprintln!("{what}: RUNBOOK_TEST_SEED={seed}");
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+#[tokio::test]
+async fn twenty_runs_interrupted_at_random_points_leave_nothing_behind() {
+    let _serial = crate::common::DRILLS.lock().await;
+    let t = TestLab::with_pods().await;
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    // How long a whole run takes here: the signals fall within it.
+    let began = Instant::now();
+    let out = runbook(&["run", "redis-cache", "--kubeconfig", &kubeconfig], t.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let whole = began.elapsed();
+    eprintln!("an uninterrupted run takes {whole:?}");
+    let mut rng = seeded_rng("interrupted runs");
+    let mut interrupted = 0;
+    for i in 0..20 {
+        let delay = whole.mul_f64(rng.random_range(0.0..1.0));
+        let json = t.dir.path().join(format!("interrupted-{i}.json"));
+        let report_arg = format!("json={}", json.display());
+        let child =
+            spawn_runbook(&["run", "redis-cache", "--kubeconfig", &kubeconfig, "--report", &report_arg], t.dir.path());
+        let pid = Pid::from_raw(child.id().unwrap() as i32);
+        tokio::time::sleep(delay).await;
+        let signal = if i % 4 == 3 { Signal::SIGTERM } else { Signal::SIGINT };
+        let _ = kill(pid, signal);
+        let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+            .await
+            .expect("an interrupted run ends")
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        match out.status.code() {
+            Some(130) => {
+                interrupted += 1;
+                // The partial reports are written, if the run got as far as starting.
+                if json.exists() {
+                    assert_eq!(report(&json)["summary"]["verdict"], "interrupted", "{text}");
+                }
+            }
+            Some(0) => {}
+            // Before its handlers are installed (the first milliseconds), the
+            // signal ends runbook as it ends any process; it has touched nothing.
+            None => {}
+            other => panic!("run {i} interrupted after {delay:?} exited {other:?}:\n{text}"),
+        }
+        assert!(!text.contains("left behind"), "run {i} after {delay:?}:\n{text}");
+        assert_eq!(labelled(&t), Vec::<String>::new(), "run {i} interrupted after {delay:?} left objects:\n{text}");
+        wait_for_no_pod_processes(&t).await;
+    }
+    eprintln!("{interrupted} of 20 runs were interrupted (the others had finished)");
+    assert!(interrupted >= 10, "most runs should be caught mid-way: {interrupted}");
+}
+
+#[tokio::test]
+async fn interrupted_runs_on_their_own_lab_remove_it_entirely() {
+    let _serial = crate::common::DRILLS.lock().await;
+    let home = tempfile::tempdir().unwrap();
+    for delay_ms in [300u64, 1_500, 4_000] {
+        let mut child = spawn_runbook(&["run", "redis-cache", "--lab"], home.path());
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let _ = kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGINT);
+        let status = tokio::time::timeout(Duration::from_secs(180), child.wait()).await.unwrap().unwrap();
+        assert!(matches!(status.code(), Some(130) | Some(0) | None), "{status}");
+        // The lab's state dir (kubeconfig, volumes) went with it...
+        let left: Vec<_> = std::fs::read_dir(home.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(left.is_empty(), "after {delay_ms} ms: {left:?}");
+        // ...and so did every process that ran from it.
+        let marker = home.path().display().to_string();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&cmdline).contains(&marker),
+                "after {delay_ms} ms a process remains: {}",
+                String::from_utf8_lossy(&cmdline)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn cleanup_finds_and_removes_what_a_killed_run_left() {
+    let _serial = crate::common::DRILLS.lock().await;
+    let t = TestLab::with_pods().await;
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let mut child = spawn_runbook(&["run", "redis-cache", "--kubeconfig", &kubeconfig], t.dir.path());
+    let started = Instant::now();
+    while t.lab.store.get("deployments", "default", "redis-deployment").is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the run deploys Redis");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // No chance to clean up: as if the machine running it died.
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let configmap = t.lab.store.get("configmaps", "default", "my-redis-config").expect("the run created it");
+    let run_id = configmap["metadata"]["labels"]["runbook.dev/run-id"].as_str().unwrap().to_string();
+    assert_eq!(run_id.len(), 8);
+
+    let out = runbook(&["cleanup", "--kubeconfig", &kubeconfig, "--dry-run"], t.dir.path()).await;
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{listed}");
+    assert!(listed.contains(&format!("configmap/my-redis-config -n default (run {run_id})")), "{listed}");
+    assert!(listed.contains("deployment.apps/redis-deployment -n default"), "{listed}");
+    assert!(t.lab.store.get("configmaps", "default", "my-redis-config").is_some(), "a dry run removes nothing");
+
+    // Another run's id finds nothing of this one.
+    let out = runbook(&["cleanup", "--kubeconfig", &kubeconfig, "--run-id", "zzzzzzzz"], t.dir.path()).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing labelled"));
+    assert!(t.lab.store.get("configmaps", "default", "my-redis-config").is_some());
+
+    let out = runbook(&["cleanup", "--kubeconfig", &kubeconfig, "--run-id", &run_id], t.dir.path()).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("nothing left"), "{text}");
+    assert_eq!(labelled(&t), Vec::<String>::new());
+    wait_for_no_pod_processes(&t).await;
+}
+
+#[tokio::test]
+async fn scenarios_run_side_by_side_in_namespaces_of_their_own() {
+    let _serial = crate::common::DRILLS.lock().await;
+    let t = TestLab::with_pods().await;
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let runs = ["redis-cache", "redis-cache", "counter-service"].map(|scenario| {
+        spawn_runbook(&["run", scenario, "--kubeconfig", &kubeconfig, "--ephemeral-namespace"], t.dir.path())
+    });
+    let outputs = futures::future::join_all(runs.into_iter().map(|c| c.wait_with_output())).await;
+    let mut namespaces = Vec::new();
+    for out in outputs {
+        let out = out.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        let ns = text.lines().find_map(|l| l.strip_prefix("namespace ")).unwrap().split(' ').next().unwrap();
+        namespaces.push(ns.to_string());
+    }
+    namespaces.sort();
+    namespaces.dedup();
+    assert_eq!(namespaces.len(), 3, "each run had a namespace of its own: {namespaces:?}");
+    for ns in &namespaces {
+        assert!(t.lab.store.get("namespaces", "", ns).is_none(), "{ns} removed at cleanup");
+    }
+    assert_eq!(labelled(&t), Vec::<String>::new());
+}
+
+/// What a grader compares: every step's id, status, expected and actual, the score.
+fn verdict(doc: &serde_json::Value) -> String {
+    let steps: Vec<String> = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} {} {} {}", s["id"], s["status"], s["expected"], s["actual"]))
+        .collect();
+    format!("{}\n{} {}", steps.join("\n"), doc["summary"]["verdict"], doc["summary"]["score"])
+}
+
+#[tokio::test]
+async fn verify_gives_the_same_verdict_twenty_times() {
+    let _serial = crate::common::DRILLS.lock().await;
+    let t = TestLab::with_pods().await;
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/redis-cache/maxmemory-4mb.yaml"))
+            .unwrap();
+    t.kubectl_stdin(&["apply", "-f", "-"], &manifest).await;
+    t.kubectl(&["rollout", "status", "deployment/redis-deployment", "--timeout=60s"]).await;
+    let (code, first) = crate::common::verify_report(&t, "redis-cache").await;
+    assert_eq!(code, Some(1), "the 4mb deployment fails the memory checks");
+    let expected = verdict(&first);
+    for i in 1..20 {
+        let (again, doc) = crate::common::verify_report(&t, "redis-cache").await;
+        assert_eq!(again, code, "verify #{i}");
+        assert_eq!(verdict(&doc), expected, "verify #{i} differs");
+    }
+    let fixes: Vec<&str> =
+        first["summary"]["to_fix"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
+    assert!(!fixes.is_empty() && fixes.iter().all(|id| step(&first, id)["status"] == "failed"), "{fixes:?}");
+}
+
+#[tokio::test]
+async fn drills_are_refused_on_a_context_that_is_not_the_lab() {
+    let t = TestLab::start().await;
+    // The same cluster under another context name: runbook cannot tell it is the lab.
+    let staging = t.dir.path().join("staging-kubeconfig");
+    std::fs::write(&staging, std::fs::read_to_string(&t.lab.kubeconfig).unwrap().replace("runbook-lab", "staging"))
+        .unwrap();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/scenarios/disruptive.yaml");
+    let json = t.dir.path().join("d.json");
+    let report_arg = format!("json={}", json.display());
+    let staging_arg = staging.display().to_string();
+    let out =
+        runbook(&["run", "-f", scenario, "--kubeconfig", &staging_arg, "--report", &report_arg], t.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let drill = step(&report(&json), "drill").clone();
+    assert_eq!(drill["status"], "skipped");
+    assert!(drill["message"].as_str().unwrap().contains("--allow-disruption"), "{drill}");
+
+    let out = runbook(
+        &["run", "-f", scenario, "--kubeconfig", &staging_arg, "--allow-disruption", "--report", &report_arg],
+        t.dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(step(&report(&json), "drill")["status"], "passed");
+
+    // On the lab's own context, it runs without asking.
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let out =
+        runbook(&["run", "-f", scenario, "--kubeconfig", &kubeconfig, "--report", &report_arg], t.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(step(&report(&json), "drill")["status"], "passed");
+}
