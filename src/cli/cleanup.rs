@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::common::ClusterArgs;
+use super::common::{ClusterArgs, duration_arg};
 use crate::exit;
 use crate::kube::{client, leftovers};
-use crate::scenario::parse_duration;
 
 /// Options of `cleanup`.
 #[derive(Debug, Args)]
@@ -36,8 +35,7 @@ pub fn run(args: CleanupArgs) -> anyhow::Result<u8> {
     if args.cluster.lab {
         return Err(exit::invalid("--lab starts a fresh lab, which has nothing to clean up; use --kubeconfig"));
     }
-    let patience = parse_duration(&args.timeout)
-        .ok_or_else(|| exit::invalid(format!("--timeout {:?}: expected a duration such as 90s or 2m", args.timeout)))?;
+    let patience = duration_arg("--timeout", &args.timeout)?;
     super::runtime()?.block_on(execute(&args, patience))
 }
 
@@ -45,7 +43,11 @@ async fn execute(args: &CleanupArgs, patience: Duration) -> anyhow::Result<u8> {
     let conn = client::connect(&args.cluster.choice(), false, false).await?;
     let selector = leftovers::selector(args.run_id.as_deref());
     let scope = args.cluster.namespace.as_deref();
-    let found = leftovers::find(&conn.client, &selector, scope).await?;
+    let search = leftovers::find(&conn.client, &selector, scope).await?;
+    for problem in &search.unsearchable {
+        eprintln!("warning: could not search {problem}");
+    }
+    let found = search.found;
     let place = match scope {
         Some(ns) => format!("namespace {ns}"),
         None => "the cluster".into(),

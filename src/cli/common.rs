@@ -120,6 +120,12 @@ impl ReportArgs {
     }
 }
 
+/// A duration flag (`90s`, `2m`); a bad one is a usage error (exit 3).
+pub fn duration_arg(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
+    crate::scenario::parse_duration(text)
+        .ok_or_else(|| exit::invalid(format!("{flag} {text:?}: expected a duration such as 90s or 2m")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,10 @@
 //! `runbook run` and `runbook verify`.
 
+use std::time::Duration;
+
 use clap::Args;
 
-use super::common::{ClusterArgs, ReportArgs, ScenarioArgs};
+use super::common::{ClusterArgs, ReportArgs, ScenarioArgs, duration_arg};
 use crate::engine::{self, RunOptions, Target};
 use crate::kube::client;
 use crate::lab::api::objects::random_suffix;
@@ -31,6 +33,10 @@ pub struct RunArgs {
     /// cleanup: for scenarios side by side on one cluster.
     #[arg(long, conflicts_with = "namespace")]
     pub ephemeral_namespace: bool,
+    /// How long cleanup waits for what the run created to be gone before it
+    /// reports the rest as left behind.
+    #[arg(long, value_name = "DURATION", default_value = "120s")]
+    pub cleanup_timeout: String,
 }
 
 /// Options of `verify`.
@@ -53,6 +59,7 @@ struct RunFlags {
     keep: bool,
     allow_disruption: bool,
     ephemeral_namespace: bool,
+    cleanup_timeout: Duration,
 }
 
 async fn execute(
@@ -97,6 +104,7 @@ async fn execute(
         allow_disruption: flags.allow_disruption || conn.is_lab,
         interrupt,
         run_id,
+        cleanup_timeout: flags.cleanup_timeout,
     };
     let target = Target {
         client: conn.client.clone(),
@@ -163,10 +171,12 @@ async fn create_namespace(client: &kube::Client, name: &str, run_id: &str) -> an
 
 /// Runs `run`.
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let cleanup_timeout = duration_arg("--cleanup-timeout", &args.cleanup_timeout)?;
     let flags = RunFlags {
         keep: args.keep,
         allow_disruption: args.allow_disruption,
         ephemeral_namespace: args.ephemeral_namespace,
+        cleanup_timeout,
     };
     super::runtime()?.block_on(execute(&args.scenario, &args.cluster, &args.report, Mode::Run, flags))
 }

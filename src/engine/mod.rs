@@ -95,6 +95,8 @@ pub struct RunOptions {
     pub interrupt: tokio_util::sync::CancellationToken,
     /// The run's id (`{{ run_id }}`, and the run-id label on what it creates).
     pub run_id: String,
+    /// How long cleanup waits for what the run created to be gone.
+    pub cleanup_timeout: Duration,
 }
 
 /// The cluster a run uses.
@@ -404,8 +406,10 @@ pub async fn run(
             let (result, _) = to_result(&ctx, run_action(&ctx, scenario, step).await, began.elapsed());
             emit(Event::StepFinished(info, result));
         }
-        leftovers = sweep(&ctx).await;
-        leftovers.extend(sweep_labelled(&ctx, &options.run_id).await);
+        let deadline = Instant::now() + options.cleanup_timeout;
+        let reported = sweep(&ctx, deadline).await;
+        leftovers = reported.iter().map(Applied::display).collect();
+        leftovers.extend(sweep_labelled(&ctx, &options.run_id, deadline, &reported).await);
     }
 
     let count = |s: Status| results.iter().filter(|(_, r)| r.status == s).count();
@@ -466,20 +470,34 @@ fn fix((info, result): &(StepInfo, StepResult)) -> Fix {
 }
 
 /// Deletes whatever else carries this run's label (an object whose apply was
-/// cut short, say), and returns what could not be removed.
-async fn sweep_labelled(ctx: &Ctx, run_id: &str) -> Vec<String> {
+/// cut short, say), and returns what could not be removed by `deadline`,
+/// leaving out what `sweep` reported already.
+async fn sweep_labelled(ctx: &Ctx, run_id: &str, deadline: Instant, reported: &[Applied]) -> Vec<String> {
     use crate::kube::leftovers;
     match leftovers::find(&ctx.client, &leftovers::selector(Some(run_id)), None).await {
-        Ok(found) => {
-            leftovers::remove(&ctx.client, &found, Duration::from_secs(60)).await.iter().map(|o| o.display()).collect()
+        // Types it could not list are left to the record `sweep` went by.
+        Ok(search) => {
+            let new: Vec<_> = search
+                .found
+                .into_iter()
+                .filter(|o| {
+                    !reported.iter().any(|a| {
+                        a.kind == o.resource.kind
+                            && a.name == o.name
+                            && a.namespace == o.namespace.clone().unwrap_or_default()
+                    })
+                })
+                .collect();
+            let patience = deadline.saturating_duration_since(Instant::now());
+            leftovers::remove(&ctx.client, &new, patience).await.iter().map(|o| o.display()).collect()
         }
         Err(e) => vec![format!("(could not look for objects labelled with run id {run_id}: {e})")],
     }
 }
 
 /// Deletes whatever the run applied that cleanup left (reverse order), and
-/// returns what could not be removed.
-async fn sweep(ctx: &Ctx) -> Vec<String> {
+/// returns what is still there at `deadline`.
+async fn sweep(ctx: &Ctx, deadline: Instant) -> Vec<Applied> {
     let applied: Vec<Applied> = ctx.applied.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut leftovers = Vec::new();
     for a in applied.iter().rev() {
@@ -490,19 +508,21 @@ async fn sweep(ctx: &Ctx) -> Vec<String> {
             Ok(Some(_)) => {
                 let _ = api.delete(&a.name, &DeleteParams::background()).await;
                 let gone = async {
-                    for _ in 0..150 {
+                    loop {
                         if matches!(api.get_opt(&a.name).await, Ok(None)) {
                             return true;
                         }
+                        if Instant::now() >= deadline {
+                            return false;
+                        }
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
-                    false
                 };
                 if !gone.await {
-                    leftovers.push(a.display());
+                    leftovers.push(a.clone());
                 }
             }
-            Err(_) => leftovers.push(a.display()),
+            Err(_) => leftovers.push(a.clone()),
         }
     }
     leftovers

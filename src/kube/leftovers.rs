@@ -59,12 +59,27 @@ pub fn selector(run_id: Option<&str>) -> String {
     }
 }
 
+/// What a search found, and the resource types it could not search (an
+/// aggregated API that is down, a type the user may not list).
+#[derive(Debug, Default)]
+pub struct Search {
+    /// The labelled objects.
+    pub found: Vec<Labelled>,
+    /// `resource: why`, for each type that could not be listed.
+    pub unsearchable: Vec<String>,
+}
+
 /// Every object matching `selector` in every listable, deletable resource type
 /// (only in `namespace` when given; cluster-scoped objects are then left out).
-pub async fn find(client: &kube::Client, selector: &str, namespace: Option<&str>) -> anyhow::Result<Vec<Labelled>> {
-    let discovery = Discovery::new(client.clone()).run().await?;
+/// Discovery failing is an error; one resource type failing is noted.
+pub async fn find(client: &kube::Client, selector: &str, namespace: Option<&str>) -> anyhow::Result<Search> {
+    // Aggregated discovery is two requests; servers before 1.26 get one per group.
+    let discovery = match Discovery::new(client.clone()).run_aggregated().await {
+        Ok(d) => d,
+        Err(_) => Discovery::new(client.clone()).run().await?,
+    };
     let params = ListParams::default().labels(selector);
-    let mut found = Vec::new();
+    let mut search = Search::default();
     for group in discovery.groups() {
         for (resource, caps) in group.recommended_resources() {
             let listable = caps.supports_operation(verbs::LIST) && caps.supports_operation(verbs::DELETE);
@@ -77,8 +92,15 @@ pub async fn find(client: &kube::Client, selector: &str, namespace: Option<&str>
                 (Scope::Namespaced, None) | (Scope::Cluster, None) => Api::all_with(client.clone(), &resource),
                 (Scope::Cluster, Some(_)) => continue,
             };
-            for object in api.list(&params).await?.items {
-                found.push(Labelled {
+            let list = match api.list(&params).await {
+                Ok(list) => list,
+                Err(e) => {
+                    search.unsearchable.push(format!("{}: {e}", resource.plural));
+                    continue;
+                }
+            };
+            for object in list.items {
+                search.found.push(Labelled {
                     resource: resource.clone(),
                     namespace: object.metadata.namespace.clone(),
                     name: object.metadata.name.clone().unwrap_or_default(),
@@ -87,7 +109,7 @@ pub async fn find(client: &kube::Client, selector: &str, namespace: Option<&str>
             }
         }
     }
-    Ok(found)
+    Ok(search)
 }
 
 /// Deletes the objects (namespaces last, so their contents go first and are

@@ -183,3 +183,22 @@ mod raw {
         }
     }
 }
+
+#[tokio::test]
+async fn aggregated_and_per_group_discovery_agree() {
+    let t = TestLab::start().await;
+    let client = t.lab.client().await.unwrap();
+    let kinds = |d: &kube::Discovery| {
+        let mut kinds: Vec<String> = d
+            .groups()
+            .flat_map(|g| g.recommended_resources().into_iter().map(|(r, _)| format!("{}/{}", r.api_version, r.kind)))
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    let aggregated = kinds(&kube::Discovery::new(client.clone()).run_aggregated().await.unwrap());
+    let per_group = kinds(&kube::Discovery::new(client).run().await.unwrap());
+    assert!(aggregated.contains(&"apps/v1/Deployment".to_string()), "{aggregated:?}");
+    assert!(aggregated.contains(&"v1/PersistentVolume".to_string()), "{aggregated:?}");
+    assert_eq!(aggregated, per_group);
+}

@@ -269,3 +269,29 @@ async fn drills_are_refused_on_a_context_that_is_not_the_lab() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(step(&report(&json), "drill")["status"], "passed");
 }
+
+#[tokio::test]
+async fn a_run_that_leaves_something_behind_says_so() {
+    let t = TestLab::start().await;
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/scenarios/held.yaml");
+    let json = t.dir.path().join("held.json");
+    let report_arg = format!("json={}", json.display());
+    let args = ["run", "-f", scenario, "--kubeconfig", &kubeconfig, "--cleanup-timeout", "2s", "--report", &report_arg];
+    let out = runbook(&args, t.dir.path()).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let doc = report(&json);
+    let run_id = doc["run"]["run_id"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "left behind in the cluster: configmap/held (remove with `runbook cleanup --run-id {run_id}`)"
+        )),
+        "{text}"
+    );
+    assert_eq!(doc["summary"]["leftovers"], serde_json::json!(["configmap/held"]));
+    // Once the finalizer is cleared, `runbook cleanup` finishes the job.
+    t.kubectl(&["patch", "configmap", "held", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).await;
+    let out = runbook(&["cleanup", "--kubeconfig", &kubeconfig, "--run-id", run_id], t.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(t.lab.store.get("configmaps", "default", "held").is_none());
+}
