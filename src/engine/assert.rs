@@ -19,13 +19,7 @@ pub async fn run(ctx: &Ctx, assert: &Assert) -> Result<Done, StepError> {
         return every(ctx, assert, &target, &path).await;
     }
     let Some(found) = ctx.find(object).await? else {
-        return Err(StepError::Failed {
-            expected: format!("{target} to exist"),
-            actual: "not found".into(),
-            looked_at,
-            output: String::new(),
-            diagnostics: None,
-        });
+        return Err(StepError::failed(format!("{target} to exist"), "not found", looked_at));
     };
     let value = jsonpath::get(&found, &path).map_err(|e| StepError::Invalid(e.to_string()))?;
     let output = expect::show(value);
@@ -48,13 +42,7 @@ async fn every(ctx: &Ctx, assert: &Assert, target: &str, path: &str) -> Result<D
     items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let looked_at = format!("{target} {path} (every match)");
     if items.is_empty() {
-        return Err(StepError::Failed {
-            expected: format!("{target} to match something"),
-            actual: "no match".into(),
-            looked_at,
-            output: String::new(),
-            diagnostics: None,
-        });
+        return Err(StepError::failed(format!("{target} to match something"), "no match", looked_at));
     }
     let mut lines = Vec::new();
     let mut failures = Vec::new();

@@ -15,13 +15,11 @@ pub async fn run(ctx: &Ctx, capture: &Capture) -> Result<Done, StepError> {
         if let Some(want) = capture.count
             && running.len() != want as usize
         {
-            return Err(StepError::Failed {
-                expected: format!("{want} Running pods"),
-                actual: format!("{} Running of {}", running.len(), all.len()),
-                looked_at: ctx.describe_pod(pods),
-                output: String::new(),
-                diagnostics: None,
-            });
+            return Err(StepError::failed(
+                format!("{want} Running pods"),
+                format!("{} Running of {}", running.len(), all.len()),
+                ctx.describe_pod(pods),
+            ));
         }
         let format = capture.format.clone().unwrap_or_else(|| "{ip}".into());
         running
@@ -37,13 +35,10 @@ pub async fn run(ctx: &Ctx, capture: &Capture) -> Result<Done, StepError> {
         let object =
             capture.object.as_ref().ok_or_else(|| StepError::Invalid("capture needs pods or object".into()))?;
         let path = ctx.render(capture.path.as_deref().unwrap_or_default());
-        let found = ctx.find(object).await?.ok_or_else(|| StepError::Failed {
-            expected: format!("{} to exist", object.kind),
-            actual: "not found".into(),
-            looked_at: object.kind.clone(),
-            output: String::new(),
-            diagnostics: None,
-        })?;
+        let found = ctx
+            .find(object)
+            .await?
+            .ok_or_else(|| StepError::failed(format!("{} to exist", object.kind), "not found", object.kind.clone()))?;
         expect::show(jsonpath::get(&found, &path).map_err(|e| StepError::Invalid(e.to_string()))?)
     };
     ctx.set_var(&capture.name, value.clone());

@@ -140,12 +140,12 @@ impl<'a> ClusterClient<'a> {
 
     async fn conn(&mut self, ip: &str) -> Result<&mut redis::aio::MultiplexedConnection, StepError> {
         if !self.conns.contains_key(ip) {
-            let pod = self.by_ip.get(ip).cloned().ok_or_else(|| StepError::Failed {
-                expected: format!("a Running pod with IP {ip} (a node the cluster announced)"),
-                actual: format!("pods have {:?}", self.ips()),
-                looked_at: self.ctx.describe_pod(&self.pods),
-                output: String::new(),
-                diagnostics: None,
+            let pod = self.by_ip.get(ip).cloned().ok_or_else(|| {
+                StepError::failed(
+                    format!("a Running pod with IP {ip} (a node the cluster announced)"),
+                    format!("pods have {:?}", self.ips()),
+                    self.ctx.describe_pod(&self.pods),
+                )
             })?;
             let conn = connect(self.ctx, &pod, 6379, self.password.clone()).await?;
             self.conns.insert(ip.to_string(), conn);
@@ -162,13 +162,11 @@ impl<'a> ClusterClient<'a> {
 
     /// Sends a command to the cluster, following MOVED and ASK redirects.
     pub async fn query(&mut self, command: &[String]) -> Result<Reply, StepError> {
-        let mut ip = self.ips().first().cloned().ok_or_else(|| StepError::Failed {
-            expected: "Running cluster pods".into(),
-            actual: "none".into(),
-            looked_at: self.ctx.describe_pod(&self.pods),
-            output: String::new(),
-            diagnostics: None,
-        })?;
+        let mut ip = self
+            .ips()
+            .first()
+            .cloned()
+            .ok_or_else(|| StepError::failed("Running cluster pods", "none", self.ctx.describe_pod(&self.pods)))?;
         let mut asking = false;
         for _ in 0..6 {
             if asking {
@@ -255,13 +253,11 @@ pub async fn keys(ctx: &Ctx, step: &RedisKeys) -> Result<Done, StepError> {
                 None => client.query(&command).await?,
             };
             if !matches!(reply, Reply::Okay) && super::redis::to_value(&reply) != Value::String("OK".into()) {
-                return Err(StepError::Failed {
-                    expected: format!("SET {} to answer OK", command[1]),
-                    actual: show(&reply, 0),
-                    looked_at: ctx.describe_pod(&step.pod),
-                    output: String::new(),
-                    diagnostics: None,
-                });
+                return Err(StepError::failed(
+                    format!("SET {} to answer OK", command[1]),
+                    show(&reply, 0),
+                    ctx.describe_pod(&step.pod),
+                ));
             }
         }
         // Acknowledged means replicated: every node that took writes waits for a replica.
@@ -329,23 +325,11 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover) -> Result<Done, StepEr
         .min_by_key(|n| n.slots.first().cloned())
         .cloned();
     let Some(master) = master else {
-        return Err(StepError::Failed {
-            expected: "a master serving slots".into(),
-            actual: "none".into(),
-            looked_at: "CLUSTER NODES".into(),
-            output: String::new(),
-            diagnostics: None,
-        });
+        return Err(StepError::failed("a master serving slots", "none", "CLUSTER NODES"));
     };
     let replica = before.iter().find(|n| n.is_replica() && n.master.as_deref() == Some(master.id.as_str())).cloned();
     let Some(replica) = replica else {
-        return Err(StepError::Failed {
-            expected: format!("a replica of master {}", master.addr),
-            actual: "none".into(),
-            looked_at: "CLUSTER NODES".into(),
-            output: String::new(),
-            diagnostics: None,
-        });
+        return Err(StepError::failed(format!("a replica of master {}", master.addr), "none", "CLUSTER NODES"));
     };
     let victim = client
         .pod(master.ip())

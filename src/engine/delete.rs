@@ -34,13 +34,11 @@ pub async fn run(ctx: &Ctx, delete: &Delete) -> Result<Done, StepError> {
             Ok(_) => lines.push(format!("{kind} \"{name}\" deleted")),
             Err(kube::Error::Api(s)) if s.code == 404 && ignore_missing => continue,
             Err(kube::Error::Api(s)) if s.code == 404 => {
-                return Err(StepError::Failed {
-                    expected: format!("{kind} {name} to exist"),
-                    actual: "not found".into(),
-                    looked_at: format!("{kind}/{name}"),
-                    output: String::new(),
-                    diagnostics: None,
-                });
+                return Err(StepError::failed(
+                    format!("{kind} {name} to exist"),
+                    "not found",
+                    format!("{kind}/{name}"),
+                ));
             }
             Err(e) => return Err(e.into()),
         }

@@ -88,13 +88,11 @@ pub async fn run_in_pod(
             .and_then(|m| m.parse().ok())
             .unwrap_or(1),
         Some(s) => {
-            return Err(StepError::Failed {
-                expected: format!("the command {command:?} to run"),
-                actual: s.message.unwrap_or_default(),
-                looked_at: format!("pod {name}"),
-                output: String::new(),
-                diagnostics: None,
-            });
+            return Err(StepError::failed(
+                format!("the command {command:?} to run"),
+                s.message.unwrap_or_default(),
+                format!("pod {name}"),
+            ));
         }
         None => 0,
     };

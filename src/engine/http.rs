@@ -41,21 +41,21 @@ pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16
 /// The LoadBalancer address of a Service: ingress IP and the first port.
 async fn address(ctx: &Ctx, service: &ObjectRef) -> Result<SocketAddr, StepError> {
     let obj = ObjectRef { kind: "Service".into(), ..service.clone() };
-    let svc = ctx.find(&obj).await?.ok_or_else(|| StepError::Failed {
-        expected: "the Service to exist".into(),
-        actual: "not found".into(),
-        looked_at: format!("service {}", ctx.render(service.name.as_deref().unwrap_or_default())),
-        output: String::new(),
-        diagnostics: None,
+    let svc = ctx.find(&obj).await?.ok_or_else(|| {
+        StepError::failed(
+            "the Service to exist",
+            "not found",
+            format!("service {}", ctx.render(service.name.as_deref().unwrap_or_default())),
+        )
     })?;
     let ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"].as_str().unwrap_or_default();
     let port = svc["spec"]["ports"][0]["port"].as_u64().unwrap_or(80);
-    format!("{ip}:{port}").parse().map_err(|_| StepError::Failed {
-        expected: "a LoadBalancer address in the Service's status".into(),
-        actual: format!("{:?}", svc["status"]["loadBalancer"]),
-        looked_at: "status.loadBalancer.ingress".into(),
-        output: String::new(),
-        diagnostics: None,
+    format!("{ip}:{port}").parse().map_err(|_| {
+        StepError::failed(
+            "a LoadBalancer address in the Service's status",
+            format!("{:?}", svc["status"]["loadBalancer"]),
+            "status.loadBalancer.ingress",
+        )
     })
 }
 
@@ -69,13 +69,9 @@ pub async fn check(ctx: &Ctx, step: &Http) -> Result<Done, StepError> {
     let looked_at = format!("GET http://{addr}{path} ×{repeat}");
     let mut last = String::new();
     for i in 0..repeat {
-        let (status, body, _) = get(addr, &path, Duration::from_secs(10)).await.map_err(|e| StepError::Failed {
-            expected: format!("HTTP {want}"),
-            actual: e,
-            looked_at: looked_at.clone(),
-            output: String::new(),
-            diagnostics: None,
-        })?;
+        let (status, body, _) = get(addr, &path, Duration::from_secs(10))
+            .await
+            .map_err(|e| StepError::failed(format!("HTTP {want}"), e, looked_at.clone()))?;
         if status != want {
             return Err(StepError::Failed {
                 expected: format!("HTTP {want}"),
@@ -196,12 +192,8 @@ pub async fn load(ctx: &Ctx, step: &HttpLoad) -> Result<Done, StepError> {
 async fn disrupt(ctx: &Ctx, step: &HttpLoad, log: &mut Vec<String>) -> Result<(), StepError> {
     if let Some(pod) = &step.delete_pod {
         let pods = ctx.pods(pod).await?;
-        let victim = pods.iter().find(|p| conditions::pod_running(p)).ok_or_else(|| StepError::Failed {
-            expected: format!("a Running {}", ctx.describe_pod(pod)),
-            actual: "none".into(),
-            looked_at: ctx.describe_pod(pod),
-            output: String::new(),
-            diagnostics: None,
+        let victim = pods.iter().find(|p| conditions::pod_running(p)).ok_or_else(|| {
+            StepError::failed(format!("a Running {}", ctx.describe_pod(pod)), "none", ctx.describe_pod(pod))
         })?;
         let name = victim["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let ns = victim["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace).to_string();
@@ -219,13 +211,7 @@ async fn disrupt(ctx: &Ctx, step: &HttpLoad, log: &mut Vec<String>) -> Result<()
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        return Err(StepError::Failed {
-            expected: format!("{want} Ready pods again"),
-            actual: "not within 60s".into(),
-            looked_at: ctx.describe_pod(pod),
-            output: String::new(),
-            diagnostics: None,
-        });
+        return Err(StepError::failed(format!("{want} Ready pods again"), "not within 60s", ctx.describe_pod(pod)));
     }
     if let Some(deployment) = &step.rolling_update {
         let name = ctx.render(deployment);
@@ -248,13 +234,7 @@ async fn disrupt(ctx: &Ctx, step: &HttpLoad, log: &mut Vec<String>) -> Result<()
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        return Err(StepError::Failed {
-            expected: "the rollout to complete".into(),
-            actual: "not within 120s".into(),
-            looked_at: format!("deployment/{name}"),
-            output: String::new(),
-            diagnostics: None,
-        });
+        return Err(StepError::failed("the rollout to complete", "not within 120s", format!("deployment/{name}")));
     }
     Err(StepError::Invalid("httpLoad needs deletePod or rollingUpdate".into()))
 }

@@ -52,6 +52,19 @@ pub enum StepError {
     Infra(String),
 }
 
+impl StepError {
+    /// A check that did not hold, with nothing more to show than where it looked.
+    pub fn failed(expected: impl Into<String>, actual: impl Into<String>, looked_at: impl Into<String>) -> Self {
+        StepError::Failed {
+            expected: expected.into(),
+            actual: actual.into(),
+            looked_at: looked_at.into(),
+            output: String::new(),
+            diagnostics: None,
+        }
+    }
+}
+
 impl From<kube::Error> for StepError {
     fn from(e: kube::Error) -> Self {
         StepError::Infra(e.to_string())

@@ -16,12 +16,8 @@ use crate::scenario::{Redis, SecretKey};
 pub async fn password(ctx: &Ctx, auth: &SecretKey, namespace: &str) -> Result<String, StepError> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let name = ctx.render(&auth.secret);
-    let secret = secrets.get_opt(&name).await?.ok_or_else(|| StepError::Failed {
-        expected: format!("Secret {name} with key {}", auth.key),
-        actual: "no such Secret".into(),
-        looked_at: format!("secret/{name}"),
-        output: String::new(),
-        diagnostics: None,
+    let secret = secrets.get_opt(&name).await?.ok_or_else(|| {
+        StepError::failed(format!("Secret {name} with key {}", auth.key), "no such Secret", format!("secret/{name}"))
     })?;
     let bytes = secret
         .data
@@ -30,13 +26,11 @@ pub async fn password(ctx: &Ctx, auth: &SecretKey, namespace: &str) -> Result<St
         .map(|b| b.0.clone())
         .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&auth.key)).map(|s| s.as_bytes().to_vec()));
     let Some(bytes) = bytes else {
-        return Err(StepError::Failed {
-            expected: format!("key {} in Secret {name}", auth.key),
-            actual: "no such key".into(),
-            looked_at: format!("secret/{name}"),
-            output: String::new(),
-            diagnostics: None,
-        });
+        return Err(StepError::failed(
+            format!("key {} in Secret {name}", auth.key),
+            "no such key",
+            format!("secret/{name}"),
+        ));
     };
     let value = String::from_utf8_lossy(&bytes).into_owned();
     ctx.redactor.lock().unwrap_or_else(|e| e.into_inner()).add(value.clone());
@@ -110,13 +104,11 @@ async fn connect_once(
 }
 
 fn redis_error(ctx: &Ctx, e: redis::RedisError, pod: &str, port: u16) -> StepError {
-    StepError::Failed {
-        expected: format!("a Redis answering on {pod}:{port}"),
-        actual: ctx.redact(&e.to_string()),
-        looked_at: format!("pod {pod} port {port}"),
-        output: String::new(),
-        diagnostics: None,
-    }
+    StepError::failed(
+        format!("a Redis answering on {pod}:{port}"),
+        ctx.redact(&e.to_string()),
+        format!("pod {pod} port {port}"),
+    )
 }
 
 /// A reply as redis-cli prints it.

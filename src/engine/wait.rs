@@ -149,17 +149,15 @@ pub async fn deleted(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result
             return Ok(());
         }
         if started.elapsed() >= timeout {
-            return Err(StepError::Failed {
-                expected: format!("{} gone within {}s", object.kind, timeout.as_secs()),
-                actual: "still present".into(),
-                looked_at: format!(
+            return Err(StepError::failed(
+                format!("{} gone within {}s", object.kind, timeout.as_secs()),
+                "still present",
+                format!(
                     "{} {}",
                     object.kind,
                     ctx.render(object.name.as_deref().or(object.selector.as_deref()).unwrap_or_default())
                 ),
-                output: String::new(),
-                diagnostics: None,
-            });
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
