@@ -6,17 +6,21 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::common::{ClusterArgs, duration_arg};
+use super::common::{KubeconfigArgs, duration_arg};
 use crate::exit;
-use crate::kube::{client, leftovers};
+use crate::kube::client::{self, ClusterChoice};
+use crate::kube::leftovers;
 
 /// Options of `cleanup`.
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
-    /// Which cluster (`-n` limits the sweep to one namespace; by default every
-    /// namespace and the cluster-scoped objects are searched).
+    /// Which cluster.
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub kube: KubeconfigArgs,
+    /// Search only this namespace (default: every namespace, and the
+    /// cluster-scoped objects such as namespaces and PersistentVolumes).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
     /// Only the objects of one run (its id is printed when the run starts and
     /// is in its reports).
     #[arg(long, value_name = "ID")]
@@ -32,17 +36,20 @@ pub struct CleanupArgs {
 /// Runs `cleanup`: exit 0 when nothing labelled remains, 1 when something
 /// could not be removed.
 pub fn run(args: CleanupArgs) -> anyhow::Result<u8> {
-    if args.cluster.lab {
-        return Err(exit::invalid("--lab starts a fresh lab, which has nothing to clean up; use --kubeconfig"));
-    }
     let patience = duration_arg("--timeout", &args.timeout)?;
     super::runtime()?.block_on(execute(&args, patience))
 }
 
 async fn execute(args: &CleanupArgs, patience: Duration) -> anyhow::Result<u8> {
-    let conn = client::connect(&args.cluster.choice(), false, false).await?;
+    let choice = ClusterChoice {
+        kubeconfig: args.kube.kubeconfig.clone(),
+        context: args.kube.context.clone(),
+        namespace: args.namespace.clone(),
+        lab: false,
+    };
+    let conn = client::connect(&choice, false, false).await?;
     let selector = leftovers::selector(args.run_id.as_deref());
-    let scope = args.cluster.namespace.as_deref();
+    let scope = args.namespace.as_deref();
     let search = leftovers::find(&conn.client, &selector, scope).await?;
     for problem in &search.unsearchable {
         eprintln!("warning: could not search {problem}");

@@ -43,15 +43,23 @@ impl ScenarioArgs {
     }
 }
 
-/// Which cluster, as kubectl chooses it.
+/// Which kubeconfig and context, as kubectl chooses them.
 #[derive(Debug, Args)]
-pub struct ClusterArgs {
+pub struct KubeconfigArgs {
     /// Path to the kubeconfig (default: $KUBECONFIG, else ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use (default: its current context).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+}
+
+/// Which cluster and namespace a scenario runs on.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Which kubeconfig and context.
+    #[command(flatten)]
+    pub kube: KubeconfigArgs,
     /// Namespace for the scenario's objects (default: the context's namespace).
     #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
@@ -64,8 +72,8 @@ impl ClusterArgs {
     /// The choice for the client module.
     pub fn choice(&self) -> ClusterChoice {
         ClusterChoice {
-            kubeconfig: self.kubeconfig.clone(),
-            context: self.context.clone(),
+            kubeconfig: self.kube.kubeconfig.clone(),
+            context: self.kube.context.clone(),
             namespace: self.namespace.clone(),
             lab: self.lab,
         }

@@ -164,7 +164,13 @@ async fn cleanup_finds_and_removes_what_a_killed_run_left() {
     assert!(listed.contains("deployment.apps/redis-deployment -n default"), "{listed}");
     assert!(t.lab.store.get("configmaps", "default", "my-redis-config").is_some(), "a dry run removes nothing");
 
-    // Another run's id finds nothing of this one.
+    // Another namespace, or another run's id, finds nothing of this run.
+    let out = runbook(&["cleanup", "--kubeconfig", &kubeconfig, "-n", "kube-system"], t.dir.path()).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.starts_with("nothing labelled app.kubernetes.io/managed-by=runbook in namespace kube-system"),
+        "{text}"
+    );
     let out = runbook(&["cleanup", "--kubeconfig", &kubeconfig, "--run-id", "zzzzzzzz"], t.dir.path()).await;
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing labelled"));
     assert!(t.lab.store.get("configmaps", "default", "my-redis-config").is_some());
