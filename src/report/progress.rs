@@ -136,7 +136,8 @@ impl Reporter for Progress {
                 ));
                 if !summary.to_fix.is_empty() {
                     let lost: u32 = summary.to_fix.iter().map(|f| f.points).sum();
-                    self.line(&format!("What to fix ({lost} points lost):"));
+                    let plural = if lost == 1 { "" } else { "s" };
+                    self.line(&format!("What to fix ({lost} point{plural} lost):"));
                     for fix in &summary.to_fix {
                         self.line(&format!("  - {} ({} pt): {}", fix.title, fix.points, fix.advice));
                     }
