@@ -21,8 +21,12 @@ use crate::scenario::{Http, HttpLoad, ObjectRef, parse_duration};
 /// One GET with a fresh connection (`Connection: close`): status, body, latency.
 pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, String, Duration), String> {
     let started = Instant::now();
+    // Which phase a request that times out was in tells a slow accept from a
+    // slow reply.
+    let connected = std::sync::atomic::AtomicBool::new(false);
     let exchange = async {
         let mut conn = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        connected.store(true, Ordering::Relaxed);
         let request =
             format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: runbook\r\n\r\n");
         conn.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
@@ -34,7 +38,10 @@ pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16
         let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
         Ok::<_, String>((status, body))
     };
-    let (status, body) = tokio::time::timeout(timeout, exchange).await.map_err(|_| "timed out".to_string())??;
+    let (status, body) = tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+        let phase = if connected.load(Ordering::Relaxed) { "no reply" } else { "connecting" };
+        format!("timed out after {timeout:?} ({phase})")
+    })??;
     Ok((status, body, started.elapsed()))
 }
 

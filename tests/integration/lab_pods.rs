@@ -214,3 +214,31 @@ async fn nothing_is_left_behind_after_shutdown() {
     assert!(!mounts.contains(&state), "a mount under the state dir remains");
     assert!(!dir.path().join("state/pods").exists(), "pod data removed");
 }
+
+/// The MAC address of the lab bridge, read inside the lab network.
+async fn bridge_mac(t: &TestLab) -> String {
+    let holder = t.lab.process_ids()[0];
+    let out = tokio::process::Command::new("nsenter")
+        .args([&format!("--net=/proc/{holder}/ns/net"), "ip", "-brief", "link", "show", "rb0"])
+        .output()
+        .await
+        .unwrap();
+    // "rb0  UP  02:72:62:00:00:01 <BROADCAST,...>"
+    String::from_utf8(out.stdout).unwrap().split_whitespace().nth(2).unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn the_gateway_keeps_its_mac_as_pods_come_and_go() {
+    // Pods cache the gateway's MAC; if it changed, their replies would be lost.
+    let t = TestLab::with_pods().await;
+    let before = bridge_mac(&t).await;
+    t.kubectl(&["create", "deployment", "churn", "--image=redis:alpine", "--replicas=3"]).await;
+    t.kubectl(&["rollout", "status", "deployment/churn", "--timeout=60s"]).await;
+    let mut seen = vec![bridge_mac(&t).await];
+    for _ in 0..2 {
+        t.kubectl(&["delete", "pods", "-l", "app=churn"]).await;
+        t.kubectl(&["rollout", "status", "deployment/churn", "--timeout=60s"]).await;
+        seen.push(bridge_mac(&t).await);
+    }
+    assert!(before.len() == 17 && seen.iter().all(|m| *m == before), "{before} then {seen:?}");
+}

@@ -17,6 +17,11 @@ use super::process::{SpawnMode, host_child};
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
 const PREFIX: u8 = 16;
 const BRIDGE: &str = "rb0";
+/// The bridge's MAC, set once. Left to the kernel, a bridge takes the lowest
+/// MAC of its ports and changes it as pods come and go; pods that cached the
+/// gateway's old MAC then send their replies nowhere for seconds (lost
+/// SYN-ACKs: connections through the service proxy stalled during drills).
+const BRIDGE_MAC: &str = "02:72:62:00:00:01";
 /// Service ClusterIPs: all local to the lab network, where the proxy listens.
 pub const SERVICE_CIDR: &str = "10.96.0.0/16";
 
@@ -71,7 +76,8 @@ impl LabNetwork {
         ip_batch(
             holder_pid,
             &format!(
-                "link set lo up\nlink add {BRIDGE} type bridge\naddr add {GATEWAY}/{PREFIX} dev {BRIDGE}\nlink set {BRIDGE} up\n\
+                "link set lo up\nlink add {BRIDGE} type bridge\nlink set {BRIDGE} address {BRIDGE_MAC}\n\
+                 addr add {GATEWAY}/{PREFIX} dev {BRIDGE}\nlink set {BRIDGE} up\n\
                  route add local {SERVICE_CIDR} dev lo table local\n"
             ),
         )
