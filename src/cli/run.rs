@@ -155,14 +155,11 @@ fn namespace_overrides(
 /// Creates the run's own namespace, labelled as everything runbook creates,
 /// so that cleanup (and `runbook cleanup --run-id`) removes it.
 async fn create_namespace(client: &kube::Client, name: &str, run_id: &str) -> anyhow::Result<()> {
-    use crate::engine::apply::{FIELD_MANAGER, MANAGED_BY, RUN_ID_LABEL};
+    use crate::engine::apply::{FIELD_MANAGER, stamp};
     use kube::api::{Api, Patch, PatchParams};
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let doc = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": {MANAGED_BY.0: MANAGED_BY.1, RUN_ID_LABEL: run_id}},
-    });
+    let mut doc = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    stamp(&mut doc, run_id);
     api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&doc))
         .await
         .map_err(|e| anyhow::anyhow!("creating the run's namespace {name}: {e}"))?;

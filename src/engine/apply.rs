@@ -18,6 +18,12 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "runbook")
 /// --run-id` finds a run's leftovers by it).
 pub const RUN_ID_LABEL: &str = "runbook.dev/run-id";
 
+/// Labels an object as runbook's, from run `run_id`.
+pub fn stamp(doc: &mut Value, run_id: &str) {
+    doc["metadata"]["labels"][MANAGED_BY.0] = json!(MANAGED_BY.1);
+    doc["metadata"]["labels"][RUN_ID_LABEL] = json!(run_id);
+}
+
 /// Renders and parses the manifests of an apply step: (file shown, document).
 pub fn documents(
     ctx_vars: &std::collections::BTreeMap<String, String>,
@@ -72,8 +78,7 @@ pub async fn run(ctx: &Ctx, scenario: &Scenario, apply: &Apply) -> Result<Done, 
         let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let ns = doc["metadata"]["namespace"].as_str().map(String::from);
         let (api, _, namespaced) = ctx.api(Some(&api_version), &kind, ns.as_deref()).await?;
-        doc["metadata"]["labels"][MANAGED_BY.0] = json!(MANAGED_BY.1);
-        doc["metadata"]["labels"][RUN_ID_LABEL] = json!(ctx.render("{{ run_id }}"));
+        stamp(&mut doc, &ctx.render("{{ run_id }}"));
         let applied = Applied {
             api_version,
             kind: kind.clone(),

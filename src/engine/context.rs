@@ -52,8 +52,7 @@ impl Applied {
     /// `kind/name` in kubectl's form (`deployment.apps/redis`).
     pub fn display(&self) -> String {
         let group = self.api_version.split_once('/').map(|(g, _)| g).unwrap_or_default();
-        let kind = self.kind.to_lowercase();
-        if group.is_empty() { format!("{kind}/{}", self.name) } else { format!("{kind}.{group}/{}", self.name) }
+        crate::kube::leftovers::kubectl_name(group, &self.kind, &self.name)
     }
 }
 

@@ -482,30 +482,36 @@ fn fix((info, result): &(StepInfo, StepResult)) -> Fix {
     Fix { id: info.id.clone(), title: info.title.clone(), points: info.points.unwrap_or(0), advice }
 }
 
-/// Deletes whatever else carries this run's label (an object whose apply was
-/// cut short, say), and returns what could not be removed by `deadline`,
-/// leaving out what `sweep` reported already.
+/// Deletes whatever else carries this run's label (the namespace made for an
+/// ephemeral run, say), and returns what could not be removed by `deadline`,
+/// leaving out what `sweep` reported already. Only the kinds the run applied,
+/// and namespaces, are searched: no discovery of the whole cluster per run.
 async fn sweep_labelled(ctx: &Ctx, run_id: &str, deadline: Instant, reported: &[Applied]) -> Vec<String> {
     use crate::kube::leftovers;
-    match leftovers::find(&ctx.client, &leftovers::selector(Some(run_id)), None).await {
-        // Types it could not list are left to the record `sweep` went by.
-        Ok(search) => {
-            let new: Vec<_> = search
-                .found
-                .into_iter()
-                .filter(|o| {
-                    !reported.iter().any(|a| {
-                        a.kind == o.resource.kind
-                            && a.name == o.name
-                            && a.namespace == o.namespace.clone().unwrap_or_default()
-                    })
-                })
-                .collect();
-            let patience = deadline.saturating_duration_since(Instant::now());
-            leftovers::remove(&ctx.client, &new, patience).await.iter().map(|o| o.display()).collect()
+    let applied: Vec<Applied> = ctx.applied.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut kinds: Vec<(String, String)> = applied.iter().map(|a| (a.api_version.clone(), a.kind.clone())).collect();
+    kinds.push(("v1".into(), "Namespace".into()));
+    kinds.sort();
+    kinds.dedup();
+    let mut types = Vec::new();
+    for (api_version, kind) in &kinds {
+        if let Ok((_, resource, namespaced)) = ctx.api(Some(api_version), kind, None).await {
+            types.push((resource, namespaced));
         }
-        Err(e) => vec![format!("(could not look for objects labelled with run id {run_id}: {e})")],
     }
+    let search = leftovers::find_in(&ctx.client, &leftovers::selector(Some(run_id)), None, &types).await;
+    // Types it could not list are left to the record `sweep` went by.
+    let new: Vec<_> = search
+        .found
+        .into_iter()
+        .filter(|o| {
+            !reported.iter().any(|a| {
+                a.kind == o.resource.kind && a.name == o.name && a.namespace == o.namespace.clone().unwrap_or_default()
+            })
+        })
+        .collect();
+    let patience = deadline.saturating_duration_since(Instant::now());
+    leftovers::remove(&ctx.client, &new, patience).await.iter().map(|o| o.display()).collect()
 }
 
 /// Deletes whatever the run applied that cleanup left (reverse order), and

@@ -26,12 +26,7 @@ pub struct Labelled {
 impl Labelled {
     /// `kind.group/name -n namespace`, as kubectl names objects.
     pub fn display(&self) -> String {
-        let kind = self.resource.kind.to_lowercase();
-        let what = if self.resource.group.is_empty() {
-            format!("{kind}/{}", self.name)
-        } else {
-            format!("{kind}.{}/{}", self.resource.group, self.name)
-        };
+        let what = kubectl_name(&self.resource.group, &self.resource.kind, &self.name);
         match &self.namespace {
             Some(ns) => format!("{what} -n {ns}"),
             None => what,
@@ -48,6 +43,13 @@ impl Labelled {
     fn is_namespace(&self) -> bool {
         self.resource.group.is_empty() && self.resource.kind == "Namespace"
     }
+}
+
+/// `kind.group/name` as kubectl prints it (`deployment.apps/redis`,
+/// `configmap/my-redis-config` for the core group).
+pub fn kubectl_name(group: &str, kind: &str, name: &str) -> String {
+    let kind = kind.to_lowercase();
+    if group.is_empty() { format!("{kind}/{name}") } else { format!("{kind}.{group}/{name}") }
 }
 
 /// The label selector for runbook's objects, or one run's.
@@ -78,38 +80,53 @@ pub async fn find(client: &kube::Client, selector: &str, namespace: Option<&str>
         Ok(d) => d,
         Err(_) => Discovery::new(client.clone()).run().await?,
     };
-    let params = ListParams::default().labels(selector);
-    let mut search = Search::default();
+    let mut types = Vec::new();
     for group in discovery.groups() {
         for (resource, caps) in group.recommended_resources() {
             let listable = caps.supports_operation(verbs::LIST) && caps.supports_operation(verbs::DELETE);
             // Events are records, not things runbook made; they expire.
-            if !listable || resource.kind == "Event" {
-                continue;
-            }
-            let api: Api<DynamicObject> = match (&caps.scope, namespace) {
-                (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
-                (Scope::Namespaced, None) | (Scope::Cluster, None) => Api::all_with(client.clone(), &resource),
-                (Scope::Cluster, Some(_)) => continue,
-            };
-            let list = match api.list(&params).await {
-                Ok(list) => list,
-                Err(e) => {
-                    search.unsearchable.push(format!("{}: {e}", resource.plural));
-                    continue;
-                }
-            };
-            for object in list.items {
-                search.found.push(Labelled {
-                    resource: resource.clone(),
-                    namespace: object.metadata.namespace.clone(),
-                    name: object.metadata.name.clone().unwrap_or_default(),
-                    run_id: object.metadata.labels.as_ref().and_then(|l| l.get(RUN_ID_LABEL)).cloned(),
-                });
+            if listable && resource.kind != "Event" {
+                types.push((resource, caps.scope == Scope::Namespaced));
             }
         }
     }
-    Ok(search)
+    Ok(find_in(client, selector, namespace, &types).await)
+}
+
+/// Every object matching `selector` among the given resource types
+/// (`namespaced` or not), without discovery: for a caller that knows which
+/// types it created.
+pub async fn find_in(
+    client: &kube::Client,
+    selector: &str,
+    namespace: Option<&str>,
+    types: &[(ApiResource, bool)],
+) -> Search {
+    let params = ListParams::default().labels(selector);
+    let mut search = Search::default();
+    for (resource, namespaced) in types {
+        let api: Api<DynamicObject> = match (namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, resource),
+            (_, None) => Api::all_with(client.clone(), resource),
+            (false, Some(_)) => continue,
+        };
+        let list = match api.list(&params).await {
+            Ok(list) => list,
+            Err(e) => {
+                search.unsearchable.push(format!("{}: {e}", resource.plural));
+                continue;
+            }
+        };
+        for object in list.items {
+            search.found.push(Labelled {
+                resource: resource.clone(),
+                namespace: object.metadata.namespace.clone(),
+                name: object.metadata.name.clone().unwrap_or_default(),
+                run_id: object.metadata.labels.as_ref().and_then(|l| l.get(RUN_ID_LABEL)).cloned(),
+            });
+        }
+    }
+    search
 }
 
 /// Deletes the objects (namespaces last, so their contents go first and are

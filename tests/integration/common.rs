@@ -111,6 +111,21 @@ pub fn kubectl() -> PathBuf {
     std::env::var_os("KUBECTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("kubectl"))
 }
 
+/// Applies `fixtures/redis-cache/NAME.yaml` with kubectl, as a learner would,
+/// and waits for its rollout when `wait` is set.
+pub async fn deploy_redis_cache_fixture(t: &TestLab, name: &str, wait: bool) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/redis-cache/{name}.yaml"));
+    t.kubectl_stdin(&["apply", "-f", "-"], &std::fs::read_to_string(path).unwrap()).await;
+    if wait {
+        t.kubectl(&["rollout", "status", "deployment/redis-deployment", "--timeout=60s"]).await;
+    }
+}
+
+/// Standard output then standard error of a finished command.
+pub fn output_text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
 /// The seed-000 Deployment manifest.
 pub fn seed_deployment() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seed-000/redis-deployment.yaml")).unwrap()
@@ -179,8 +194,7 @@ pub async fn run_scenario(
     }
     args.extend(extra);
     let out = runbook(&args, dir).await;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code(), report(&dir.join(format!("{name}.json"))), text)
+    (out.status.code(), report(&dir.join(format!("{name}.json"))), output_text(&out))
 }
 
 fn report_extension(kind: &str) -> &'static str {

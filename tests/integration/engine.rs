@@ -3,19 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{TestLab, runbook};
+use crate::common::{TestLab, output_text, runbook};
 
 fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path)
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// Step id → (status, expected, actual) from a JSON report.
@@ -47,8 +42,8 @@ async fn run_without_a_kubeconfig_uses_the_lab_and_passes_with_reports() {
         &format!("audit={}", audit.display()),
     ];
     let out = runbook(&args, home.path()).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("no kubeconfig found: running on the embedded lab"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(output_text(&out).contains("no kubeconfig found: running on the embedded lab"), "{}", output_text(&out));
     let steps = statuses(&json);
     assert_eq!(steps.len(), 13);
     assert!(steps.values().all(|(s, _, _)| s == "passed"), "{steps:?}");
@@ -88,11 +83,7 @@ async fn verify_fixture(
     wait_for_rollout: bool,
 ) -> (Option<i32>, BTreeMap<String, (String, String, String)>, String) {
     let t = TestLab::with_pods().await;
-    let manifest = std::fs::read_to_string(fixture(&format!("redis-cache/{name}.yaml"))).unwrap();
-    t.kubectl_stdin(&["apply", "-f", "-"], &manifest).await;
-    if wait_for_rollout {
-        t.kubectl(&["rollout", "status", "deployment/redis-deployment", "--timeout=60s"]).await;
-    }
+    crate::common::deploy_redis_cache_fixture(&t, name, wait_for_rollout).await;
     let report = t.dir.path().join("verify.json");
     let kubeconfig = t.lab.kubeconfig.display().to_string();
     let before = t.lab.store.current_rv();
@@ -102,9 +93,9 @@ async fn verify_fixture(
     )
     .await;
     if wait_for_rollout {
-        assert_eq!(t.lab.store.current_rv(), before, "verify changed the cluster:\n{}", text(&out));
+        assert_eq!(t.lab.store.current_rv(), before, "verify changed the cluster:\n{}", output_text(&out));
     }
-    (out.status.code(), statuses(&report), text(&out))
+    (out.status.code(), statuses(&report), output_text(&out))
 }
 
 fn failed(steps: &BTreeMap<String, (String, String, String)>) -> Vec<&str> {
@@ -180,13 +171,13 @@ async fn invalid_scenarios_exit_3_with_file_line_column() {
     ] {
         let path = fixture(&format!("scenarios/{file}"));
         let out = runbook(&["validate", &path.display().to_string()], home.path()).await;
-        assert_eq!(out.status.code(), Some(3), "{file}: {}", text(&out));
-        assert!(text(&out).contains(message), "{file}: expected {message:?} in\n{}", text(&out));
+        assert_eq!(out.status.code(), Some(3), "{file}: {}", output_text(&out));
+        assert!(output_text(&out).contains(message), "{file}: expected {message:?} in\n{}", output_text(&out));
         let out = runbook(&["run", "-f", &path.display().to_string(), "--lab"], home.path()).await;
         assert_eq!(out.status.code(), Some(3), "run refuses {file} before touching a cluster");
     }
     let out = runbook(&["validate", "redis-cache"], home.path()).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 }
 
 #[tokio::test]
@@ -195,8 +186,8 @@ async fn a_manifest_the_server_rejects_exits_3_and_cleans_up() {
     let path = fixture("scenarios/server-rejects.yaml");
     let kubeconfig = t.lab.kubeconfig.display().to_string();
     let out = runbook(&["run", "-f", &path.display().to_string(), "--kubeconfig", &kubeconfig], t.dir.path()).await;
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("the server rejected Deployment \"mismatched\""), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+    assert!(output_text(&out).contains("the server rejected Deployment \"mismatched\""), "{}", output_text(&out));
     assert!(t.lab.store.get("configmaps", "default", "first").is_none(), "what the run applied was removed");
 }
 
@@ -212,8 +203,8 @@ async fn an_unreachable_cluster_exits_2_quickly() {
     .unwrap();
     let started = Instant::now();
     let out = runbook(&["verify", "redis-cache", "--kubeconfig", &kubeconfig.display().to_string()], home.path()).await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("cannot reach the cluster at https://127.0.0.1:1/"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(output_text(&out).contains("cannot reach the cluster at https://127.0.0.1:1/"), "{}", output_text(&out));
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
 }
 
@@ -221,10 +212,10 @@ async fn an_unreachable_cluster_exits_2_quickly() {
 async fn unknown_parameters_and_scenarios_exit_3() {
     let home = tempfile::tempdir().unwrap();
     let out = runbook(&["plan", "redis-cache", "--set", "nope=1"], home.path()).await;
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
     let out = runbook(&["run", "no-such-scenario", "--lab"], home.path()).await;
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out).contains("no scenario named \"no-such-scenario\""), "{}", text(&out));
+    assert!(output_text(&out).contains("no scenario named \"no-such-scenario\""), "{}", output_text(&out));
 }
 
 /// Regression: a `redis` check right after a rollout failed with "broken pipe"
@@ -235,5 +226,5 @@ async fn redis_check_waits_for_a_server_that_starts_late() {
     let path = fixture("scenarios/late-redis.yaml");
     let kubeconfig = t.lab.kubeconfig.display().to_string();
     let out = runbook(&["run", "-f", &path.display().to_string(), "--kubeconfig", &kubeconfig], t.dir.path()).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 }

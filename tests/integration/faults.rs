@@ -8,7 +8,7 @@ async fn run_under_faults(scenario: &str) {
     let t = TestLab::with_faults("errors=0.1,drop-watches=2s").await;
     let kubeconfig = t.lab.kubeconfig.display().to_string();
     let out = runbook(&["run", scenario, "--kubeconfig", &kubeconfig], t.dir.path()).await;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = crate::common::output_text(&out);
     eprintln!("{scenario}: {} faults injected", t.lab.faults.injected());
     assert_eq!(out.status.code(), Some(0), "{scenario} under faults:\n{text}");
     assert!(t.lab.faults.injected() >= 3, "the lab really failed requests: {}", t.lab.faults.injected());

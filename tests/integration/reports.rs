@@ -1,8 +1,6 @@
 //! Snapshot tests of the reports a grader and an auditor read, with times,
 //! ports, pod names and durations redacted.
 
-use std::path::Path;
-
 use crate::common::TestLab;
 use crate::common::runbook;
 
@@ -29,11 +27,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
 #[tokio::test]
 async fn verify_reports_of_a_broken_deployment() {
     let t = TestLab::with_pods().await;
-    let manifest =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/redis-cache/maxmemory-4mb.yaml"))
-            .unwrap();
-    t.kubectl_stdin(&["apply", "-f", "-"], &manifest).await;
-    t.kubectl(&["rollout", "status", "deployment/redis-deployment", "--timeout=60s"]).await;
+    crate::common::deploy_redis_cache_fixture(&t, "maxmemory-4mb", true).await;
     let dir = t.dir.path();
     let kubeconfig = t.lab.kubeconfig.display().to_string();
     let args = [

@@ -90,7 +90,7 @@ async fn twenty_runs_interrupted_at_random_points_leave_nothing_behind() {
             .await
             .expect("an interrupted run ends")
             .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = crate::common::output_text(&out);
         match out.status.code() {
             Some(130) => {
                 interrupted += 1;
@@ -160,8 +160,13 @@ async fn cleanup_finds_and_removes_what_a_killed_run_left() {
     let out = runbook(&["cleanup", "--kubeconfig", &kubeconfig, "--dry-run"], t.dir.path()).await;
     let listed = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(0), "{listed}");
-    assert!(listed.contains(&format!("configmap/my-redis-config -n default (run {run_id})")), "{listed}");
-    assert!(listed.contains("deployment.apps/redis-deployment -n default"), "{listed}");
+    // Each object on a line of its own, with the run that made it.
+    let lines: Vec<&str> = listed.lines().map(str::trim).collect();
+    assert!(lines.contains(&format!("configmap/my-redis-config -n default (run {run_id})").as_str()), "{listed}");
+    assert!(
+        lines.contains(&format!("deployment.apps/redis-deployment -n default (run {run_id})").as_str()),
+        "{listed}"
+    );
     assert!(t.lab.store.get("configmaps", "default", "my-redis-config").is_some(), "a dry run removes nothing");
 
     // Another namespace, or another run's id, finds nothing of this run.
@@ -178,7 +183,7 @@ async fn cleanup_finds_and_removes_what_a_killed_run_left() {
     let out = runbook(&["cleanup", "--kubeconfig", &kubeconfig, "--run-id", &run_id], t.dir.path()).await;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("nothing left"), "{text}");
+    assert_eq!(text.lines().last(), Some("removed 2; nothing left"), "{text}");
     assert_eq!(labelled(&t), Vec::<String>::new());
     wait_for_no_pod_processes(&t).await;
 }
@@ -224,11 +229,7 @@ fn verdict(doc: &serde_json::Value) -> String {
 async fn verify_gives_the_same_verdict_twenty_times() {
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
-    let manifest =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/redis-cache/maxmemory-4mb.yaml"))
-            .unwrap();
-    t.kubectl_stdin(&["apply", "-f", "-"], &manifest).await;
-    t.kubectl(&["rollout", "status", "deployment/redis-deployment", "--timeout=60s"]).await;
+    crate::common::deploy_redis_cache_fixture(&t, "maxmemory-4mb", true).await;
     let (code, first) = crate::common::verify_report(&t, "redis-cache").await;
     assert_eq!(code, Some(1), "the 4mb deployment fails the memory checks");
     let expected = verdict(&first);
