@@ -188,13 +188,31 @@ mod tests {
                 cmd.args(["--requirepass", p]);
             }
             let child = cmd.spawn().expect("redis-server installed (scripts/install-deps)");
-            for _ in 0..100 {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_for_redis(port);
             TestRedis(child, port)
+        }
+    }
+
+    /// Waits until Redis answers a PING on the loopback port. A bare connect is
+    /// not proof: the port is in the ephemeral range, and a connect to a port
+    /// nobody listens on can connect to itself. Generous: the fuzz tests may
+    /// have both cores while redis-server starts.
+    fn wait_for_redis(port: u16) {
+        use std::io::{Read, Write};
+        let pong = || -> std::io::Result<bool> {
+            let mut conn = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            conn.set_read_timeout(Some(Duration::from_secs(1)))?;
+            conn.write_all(b"PING\r\n")?;
+            // +PONG, or -NOAUTH from a server with a password; a socket
+            // connected to itself would read its own "P".
+            let mut first = [0u8; 1];
+            conn.read_exact(&mut first)?;
+            Ok(matches!(&first, b"+" | b"-"))
+        };
+        let started = std::time::Instant::now();
+        while !pong().unwrap_or(false) {
+            assert!(started.elapsed() < Duration::from_secs(20), "redis-server did not answer on {port}");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -262,12 +280,7 @@ mod tests {
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null());
         redis.0 = cmd.spawn().unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_redis(port);
         assert_eq!(
             get(&app, "/k").await,
             (StatusCode::OK, "1\n".into()),
