@@ -66,6 +66,32 @@ async fn address(ctx: &Ctx, service: &ObjectRef) -> Result<SocketAddr, StepError
     })
 }
 
+/// How long a LoadBalancer address may refuse connections after it appears
+/// in the Service's status. On a real cluster the address is published
+/// before every node routes it (kube-proxy programs it moments later; a cloud
+/// balancer takes longer), so the first request must not be the first try.
+const LOAD_BALANCER_SETTLE: Duration = Duration::from_secs(30);
+
+/// Waits until `addr` accepts a TCP connection (a bare connect: no request
+/// is sent, so nothing is counted), or says what the last attempt found.
+async fn reachable(addr: SocketAddr, within: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let attempt = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await;
+        let error = match attempt {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => format!("connect {addr}: {e}"),
+            Err(_) => format!("connect {addr}: timed out"),
+        };
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(format!("{error} (still, after {within:?})"));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
 /// `http`: GET `path` `repeat` times; every status as expected, the last body compared.
 pub async fn check(ctx: &Ctx, step: &Http) -> Result<Done, StepError> {
     let addr = address(ctx, &step.service).await?;
@@ -74,6 +100,9 @@ pub async fn check(ctx: &Ctx, step: &Http) -> Result<Done, StepError> {
         step.repeat.as_ref().map(|r| r.value(&|t| ctx.render(t))).transpose().map_err(StepError::Invalid)?.unwrap_or(1);
     let want = step.status.unwrap_or(200);
     let looked_at = format!("GET http://{addr}{path} ×{repeat}");
+    reachable(addr, LOAD_BALANCER_SETTLE)
+        .await
+        .map_err(|e| StepError::failed(format!("HTTP {want}"), e, looked_at.clone()))?;
     let mut last = String::new();
     for i in 0..repeat {
         let (status, body, _) = get(addr, &path, Duration::from_secs(10))
@@ -113,10 +142,48 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// Consecutive successful requests that make a service steady before a drill.
+const STEADY_REQUESTS: u32 = 20;
+/// How long a drill waits for its service to be steady.
+const STEADY_WITHIN: Duration = Duration::from_secs(30);
+
+/// Waits until `STEADY_REQUESTS` GETs in a row succeed, so that a drill
+/// measures its disruption and not the tail of an earlier one (after a Redis
+/// restart, a real cluster routes the Service to the new pod moments after the
+/// pod is Ready). Returns how many requests failed on the way.
+async fn steady(addr: SocketAddr, path: &str, within: Duration) -> Result<u32, String> {
+    let started = Instant::now();
+    let (mut in_a_row, mut failed) = (0, 0);
+    let mut last_error = String::new();
+    while in_a_row < STEADY_REQUESTS {
+        if started.elapsed() > within {
+            return Err(format!("no {STEADY_REQUESTS} successful requests in a row within {within:?}: {last_error}"));
+        }
+        match get(addr, path, Duration::from_secs(5)).await {
+            Ok((200, _, _)) => in_a_row += 1,
+            outcome => {
+                in_a_row = 0;
+                failed += 1;
+                last_error = match outcome {
+                    Ok((status, body, _)) => format!("HTTP {status}: {}", body.trim()),
+                    Err(e) => e,
+                };
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Ok(failed)
+}
+
 /// `httpLoad`: bounded load during a disruption; every failed request counts.
 pub async fn load(ctx: &Ctx, step: &HttpLoad) -> Result<Done, StepError> {
     let addr = address(ctx, &step.service).await?;
     let path = ctx.render(&step.path);
+    let warm_up = match reachable(addr, LOAD_BALANCER_SETTLE).await {
+        Ok(()) => steady(addr, &path, STEADY_WITHIN).await,
+        Err(e) => Err(e),
+    }
+    .map_err(|e| StepError::failed("a steady service before the drill", e, format!("GET http://{addr}{path}")))?;
     let concurrency = step.concurrency.unwrap_or(4).clamp(1, 64);
     let max_requests = step.max_requests.unwrap_or(20_000);
     let limit = step.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(60));
@@ -144,7 +211,10 @@ pub async fn load(ctx: &Ctx, step: &HttpLoad) -> Result<Done, StepError> {
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut log = vec![format!("load: {concurrency} clients on http://{addr}{path}")];
+    let mut log = vec![
+        format!("steady before the drill: {STEADY_REQUESTS} requests in a row answered ({warm_up} failed on the way)"),
+        format!("load: {concurrency} clients on http://{addr}{path}"),
+    ];
     let disruption = disrupt(ctx, step, &mut log).await;
     tokio::time::sleep(settle).await;
     stop.store(true, Ordering::Relaxed);

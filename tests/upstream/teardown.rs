@@ -1,0 +1,99 @@
+//! `scripts/upstream down` removes everything `up` made, checked from the
+//! outside: processes, interfaces, iptables chains, cgroups, mounts, network
+//! namespaces, the workloads' host directories, sysctls and the state dir.
+//!
+//! Run last and on its own (it removes the cluster the other tests use):
+//! `RUNBOOK_UPSTREAM_STATE_DIR=.upstream cargo test --test upstream teardown -- --ignored`.
+
+use std::path::{Path, PathBuf};
+
+fn sh(line: &str) -> String {
+    let out = std::process::Command::new("bash").args(["-c", line]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Command lines of every process that mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if entry.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(cmdline);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+#[ignore = "needs upstream Kubernetes (scripts/upstream up); removes it"]
+fn down_leaves_nothing_behind() {
+    let state = PathBuf::from(std::env::var_os("RUNBOOK_UPSTREAM_STATE_DIR").expect("RUNBOOK_UPSTREAM_STATE_DIR"));
+    let state = state.canonicalize().expect("the test bed's state dir exists (is it up?)");
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("host-state.json")).unwrap()).unwrap();
+    assert!(!processes_mentioning(&state.display().to_string()).is_empty(), "the test bed is not running");
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/upstream");
+    let out = std::process::Command::new(script).args(["down", "--state-dir"]).arg(&state).output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "down failed:\n{said}");
+
+    let mut left = Vec::new();
+    left.extend(processes_mentioning(&state.display().to_string()).into_iter().map(|p| format!("process {p}")));
+    left.extend(processes_mentioning("/var/cache/runbook-upstream/bin/").into_iter().map(|p| format!("process {p}")));
+    for iface in sh("ip -o link show").lines().filter(|l| l.contains("rbup-") || l.contains("master rbup")) {
+        left.push(format!("interface {iface}"));
+    }
+    for binary in ["iptables", "ip6tables"] {
+        for table in ["filter", "nat", "mangle"] {
+            // Chains that were there before `up` (recorded by it) stay.
+            let before = &recorded["chains"][binary][table];
+            let existed = |name: &str| before.as_array().is_some_and(|a| a.iter().any(|c| c == name));
+            for chain in sh(&format!("{binary}-save -t {table}")).lines().filter(|l| l.starts_with(':')) {
+                let name = chain[1..].split_whitespace().next().unwrap();
+                let ours = ["KUBE-", "CNI-", "RUNBOOK-UPSTREAM"].iter().any(|p| name.starts_with(p));
+                if ours && !existed(name) {
+                    left.push(format!("{binary} chain {table}/{name}"));
+                }
+            }
+        }
+    }
+    for dir in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        if dir.path().join("runbook-upstream").exists() {
+            left.push(format!("cgroup {}", dir.path().join("runbook-upstream").display()));
+        }
+    }
+    for mount in std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines() {
+        let point = mount.split_whitespace().nth(4).unwrap();
+        if point.starts_with(&state.display().to_string()) || point.starts_with("/run/netns/cni-") {
+            left.push(format!("mount {point}"));
+        }
+    }
+    for netns in std::fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+        if netns.file_name().to_string_lossy().starts_with("cni-") {
+            left.push(format!("network namespace {}", netns.path().display()));
+        }
+    }
+    // The seed's static volumes (redis-cluster's hostPath PVs) and the
+    // hostpath provisioner's directories were made by the cluster.
+    for path in ["/redis01", "/redis06", "/tmp/hostpath_pv", "/run/containerd/runc/k8s.io"] {
+        if Path::new(path).exists() && std::fs::read_dir(path).map(|d| d.count() > 0).unwrap_or(true) {
+            left.push(format!("path {path}"));
+        }
+    }
+    for (name, value) in recorded["sysctls"].as_object().unwrap() {
+        if let Some(value) = value.as_str() {
+            let now = std::fs::read_to_string(format!("/proc/sys/{name}")).unwrap_or_default();
+            if now.trim() != value {
+                left.push(format!("sysctl {name} = {} (was {value})", now.trim()));
+            }
+        }
+    }
+    if state.exists() {
+        left.push(format!("state dir {}", state.display()));
+    }
+    assert!(left.is_empty(), "left behind after down:\n{}\n(down said: {said})", left.join("\n"));
+}
