@@ -79,7 +79,7 @@ fn down_leaves_nothing_behind() {
     }
     // The seed's static volumes (redis-cluster's hostPath PVs) and the
     // hostpath provisioner's directories were made by the cluster.
-    for path in ["/redis01", "/redis06", "/tmp/hostpath_pv", "/run/containerd/runc/k8s.io"] {
+    for path in ["/redis01", "/redis06", "/tmp/hostpath_pv"] {
         if Path::new(path).exists() && std::fs::read_dir(path).map(|d| d.count() > 0).unwrap_or(true) {
             left.push(format!("path {path}"));
         }
@@ -91,6 +91,9 @@ fn down_leaves_nothing_behind() {
                 left.push(format!("sysctl {name} = {} (was {value})", now.trim()));
             }
         }
+    }
+    if recorded["run_containerd_existed"] == false && Path::new("/run/containerd").exists() {
+        left.push("path /run/containerd (containerd's shim sockets)".into());
     }
     if state.exists() {
         left.push(format!("state dir {}", state.display()));

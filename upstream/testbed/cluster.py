@@ -293,11 +293,14 @@ def down(lay):
         killed += processes.stop(lay, ["kube-proxy"])
         subprocess.run([hyperkube, "kube-proxy", "--cleanup", "--config", lay.path("kube-proxy-config.json")],
                        capture_output=True, env={**os.environ, "PATH": PATH})
-    killed += processes.stop(lay, list(processes.recorded(lay)))
+    # The API server drains its watches for a while; its state goes with the
+    # state dir, so it gets 5 s.
+    killed += processes.stop(lay, list(processes.recorded(lay)), timeout=5)
     if killed:
-        say(f"killed after 15 s without stopping on SIGTERM: {', '.join(killed)}")
+        say(f"killed (no exit on SIGTERM in time): {', '.join(killed)}")
     host.unmount_under([lay.root])
     host.remove_netns(lay)
+    host.remove_run_containerd(lay)
     host.remove_network(lay)
     left_cgroups = host.remove_cgroups()
     for path in workload_host_paths(lay):

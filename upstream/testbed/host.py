@@ -8,6 +8,7 @@ pods' cgroups, network namespaces and mounts.
 
 import json
 import os
+import shutil
 import subprocess
 
 from layout import BRIDGE, FIREWALL_CHAIN, LB_CIDR, NODE_IFACE, NODE_IP, POD_CIDR, SERVICE_CIDR
@@ -31,6 +32,8 @@ TABLES = ("filter", "nat", "mangle")
 CGROUP_ROOT = "runbook-upstream"
 OUTPUT_CHAIN = FIREWALL_CHAIN + "-OUTPUT"
 NETNS_DIR = "/run/netns"
+# containerd keeps shim sockets and FIFOs here whatever its config says.
+RUN_CONTAINERD = "/run/containerd"
 
 
 def run(*args, check=True):
@@ -70,6 +73,7 @@ def prepare(lay):
             "chains": {b: {t: sorted(c) for t, c in chains(b).items()} for b in ("iptables", "ip6tables")},
             "netns": netns_names(),
             "hostpath_pv_existed": os.path.exists("/tmp/hostpath_pv"),
+            "run_containerd_existed": os.path.exists(RUN_CONTAINERD),
         }
         with open(lay.host_state, "w") as f:
             json.dump(state, f, indent=2)
@@ -124,8 +128,10 @@ def cgroup_controllers():
     base = "/sys/fs/cgroup"
     if os.path.exists(os.path.join(base, "cgroup.controllers")):
         return [""]  # cgroup v2: one hierarchy
+    # Every v1 hierarchy, and the v2 one mounted beside them ("unified"),
+    # where runc makes the containers' cgroups too.
     return [c for c in os.listdir(base) if not os.path.islink(os.path.join(base, c))
-            and c not in ("unified",) and os.path.isdir(os.path.join(base, c))]
+            and os.path.isdir(os.path.join(base, c))]
 
 
 def remove_cgroups():
@@ -176,6 +182,17 @@ def unmount_under(paths):
     mine = [p for p in points if any(p == root or p.startswith(root.rstrip("/") + "/") for root in paths)]
     for point in sorted(set(mine), key=len, reverse=True):
         run("umount", "-l", point, check=False)
+
+
+def remove_run_containerd(lay):
+    """Removes /run/containerd if `up` did not find it (only our containerd used it)."""
+    try:
+        with open(lay.host_state) as f:
+            existed = json.load(f).get("run_containerd_existed", True)
+    except (OSError, ValueError):
+        existed = True
+    if not existed:
+        shutil.rmtree(RUN_CONTAINERD, ignore_errors=True)
 
 
 def remove_network(lay):
@@ -243,4 +260,10 @@ def leftovers(lay):
     with open("/proc/self/mountinfo") as f:
         found += [f"mount {line.split()[4]}" for line in f if lay.root in line.split()[4]]
     found += [f"network namespace {name}" for name in new_netns(lay)]
+    try:
+        with open(lay.host_state) as f:
+            if not json.load(f).get("run_containerd_existed", True) and os.path.exists(RUN_CONTAINERD):
+                found.append(RUN_CONTAINERD)
+    except (OSError, ValueError):
+        pass
     return found
