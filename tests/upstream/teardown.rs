@@ -27,20 +27,9 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
-#[test]
-#[ignore = "needs upstream Kubernetes (scripts/upstream up); removes it"]
-fn down_leaves_nothing_behind() {
-    let state = PathBuf::from(std::env::var_os("RUNBOOK_UPSTREAM_STATE_DIR").expect("RUNBOOK_UPSTREAM_STATE_DIR"));
-    let state = state.canonicalize().expect("the test bed's state dir exists (is it up?)");
-    let recorded: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state.join("host-state.json")).unwrap()).unwrap();
-    assert!(!processes_mentioning(&state.display().to_string()).is_empty(), "the test bed is not running");
-
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/upstream");
-    let out = std::process::Command::new(script).args(["down", "--state-dir"]).arg(&state).output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "down failed:\n{said}");
-
+/// What of the test bed at `state` is still on the host; `recorded` is the
+/// host-state.json that `up` wrote (what existed before it).
+fn leftovers(state: &Path, recorded: &serde_json::Value) -> Vec<String> {
     let mut left = Vec::new();
     left.extend(processes_mentioning(&state.display().to_string()).into_iter().map(|p| format!("process {p}")));
     left.extend(processes_mentioning("/var/cache/runbook-upstream/bin/").into_iter().map(|p| format!("process {p}")));
@@ -84,6 +73,9 @@ fn down_leaves_nothing_behind() {
             left.push(format!("path {path}"));
         }
     }
+    if recorded["run_containerd_existed"] == false && Path::new("/run/containerd").exists() {
+        left.push("path /run/containerd (containerd's shim sockets)".into());
+    }
     for (name, value) in recorded["sysctls"].as_object().unwrap() {
         if let Some(value) = value.as_str() {
             let now = std::fs::read_to_string(format!("/proc/sys/{name}")).unwrap_or_default();
@@ -92,11 +84,61 @@ fn down_leaves_nothing_behind() {
             }
         }
     }
-    if recorded["run_containerd_existed"] == false && Path::new("/run/containerd").exists() {
-        left.push("path /run/containerd (containerd's shim sockets)".into());
-    }
     if state.exists() {
         left.push(format!("state dir {}", state.display()));
     }
+    left
+}
+
+fn upstream_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/upstream")
+}
+
+fn host_state(state: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(state.join("host-state.json")).unwrap()).unwrap()
+}
+
+#[test]
+#[ignore = "needs upstream Kubernetes (scripts/upstream up); removes it"]
+fn down_leaves_nothing_behind() {
+    let state = PathBuf::from(std::env::var_os("RUNBOOK_UPSTREAM_STATE_DIR").expect("RUNBOOK_UPSTREAM_STATE_DIR"));
+    let state = state.canonicalize().expect("the test bed's state dir exists (is it up?)");
+    let recorded = host_state(&state);
+    assert!(!processes_mentioning(&state.display().to_string()).is_empty(), "the test bed is not running");
+
+    let out = std::process::Command::new(upstream_script()).args(["down", "--state-dir"]).arg(&state).output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "down failed:\n{said}");
+    let left = leftovers(&state, &recorded);
     assert!(left.is_empty(), "left behind after down:\n{}\n(down said: {said})", left.join("\n"));
+}
+
+/// A boot stopped by SIGTERM halfway (containerd up, the node not yet)
+/// removes what it started. Needs the test bed down (it boots one).
+#[test]
+#[ignore = "needs root and no upstream test bed running (it boots one)"]
+fn an_interrupted_up_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("bed");
+    let mut up = std::process::Command::new(upstream_script())
+        .args(["up", "--state-dir"])
+        .arg(&state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !state.join("pids/containerd.pid").exists() {
+        assert!(started.elapsed().as_secs() < 300, "up never started containerd");
+        assert!(up.try_wait().unwrap().is_none(), "up ended before containerd started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let recorded = host_state(&state);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(up.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = up.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("removing what was started"), "{said}");
+    let left = leftovers(&state, &recorded);
+    assert!(left.is_empty(), "left behind after an interrupted up:\n{}\n(up said: {said})", left.join("\n"));
 }

@@ -10,6 +10,7 @@ upstream sources. See docs/upstream.md.
 
 import argparse
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -17,6 +18,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import build  # noqa: E402
 import cluster  # noqa: E402
 from layout import REPO, Layout  # noqa: E402
+
+
+def interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def hold_signals():
+    """A second Ctrl-C or SIGTERM must not cut a teardown short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def main():
@@ -30,18 +41,22 @@ def main():
         print("upstream: needs root (containerd, the kubelet and kube-proxy change the host)", file=sys.stderr)
         return 2
     if args.command == "up":
+        # SIGTERM, like Ctrl-C, ends a boot by removing what it started.
+        signal.signal(signal.SIGTERM, interrupted)
         try:
             cluster.up(lay)
         except (Exception, KeyboardInterrupt) as err:
-            cluster.say(f"up failed: {err}")
+            cluster.say(f"up failed: {err!r}" if isinstance(err, KeyboardInterrupt) else f"up failed: {err}")
             cluster.print_log_tails(lay)
             # Set to look around after a failed boot; `down` removes it later.
             if not os.environ.get("RUNBOOK_UPSTREAM_KEEP_ON_FAILURE"):
                 cluster.say("removing what was started")
+                hold_signals()
                 cluster.down(lay)
             return 1
         return 0
     if args.command == "down":
+        hold_signals()
         return cluster.down(lay)
     if args.command == "status":
         return cluster.status(lay)
