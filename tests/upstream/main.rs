@@ -10,6 +10,7 @@ mod cluster;
 #[allow(dead_code)] // the lab helpers this tier does not use
 #[path = "../integration/common.rs"]
 mod common;
+mod fidelity;
 mod redis_cache;
 mod scenarios;
 mod teardown;
