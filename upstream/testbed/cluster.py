@@ -23,7 +23,7 @@ import images
 import pki
 import processes
 from layout import (APISERVER_PORT, CONTEXT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBERNETES_SERVICE_IP,
-                    METRICS_SERVER_PORT, NODE_IP, NODE_NAME, POD_CIDR, SERVICE_CIDR, VERSION)
+                    METRICS_SERVER_PORT, NODE_IP, NODE_NAME, POD_CIDR, REPO, SERVICE_CIDR, VERSION)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Where the controller manager's hostpath provisioner makes volumes.
@@ -62,6 +62,8 @@ def up(lay):
         say(f"a test bed in {lay.root} is partly running ({', '.join(sorted(alive))}): removing it first")
         down(lay)
     started = time.monotonic()
+    # containerd, runc, the CNI plugins, iptables, busybox-static (idempotent).
+    subprocess.run([os.path.join(REPO, "scripts", "install-deps"), "--upstream"], check=True)
     binary = build.hyperkube()
     pause = build.pause()
     counter = build.counter_service()
