@@ -179,11 +179,10 @@ async fn steady(addr: SocketAddr, path: &str, within: Duration) -> Result<u32, S
 pub async fn load(ctx: &Ctx, step: &HttpLoad) -> Result<Done, StepError> {
     let addr = address(ctx, &step.service).await?;
     let path = ctx.render(&step.path);
-    let warm_up = match reachable(addr, LOAD_BALANCER_SETTLE).await {
-        Ok(()) => steady(addr, &path, STEADY_WITHIN).await,
-        Err(e) => Err(e),
-    }
-    .map_err(|e| StepError::failed("a steady service before the drill", e, format!("GET http://{addr}{path}")))?;
+    // Steadiness covers reachability: a refused connection is a failed request on the way.
+    let warm_up = steady(addr, &path, STEADY_WITHIN)
+        .await
+        .map_err(|e| StepError::failed("a steady service before the drill", e, format!("GET http://{addr}{path}")))?;
     let concurrency = step.concurrency.unwrap_or(4).clamp(1, 64);
     let max_requests = step.max_requests.unwrap_or(20_000);
     let limit = step.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(60));

@@ -114,10 +114,11 @@ fn stdout_of(output: &str) -> &str {
     output.split_once('\n').map_or("", |(_, rest)| rest)
 }
 
-/// Replaces what differs between any two runs, or any two clusters, for
-/// reasons of identity rather than behaviour.
-fn normalize(text: &str) -> String {
-    let rules = [
+/// What differs between any two runs, or any two clusters, for reasons of
+/// identity rather than behaviour, and what replaces it (compiled once: every
+/// kubectl output of the battery goes through them).
+static NORMALIZATION: std::sync::LazyLock<Vec<(Regex, &'static str)>> = std::sync::LazyLock::new(|| {
+    [
         (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uid>"),
         (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "<time>"),
         (r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b", "<ip>"),
@@ -131,10 +132,17 @@ fn normalize(text: &str) -> String {
         (r#""pod-template-hash":"[a-z0-9]+""#, r#""pod-template-hash":"<hash>""#),
         // Table columns are as wide as their (normalized) contents.
         (r"[ \t]{2,}", "  "),
-    ];
+    ]
+    .into_iter()
+    .map(|(pattern, with)| (Regex::new(pattern).unwrap(), with))
+    .collect()
+});
+
+/// The text with identity replaced (see `NORMALIZATION`).
+fn normalize(text: &str) -> String {
     let mut out = text.to_string();
-    for (pattern, with) in rules {
-        out = Regex::new(pattern).unwrap().replace_all(&out, with).into_owned();
+    for (pattern, with) in NORMALIZATION.iter() {
+        out = pattern.replace_all(&out, *with).into_owned();
     }
     out.trim_end().to_string()
 }

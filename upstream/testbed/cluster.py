@@ -304,15 +304,15 @@ def down(lay):
     host.remove_netns(lay)
     host.remove_run_containerd(lay)
     host.remove_network(lay)
-    left_cgroups = host.remove_cgroups()
+    host.remove_cgroups()
     for path in workload_host_paths(lay):
         shutil.rmtree(path, ignore_errors=True)
     left = host.leftovers(lay)
     shutil.rmtree(lay.root, ignore_errors=True)
     if os.path.exists(lay.root):
         left.append(f"state dir {lay.root}")
-    if left or left_cgroups:
-        say("left behind: " + ", ".join(left + left_cgroups))
+    if left:
+        say("left behind: " + ", ".join(left))
         return 1
     say(f"removed in {time.monotonic() - started:.1f} s; nothing left")
     return 0

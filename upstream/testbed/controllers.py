@@ -9,41 +9,64 @@
   ones the cluster created (the seed's /redis01 ... static volumes, the
   hostpath provisioner's /tmp/hostpath_pv/*) and never one that existed.
 
+It talks to the API server directly (HTTPS with the admin certificate): a
+kubectl process every half second would cost the node a tenth of a core,
+which the drills would feel.
+
 Run as `controllers.py STATE_DIR`.
 """
 
 import json
 import os
-import subprocess
+import ssl
 import sys
 import time
+import urllib.error
+import urllib.request
 
-from layout import LB_PREFIX, Layout
-
-
-def get(lay, kinds):
-    out = subprocess.run(["kubectl", "--kubeconfig", lay.admin_kubeconfig, "get", kinds, "-A", "-o", "json"],
-                         capture_output=True, text=True)
-    return json.loads(out.stdout)["items"] if out.returncode == 0 else None
+from layout import APISERVER_PORT, LB_PREFIX, NODE_IP, Layout
 
 
-def assign(lay, service, ip):
-    status = json.dumps({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}})
+class Api:
+    def __init__(self, lay):
+        self.base = f"https://{NODE_IP}:{APISERVER_PORT}"
+        self.context = ssl.create_default_context(cafile=f"{lay.pki}/ca.crt")
+        self.context.load_cert_chain(f"{lay.pki}/admin.crt", f"{lay.pki}/admin.key")
+
+    def request(self, path, method="GET", body=None, content_type=None):
+        request = urllib.request.Request(self.base + path, method=method, data=body)
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        with urllib.request.urlopen(request, context=self.context, timeout=5) as response:
+            return json.load(response)
+
+    def items(self, path):
+        """The list's items, or None while the API server does not answer."""
+        try:
+            return self.request(path)["items"]
+        except (OSError, urllib.error.URLError, ValueError):
+            return None
+
+
+def assign(api, service, ip):
+    status = json.dumps({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}}).encode()
     meta = service["metadata"]
-    subprocess.run(["kubectl", "--kubeconfig", lay.admin_kubeconfig, "-n", meta["namespace"], "patch", "service",
-                    meta["name"], "--subresource=status", "--type=merge", "-p", status],
-                   capture_output=True, text=True)
+    path = f"/api/v1/namespaces/{meta['namespace']}/services/{meta['name']}/status"
+    try:
+        api.request(path, "PATCH", status, "application/merge-patch+json")
+    except (OSError, urllib.error.URLError, ValueError):
+        pass  # tried again on the next round
 
 
-def balance(lay, items):
-    balanced = [i for i in items if i["kind"] == "Service" and i["spec"].get("type") == "LoadBalancer"]
+def balance(api, services):
+    balanced = [s for s in services if s["spec"].get("type") == "LoadBalancer"]
     used = {i.get("ip") for s in balanced for i in s.get("status", {}).get("loadBalancer", {}).get("ingress", [])}
     free = (f"{LB_PREFIX}{n}" for n in range(1, 255) if f"{LB_PREFIX}{n}" not in used)
     for service in balanced:
         if not service.get("status", {}).get("loadBalancer", {}).get("ingress"):
             ip = next(free, None)
             if ip:
-                assign(lay, service, ip)
+                assign(api, service, ip)
 
 
 def host_paths(items):
@@ -66,12 +89,16 @@ def record_host_paths(lay, items, seen):
 
 
 def loop(lay):
+    api = Api(lay)
     seen = {}
     while True:
-        items = get(lay, "services,persistentvolumes,pods")
-        if items is not None:
-            record_host_paths(lay, items, seen)
-            balance(lay, items)
+        services = api.items("/api/v1/services")
+        volumes = api.items("/api/v1/persistentvolumes")
+        pods = api.items("/api/v1/pods")
+        if volumes is not None and pods is not None:
+            record_host_paths(lay, volumes + pods, seen)
+        if services is not None:
+            balance(api, services)
         time.sleep(0.5)
 
 
