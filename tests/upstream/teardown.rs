@@ -67,9 +67,11 @@ fn leftovers(state: &Path, recorded: &serde_json::Value) -> Vec<String> {
         }
     }
     // The seed's static volumes (redis-cluster's hostPath PVs) and the
-    // hostpath provisioner's directories were made by the cluster.
-    for path in ["/redis01", "/redis06", "/tmp/hostpath_pv"] {
-        if Path::new(path).exists() && std::fs::read_dir(path).map(|d| d.count() > 0).unwrap_or(true) {
+    // hostpath provisioner's directories: any born after the boot were made
+    // by the cluster.
+    let booted = recorded["boot_time"].as_f64().expect("host-state.json has boot_time") as i64;
+    for path in ["/redis01", "/redis02", "/redis03", "/redis04", "/redis05", "/redis06", "/tmp/hostpath_pv"] {
+        if born_at(path).is_some_and(|born| born >= booted) {
             left.push(format!("path {path}"));
         }
     }
@@ -88,6 +90,12 @@ fn leftovers(state: &Path, recorded: &serde_json::Value) -> Vec<String> {
         left.push(format!("state dir {}", state.display()));
     }
     left
+}
+
+/// When `path` was created (seconds since the epoch), if it exists and the
+/// file system records it.
+fn born_at(path: &str) -> Option<i64> {
+    sh(&format!("stat -c %W {path} 2>/dev/null")).trim().parse().ok().filter(|&born| born > 0)
 }
 
 fn upstream_script() -> PathBuf {

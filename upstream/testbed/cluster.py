@@ -18,7 +18,9 @@ import urllib.request
 
 import build
 import configs
+import controllers
 import host
+import hostpaths
 import images
 import pki
 import processes
@@ -26,8 +28,6 @@ from layout import (APISERVER_PORT, CONTEXT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, K
                     METRICS_SERVER_PORT, NODE_IP, NODE_NAME, POD_CIDR, REPO, SERVICE_CIDR, VERSION)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Where the controller manager's hostpath provisioner makes volumes.
-HOSTPATH_PROVISIONER_DIR = "/tmp/hostpath_pv"
 # Stop order for `down`: the node first, the API server last but one.
 COMPONENTS = ["controllers", "metrics-server", "coredns", "kube-proxy", "kubelet", "kube-scheduler",
               "kube-controller-manager", "containerd", "kube-apiserver", "etcd"]
@@ -283,6 +283,10 @@ def down(lay):
     alive = processes.recorded(lay)
     # The binary this test bed was started with (a later build may differ).
     hyperkube = processes.argv0(lay, "kube-apiserver") or build.hyperkube_if_built()
+    if "kube-apiserver" in alive:
+        # A last look at the hostPaths in use, in case a volume appeared
+        # between the controllers' rounds.
+        controllers.record_host_paths(lay, controllers.Api(lay), hostpaths.load(lay))
     killed = processes.stop(lay, ["controllers", "metrics-server", "coredns", "kubelet", "kube-scheduler",
                                   "kube-controller-manager"])
     if "containerd" in alive:
@@ -305,7 +309,7 @@ def down(lay):
     host.remove_run_containerd(lay)
     host.remove_network(lay)
     host.remove_cgroups()
-    for path in workload_host_paths(lay):
+    for path in hostpaths.made_by_workloads(lay):
         shutil.rmtree(path, ignore_errors=True)
     left = host.leftovers(lay)
     shutil.rmtree(lay.root, ignore_errors=True)
@@ -316,27 +320,3 @@ def down(lay):
         return 1
     say(f"removed in {time.monotonic() - started:.1f} s; nothing left")
     return 0
-
-
-# Host directories a workload's hostPath may name but `down` must never remove.
-PROTECTED = {"/", "/tmp", "/var", "/var/tmp", "/etc", "/root", "/home", "/usr", "/proc", "/sys", "/dev", "/run",
-             "/boot", "/opt", "/srv", "/mnt", "/media", "/lib", "/lib64", "/bin", "/sbin", "/work", "/data"}
-
-
-def workload_host_paths(lay):
-    """Host directories that workloads' hostPath volumes created: those the
-    controllers process recorded as not existing when first named, plus the
-    hostpath provisioner's root if it did not exist before `up`."""
-    try:
-        with open(lay.host_paths) as f:
-            seen = json.load(f)
-    except (OSError, ValueError):
-        seen = {}
-    created = [p for p, existed in seen.items() if not existed]
-    try:
-        with open(lay.host_state) as f:
-            if not json.load(f).get("hostpath_pv_existed", True):
-                created.append(HOSTPATH_PROVISIONER_DIR)
-    except (OSError, ValueError):
-        pass
-    return sorted(p for p in created if p not in PROTECTED and not p.startswith(lay.root) and os.path.isdir(p))

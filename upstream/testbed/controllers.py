@@ -16,6 +16,7 @@ which the drills would feel.
 Run as `controllers.py STATE_DIR`.
 """
 
+import http.client
 import json
 import os
 import ssl
@@ -24,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 
+import hostpaths
 from layout import APISERVER_PORT, LB_PREFIX, NODE_IP, Layout
 
 
@@ -69,36 +71,29 @@ def balance(api, services):
                 assign(api, service, ip)
 
 
-def host_paths(items):
-    for item in items:
-        spec = item.get("spec", {})
-        if "hostPath" in spec:
-            yield spec["hostPath"]["path"]
-        for volume in spec.get("volumes", []):
-            if "hostPath" in volume:
-                yield volume["hostPath"]["path"]
-
-
-def record_host_paths(lay, items, seen):
-    new = {os.path.normpath(p): os.path.exists(p) for p in host_paths(items) if os.path.normpath(p) not in seen}
-    if new:
-        seen.update(new)
-        with open(lay.host_paths + ".tmp", "w") as f:
-            json.dump(seen, f, indent=1)
-        os.replace(lay.host_paths + ".tmp", lay.host_paths)
+def record_host_paths(lay, api, seen):
+    """One round of host-path bookkeeping; False while the API does not answer."""
+    volumes = api.items("/api/v1/persistentvolumes")
+    pods = api.items("/api/v1/pods")
+    if volumes is None or pods is None:
+        return False
+    hostpaths.record(lay, volumes + pods, seen)
+    return True
 
 
 def loop(lay):
     api = Api(lay)
-    seen = {}
+    seen = hostpaths.load(lay)
     while True:
-        services = api.items("/api/v1/services")
-        volumes = api.items("/api/v1/persistentvolumes")
-        pods = api.items("/api/v1/pods")
-        if volumes is not None and pods is not None:
-            record_host_paths(lay, volumes + pods, seen)
-        if services is not None:
-            balance(api, services)
+        # One bad answer must not end the process: `down` relies on what it
+        # records, and Services on the addresses it gives.
+        try:
+            record_host_paths(lay, api, seen)
+            services = api.items("/api/v1/services")
+            if services is not None:
+                balance(api, services)
+        except Exception as error:  # noqa: BLE001 (logged, tried again next round)
+            print(f"controllers: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
         time.sleep(0.5)
 
 

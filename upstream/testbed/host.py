@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 from layout import BRIDGE, FIREWALL_CHAIN, LB_CIDR, NODE_IFACE, NODE_IP, POD_CIDR, SERVICE_CIDR
 
@@ -69,6 +70,8 @@ def prepare(lay):
     """Records the host's state, then sets up the node's network."""
     if not os.path.exists(lay.host_state):
         state = {
+            # Host paths born after this belong to the test bed (hostpaths.py).
+            "boot_time": time.time(),
             "sysctls": {name: read_sysctl(name) for name in SYSCTLS},
             "chains": {b: {t: sorted(c) for t, c in chains(b).items()} for b in ("iptables", "ip6tables")},
             "netns": netns_names(),
