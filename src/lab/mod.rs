@@ -47,13 +47,13 @@ impl LabConfig {
     }
 }
 
-/// Images built from this repository, mapped to their binaries (seen in pods
-/// through the read-only host root at `/.host`): `counter-service`.
+/// Images built from this repository, mapped to their binaries on the host
+/// (bound into their pods at /usr/local/bin/NAME): `counter-service`.
 fn built_images(helper: &std::path::Path) -> Vec<(String, String)> {
     let Some(dir) = helper.parent() else { return Vec::new() };
     let binary = dir.join("counter-service");
     match std::fs::canonicalize(&binary) {
-        Ok(path) => vec![("counter-service".to_string(), format!("/.host{}", path.display()))],
+        Ok(path) => vec![("counter-service".to_string(), path.display().to_string())],
         Err(_) => Vec::new(),
     }
 }
@@ -109,7 +109,8 @@ impl Lab {
         let store = Arc::new(Store::new());
         let shutdown = CancellationToken::new();
         let mut tasks = controllers::start(store.clone(), shutdown.clone());
-        bootstrap::seed(&store)?;
+        let certs = tls::generate()?;
+        bootstrap::seed(&store, &certs.ca_pem)?;
         let (network, kubelet_ctx) = if config.run_pods {
             kubelet::sandbox::preflight()?;
             let helper = match &config.helper {
@@ -149,7 +150,6 @@ impl Lab {
             pods,
             faults: faults.clone(),
         });
-        let certs = tls::generate()?;
         let (addr, server) = api::serve(state, config.port, certs.server_config.clone()).await?;
         tasks.push(server);
         let kubeconfig = config.state_dir.join("kubeconfig");

@@ -8,6 +8,7 @@ mod faults;
 mod lab_api_kube;
 mod lab_api_kubectl;
 mod lab_cli;
+mod lab_fidelity;
 mod lab_pods;
 mod lab_stateful;
 mod redis_cluster;

@@ -193,8 +193,15 @@ async fn scenarios_run_side_by_side_in_namespaces_of_their_own() {
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let kubeconfig = t.lab.kubeconfig.display().to_string();
+    // redis-cache asks for a whole CPU by default; two of them and
+    // counter-service would not fit on a two-core node (the lab's scheduler
+    // refuses what a real one would), so these ask for less.
     let runs = ["redis-cache", "redis-cache", "counter-service"].map(|scenario| {
-        spawn_runbook(&["run", scenario, "--kubeconfig", &kubeconfig, "--ephemeral-namespace"], t.dir.path())
+        let mut args = vec!["run", scenario, "--kubeconfig", &kubeconfig, "--ephemeral-namespace"];
+        if scenario == "redis-cache" {
+            args.extend(["--set", "cpu_request=250m"]);
+        }
+        spawn_runbook(&args, t.dir.path())
     });
     let outputs = futures::future::join_all(runs.into_iter().map(|c| c.wait_with_output())).await;
     let mut namespaces = Vec::new();

@@ -1,13 +1,15 @@
 //! Every scenario end to end on upstream Kubernetes: `run --keep` passes with
 //! every check (drills included, with `--allow-disruption`: this is not the
-//! lab), `verify` then passes on what it left, and a second `run` over the kept
-//! objects passes and cleans everything up.
+//! lab), `verify` then passes on what it left, and gives the same verdict as
+//! `verify` on a lab where the same run was kept (step by step: status and
+//! expected value; the actual values name pods and addresses), and a second
+//! `run` over the kept objects passes and cleans everything up.
 //!
 //! The scenarios run one at a time: each takes the node's two cores for its
 //! drills, and two at once would measure each other.
 
 use crate::cluster::Upstream;
-use crate::common::{output_text, report, runbook};
+use crate::common::{TestLab, output_text, report, runbook};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -33,6 +35,27 @@ fn assert_passed(what: &str, (code, doc, out): &(Option<i32>, serde_json::Value,
     assert_eq!(score[0], score[1], "{what}: score {score}\n{out}");
 }
 
+/// A verify report's verdict, without what differs between clusters by
+/// nature (pod names, addresses, durations): id → (status, expected), and the score.
+fn verdict(doc: &serde_json::Value) -> (Vec<(String, String, String)>, serde_json::Value) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let steps = doc["steps"].as_array().unwrap();
+    let steps = steps.iter().map(|s| (text(&s["id"]), text(&s["status"]), text(&s["expected"]))).collect();
+    (steps, doc["summary"]["score"].clone())
+}
+
+/// `run --keep` then `verify` on a lab of its own: verify's report.
+async fn verify_on_a_lab(u: &Upstream, scenario: &str) -> (serde_json::Value, String) {
+    let lab = TestLab::with_pods().await;
+    let kubeconfig = lab.lab.kubeconfig.display().to_string();
+    let kept = runbook(&["run", scenario, "--keep", "--kubeconfig", &kubeconfig], u.dir.path()).await;
+    assert_eq!(kept.status.code(), Some(0), "run {scenario} --keep on the lab:\n{}", output_text(&kept));
+    let json = u.dir.path().join("lab-verify.json");
+    let report_arg = format!("json={}", json.display());
+    let out = runbook(&["verify", scenario, "--kubeconfig", &kubeconfig, "--report", &report_arg], u.dir.path()).await;
+    (report(&json), output_text(&out))
+}
+
 async fn run_verify_rerun(scenario: &str) {
     let _one = ONE_AT_A_TIME.lock().await;
     let u = Upstream::get();
@@ -40,6 +63,13 @@ async fn run_verify_rerun(scenario: &str) {
     assert_passed(&format!("run {scenario} --keep"), &kept, true);
     let verified = runbook_json(&u, &["verify", scenario], "verify").await;
     assert_passed(&format!("verify {scenario}"), &verified, false);
+    let (lab_doc, lab_out) = verify_on_a_lab(&u, scenario).await;
+    assert_eq!(
+        verdict(&verified.1),
+        verdict(&lab_doc),
+        "verify {scenario}: upstream and lab differ\nupstream:\n{}\nlab:\n{lab_out}",
+        verified.2
+    );
     let again = runbook_json(&u, &["run", scenario, "--allow-disruption"], "again").await;
     assert_passed(&format!("run {scenario} over the kept objects"), &again, true);
     assert!(again.1["summary"]["leftovers"].as_array().is_none_or(|l| l.is_empty()), "{}", again.2);

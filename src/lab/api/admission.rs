@@ -2,8 +2,9 @@
 //! rejections kubectl users know as `Invalid`), defaulting, and computed fields
 //! such as a pod's QoS class.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::names;
 use super::resources::ResourceType;
 use super::selectors::LabelSelector;
 use super::status::{ApiError, ApiResult};
@@ -11,14 +12,31 @@ use crate::kube::quantity::Quantity;
 
 type Causes = Vec<(String, String)>;
 
+/// Validates an update of `old` to `new`: `new` must be valid and change
+/// nothing immutable.
+pub fn validate_update(rt: &ResourceType, old: &Value, new: &Value) -> ApiResult<()> {
+    let mut causes = causes(rt, new);
+    causes.extend(super::immutable::violations(rt, old, new));
+    finish(rt, new, causes)
+}
+
 /// Validates an object of type `rt`; returns 422 Invalid naming every bad field.
 pub fn validate(rt: &ResourceType, object: &Value) -> ApiResult<()> {
+    finish(rt, object, causes(rt, object))
+}
+
+fn finish(rt: &ResourceType, object: &Value, causes: Causes) -> ApiResult<()> {
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(&rt.qualified_kind(), name, causes)) }
+}
+
+fn causes(rt: &ResourceType, object: &Value) -> Causes {
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     let mut causes = Causes::new();
-    let label_names = matches!(rt.kind, "Namespace" | "Service");
     if name.is_empty() {
         causes.push(("metadata.name".into(), "Required value: name or generateName is required".into()));
-    } else if let Err(why) = if label_names { check_dns_label(name) } else { check_dns_subdomain(name) } {
+    }
+    for why in if name.is_empty() { Vec::new() } else { names::object_name(rt.kind, name) } {
         causes.push(("metadata.name".into(), format!("Invalid value: {name:?}: {why}")));
     }
     check_labels(&object["metadata"]["labels"], "metadata.labels", &mut causes);
@@ -41,32 +59,7 @@ pub fn validate(rt: &ResourceType, object: &Value) -> ApiResult<()> {
         }
         _ => {}
     }
-    if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(rt.kind, name, causes)) }
-}
-
-fn check_dns_label(name: &str) -> Result<(), String> {
-    let ok = name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', \
-             and must start and end with an alphanumeric character (at most 63 characters)"
-            .into())
-    }
-}
-
-fn check_dns_subdomain(name: &str) -> Result<(), String> {
-    let ok = name.len() <= 253 && name.split('.').all(|part| check_dns_label(part).is_ok());
-    if ok {
-        Ok(())
-    } else {
-        Err("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', \
-             and must start and end with an alphanumeric character"
-            .into())
-    }
+    causes
 }
 
 fn check_labels(labels: &Value, field: &str, causes: &mut Causes) {
@@ -124,21 +117,29 @@ fn check_workload(object: &Value, causes: &mut Causes) {
     if let Some(replicas) = spec["replicas"].as_i64()
         && replicas < 0
     {
-        causes.push(("spec.replicas".into(), "Invalid value: must be greater than or equal to 0".into()));
+        causes.push(("spec.replicas".into(), format!("Invalid value: {replicas}: must be greater than or equal to 0")));
     }
+    // As apps validation does: a missing selector selects nothing (so the
+    // template's labels cannot match it); an empty one everything.
+    let labels = &spec["template"]["metadata"]["labels"];
+    let mismatch = || {
+        (
+            "spec.template.metadata.labels".to_string(),
+            format!("Invalid value: {labels}: `selector` does not match template `labels`"),
+        )
+    };
     match LabelSelector::from_object(&spec["selector"]) {
-        Ok(selector) if selector.is_empty() => {
+        _ if spec["selector"].is_null() => {
             causes.push(("spec.selector".into(), "Required value".into()));
+            causes.push(mismatch());
+        }
+        Ok(selector) if selector.is_empty() => {
+            let what = object["kind"].as_str().unwrap_or_default().to_lowercase();
+            causes.push(("spec.selector".into(), format!("Invalid value: {{}}: empty selector is invalid for {what}")));
         }
         Ok(selector) => {
-            if !selector.matches_labels(&spec["template"]["metadata"]["labels"]) {
-                causes.push((
-                    "spec.template.metadata.labels".into(),
-                    format!(
-                        "Invalid value: {}: `selector` does not match template `labels`",
-                        spec["template"]["metadata"]["labels"]
-                    ),
-                ));
+            if !selector.matches_labels(labels) {
+                causes.push(mismatch());
             }
         }
         Err(e) => causes.push(("spec.selector".into(), e.message)),
@@ -157,7 +158,7 @@ fn check_pod_spec(spec: &Value, at: &str, causes: &mut Causes) {
             match c["name"].as_str() {
                 None | Some("") => causes.push((format!("{path}.name"), "Required value".into())),
                 Some(n) => {
-                    if let Err(why) = check_dns_label(n) {
+                    for why in names::dns1123_label(n) {
                         causes.push((format!("{path}.name"), format!("Invalid value: {n:?}: {why}")));
                     }
                 }
@@ -236,140 +237,6 @@ fn check_service(spec: &Value, causes: &mut Causes) {
     }
 }
 
-/// Fills the defaults the API server sets on create, kind by kind.
-pub fn apply_defaults(rt: &ResourceType, object: &mut Value) {
-    match rt.kind {
-        "Pod" => {
-            default_pod_spec(&mut object["spec"]);
-            if object["status"]["phase"].is_null() {
-                object["status"] = json!({"phase": "Pending"});
-            }
-            object["status"]["qosClass"] = json!(qos_class(&object["spec"]));
-        }
-        "Deployment" => {
-            let spec = &mut object["spec"];
-            default_field(spec, "replicas", json!(1));
-            default_field(spec, "revisionHistoryLimit", json!(10));
-            default_field(spec, "progressDeadlineSeconds", json!(600));
-            if spec["strategy"]["type"].is_null() {
-                spec["strategy"]["type"] = json!("RollingUpdate");
-            }
-            if spec["strategy"]["type"] == "RollingUpdate" {
-                default_field(&mut spec["strategy"]["rollingUpdate"], "maxSurge", json!("25%"));
-                default_field(&mut spec["strategy"]["rollingUpdate"], "maxUnavailable", json!("25%"));
-            }
-            default_pod_spec(&mut spec["template"]["spec"]);
-        }
-        "ReplicaSet" => {
-            default_field(&mut object["spec"], "replicas", json!(1));
-            default_pod_spec(&mut object["spec"]["template"]["spec"]);
-        }
-        "StatefulSet" => {
-            let spec = &mut object["spec"];
-            default_field(spec, "replicas", json!(1));
-            default_field(spec, "podManagementPolicy", json!("OrderedReady"));
-            default_field(spec, "revisionHistoryLimit", json!(10));
-            if spec["updateStrategy"].is_null() {
-                spec["updateStrategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}});
-            }
-            default_field(
-                spec,
-                "persistentVolumeClaimRetentionPolicy",
-                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
-            );
-            default_pod_spec(&mut spec["template"]["spec"]);
-        }
-        "Service" => {
-            let spec = &mut object["spec"];
-            default_field(spec, "type", json!("ClusterIP"));
-            default_field(spec, "sessionAffinity", json!("None"));
-            for port in spec["ports"].as_array_mut().into_iter().flatten() {
-                default_field(port, "protocol", json!("TCP"));
-                if port["targetPort"].is_null() {
-                    port["targetPort"] = port["port"].clone();
-                }
-            }
-            if object["status"].is_null() {
-                object["status"] = json!({"loadBalancer": {}});
-            }
-        }
-        "Secret" => {
-            default_field(object, "type", json!("Opaque"));
-            fold_string_data(object);
-        }
-        "Namespace" => {
-            let name = object["metadata"]["name"].clone();
-            object["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
-            default_field(&mut object["spec"], "finalizers", json!(["kubernetes"]));
-            object["status"] = json!({"phase": "Active"});
-        }
-        "PersistentVolume" => {
-            default_field(&mut object["spec"], "persistentVolumeReclaimPolicy", json!("Retain"));
-            default_field(&mut object["spec"], "volumeMode", json!("Filesystem"));
-            if object["status"]["phase"].is_null() {
-                object["status"] = json!({"phase": "Pending"});
-            }
-        }
-        "HorizontalPodAutoscaler" => {
-            default_field(&mut object["spec"], "minReplicas", json!(1));
-        }
-        "PersistentVolumeClaim" => {
-            default_field(&mut object["spec"], "volumeMode", json!("Filesystem"));
-            if object["status"]["phase"].is_null() {
-                object["status"] = json!({"phase": "Pending"});
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Folds a Secret's write-only `stringData` into base64 `data`, as the API does.
-pub fn fold_string_data(object: &mut Value) {
-    use base64::Engine;
-    if let Some(Value::Object(string_data)) = object.as_object_mut().and_then(|o| o.remove("stringData")) {
-        for (k, v) in string_data {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or_default());
-            object["data"][k] = json!(encoded);
-        }
-    }
-}
-
-fn default_field(object: &mut Value, key: &str, value: Value) {
-    if object.get(key).is_none_or(Value::is_null) {
-        object[key] = value;
-    }
-}
-
-fn default_pod_spec(spec: &mut Value) {
-    default_field(spec, "restartPolicy", json!("Always"));
-    default_field(spec, "dnsPolicy", json!("ClusterFirst"));
-    default_field(spec, "schedulerName", json!("default-scheduler"));
-    default_field(spec, "terminationGracePeriodSeconds", json!(30));
-    default_field(spec, "securityContext", json!({}));
-    default_field(spec, "serviceAccountName", json!("default"));
-    for list in ["initContainers", "containers"] {
-        for c in spec[list].as_array_mut().into_iter().flatten() {
-            default_field(c, "terminationMessagePath", json!("/dev/termination-log"));
-            default_field(c, "terminationMessagePolicy", json!("File"));
-            let image = c["image"].as_str().unwrap_or_default();
-            let tag = image.rsplit('/').next().and_then(|last| last.split_once(':')).map(|(_, t)| t);
-            let pull = if tag.is_none_or(|t| t == "latest") { "Always" } else { "IfNotPresent" };
-            default_field(c, "imagePullPolicy", json!(pull));
-            default_field(c, "resources", json!({}));
-            // Requests default to limits where only limits are given.
-            let limits = c["resources"]["limits"].clone();
-            for (name, limit) in limits.as_object().into_iter().flatten() {
-                if c["resources"]["requests"][name].is_null() {
-                    c["resources"]["requests"][name] = limit.clone();
-                }
-            }
-            for port in c["ports"].as_array_mut().into_iter().flatten() {
-                default_field(port, "protocol", json!("TCP"));
-            }
-        }
-    }
-}
-
 /// The pod's QoS class by the Kubernetes rules: Guaranteed when every container
 /// has CPU and memory limits equal to its requests, BestEffort when no container
 /// requests or limits anything, Burstable otherwise.
@@ -393,7 +260,10 @@ pub fn qos_class(spec: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::lab::api::defaults;
     use crate::lab::api::resources::by_kind;
 
     fn container(resources: Value) -> Value {
@@ -436,7 +306,7 @@ mod tests {
     #[test]
     fn secret_string_data_is_folded() {
         let mut secret = json!({"stringData": {"password": "pw"}});
-        fold_string_data(&mut secret);
+        defaults::fold_string_data(&mut secret);
         assert_eq!(secret, json!({"data": {"password": "cHc="}}));
     }
 }

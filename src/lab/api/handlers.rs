@@ -12,6 +12,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::ApiState;
+use super::decode::{self, FieldValidation};
 use super::discovery;
 use super::objects::{self, Part, Propagation};
 use super::patch::{self, PatchKind};
@@ -36,6 +37,14 @@ pub async fn dispatch(state: Arc<ApiState>, req: Request) -> Response {
 
 async fn dispatch_inner(state: Arc<ApiState>, req: Request) -> ApiResult<Response> {
     let route = route::parse(req.uri().path())?;
+    if let Some(warning) = route.deprecation() {
+        let response = dispatch_routed(state, req, route).await?;
+        return Ok(with_warnings(response, &[warning.to_string()]));
+    }
+    dispatch_routed(state, req, route).await
+}
+
+async fn dispatch_routed(state: Arc<ApiState>, req: Request, route: Route) -> ApiResult<Response> {
     let query = Query::parse(req.uri().query())?;
     let accept = header(req.headers(), "accept");
     match route {
@@ -149,8 +158,9 @@ async fn collection(
             };
             let (content_type, body) = read_body(req).await?;
             let object = decode_object(&content_type, &body)?;
+            let warnings = decode::check(rt, &object, FieldValidation::of(query)?)?;
             let created = objects::create(&state.store, rt, &ns, object, dry_run(query))?;
-            Ok(json_response(201, &created))
+            Ok(with_warnings(json_response(201, &created), &warnings))
         }
         Method::DELETE => {
             let (labels, fields) = selectors(query)?;
@@ -274,8 +284,9 @@ async fn object(
         Method::PUT => {
             let (content_type, body) = read_body(req).await?;
             let object = decode_object(&content_type, &body)?;
+            let warnings = decode::check(rt, &object, FieldValidation::of(query)?)?;
             let updated = objects::update(store, rt, ns, name, object, Part::Main)?;
-            Ok(json_response(200, &updated))
+            Ok(with_warnings(json_response(200, &updated), &warnings))
         }
         Method::PATCH => patch_object(&state, req, rt, ns, name, query, Part::Main).await,
         Method::DELETE => {
@@ -312,8 +323,33 @@ async fn patch_object(
     if kind == PatchKind::Apply && query.get("fieldManager").is_none_or(str::is_empty) {
         return Err(ApiError::bad_request("fieldManager is required for apply requests"));
     }
-    let patched = objects::patch(&state.store, rt, ns, name, kind, &body, part, manager)?;
-    Ok(json_response(200, &patched))
+    let warnings = patch_warnings(rt, kind, &body);
+    let writer = objects::Writer { manager, force: query.flag("force") };
+    let patched = objects::patch(&state.store, rt, ns, name, kind, &body, part, writer)?;
+    Ok(with_warnings(json_response(200, &patched), &warnings))
+}
+
+/// A merge or strategic patch names fields the type may not have: the API
+/// server drops them with a warning (type errors are found on the result).
+fn patch_warnings(rt: &'static ResourceType, kind: PatchKind, body: &[u8]) -> Vec<String> {
+    if !matches!(kind, PatchKind::Merge | PatchKind::Strategic) {
+        return Vec::new();
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
+    let partial = patch::strip_directives(&body);
+    decode::check(rt, &partial, FieldValidation::Warn).unwrap_or_default()
+}
+
+/// Adds one `Warning` header per message, as the API server sends them
+/// (kubectl prints each as `Warning: ...`).
+pub fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let quoted = format!("299 - \"{}\"", warning.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(value) = axum::http::HeaderValue::from_str(&quoted) {
+            response.headers_mut().append("warning", value);
+        }
+    }
+    response
 }
 
 async fn subresource(

@@ -4,9 +4,14 @@
 
 pub mod admission;
 pub mod allocate;
+pub mod apply_conflicts;
+pub mod decode;
+pub mod defaults;
 pub mod discovery;
 pub mod faults;
 pub mod handlers;
+pub mod immutable;
+pub mod names;
 pub mod objects;
 pub mod patch;
 pub mod protobuf;

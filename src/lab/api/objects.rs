@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::admission;
 use super::patch::{self, PatchKind};
 use super::resources::{RESOURCES, ResourceType, by_kind};
 use super::status::{ApiError, ApiResult};
 use super::store::{Store, WriteError, rv_of};
+use super::{admission, defaults};
 
 /// How a delete treats the object's dependents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +142,7 @@ pub fn create(
             m.remove(owned);
         }
     }
-    admission::apply_defaults(rt, &mut object);
+    defaults::apply(rt, &mut object);
     super::allocate::on_create(store, rt, &mut object)?;
     admission::validate(rt, &object)?;
     object["metadata"]["uid"] = json!(new_uid());
@@ -197,7 +197,7 @@ pub fn update(
                 object["status"] = current["status"].clone();
             }
             if rt.kind == "Secret" {
-                admission::fold_string_data(&mut object);
+                defaults::fold_string_data(&mut object);
             }
             super::allocate::on_update(rt, &current, &mut object);
             object
@@ -216,7 +216,7 @@ pub fn update(
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
         next["metadata"]["generation"] = json!(generation);
     }
-    admission::validate(rt, &next)?;
+    admission::validate_update(rt, &current, &next)?;
     store.update(rt.key(), next, expected_rv.as_deref()).map_err(|e| write_error(rt, name, e))
 }
 
@@ -229,6 +229,16 @@ fn spec_of(object: &Value) -> Value {
     copy
 }
 
+/// Who writes a patch: the field manager and, for server-side apply,
+/// whether it takes fields other managers own (`force=true`).
+#[derive(Debug, Clone, Copy)]
+pub struct Writer<'a> {
+    /// The field manager (`?fieldManager=`).
+    pub manager: &'a str,
+    /// Server-side apply overrides conflicts.
+    pub force: bool,
+}
+
 /// Patches an object; server-side apply creates it when it does not exist.
 #[allow(clippy::too_many_arguments)]
 pub fn patch(
@@ -239,15 +249,22 @@ pub fn patch(
     kind: PatchKind,
     body: &[u8],
     part: Part,
-    manager: &str,
+    writer: Writer<'_>,
 ) -> ApiResult<Arc<Value>> {
+    let manager = writer.manager;
     // A patch is not conditional unless it says so: retry on races with controllers.
     for _ in 0..10 {
         let current = store.get(rt.key(), ns, name);
         let result = if kind == PatchKind::Apply {
             let applied = patch::parse_apply_body(body)?;
+            super::decode::check_apply(rt, &applied, ns, name)?;
             if applied["metadata"]["name"].as_str().is_some_and(|n| n != name) {
                 return Err(ApiError::bad_request("the name in the apply body does not match the URL"));
+            }
+            if let Some(live) = current.as_deref()
+                && !writer.force
+            {
+                super::apply_conflicts::check(live, &applied, &patch::field_set(&applied, ""), manager)?;
             }
             let next = patch::server_side_apply(current.as_deref(), &applied, manager, &now());
             match current {
@@ -258,6 +275,7 @@ pub fn patch(
             let current = current.ok_or_else(|| ApiError::not_found(&resource_name(rt), name))?;
             let mut next = (*current).clone();
             patch::apply_patch(kind, &mut next, body)?;
+            super::decode::check_types(rt, &next)?;
             if next["metadata"]["resourceVersion"].is_null() {
                 next = with_rv(next, rv_of(&current));
             }
@@ -315,6 +333,13 @@ pub fn delete(
         if rt.kind == "Pod" {
             let grace = grace_seconds.or(current["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30);
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+        } else if rt.kind != "Namespace" {
+            // The generic store's markAsDeleting: no grace period, and the
+            // generation moves on so controllers see the change.
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            if let Some(generation) = current["metadata"]["generation"].as_i64() {
+                marked["metadata"]["generation"] = json!(generation + 1);
+            }
         }
         if rt.kind == "Namespace" {
             marked["status"]["phase"] = json!("Terminating");
@@ -373,6 +398,25 @@ pub fn record_event(store: &Store, object: &Value, event_type: &str, reason: &st
     let (ns, name) = ns_name(object);
     let ns = if ns.is_empty() { "default".to_string() } else { ns };
     let stamp = now();
+    let Some(events) = super::resources::by_key("events") else { return };
+    // The same event again is counted on the first one, as client-go's
+    // event correlator does: count + 1, a new lastTimestamp.
+    let same = |e: &Value| {
+        e["involvedObject"]["uid"] == object["metadata"]["uid"]
+            && e["involvedObject"]["name"] == name.as_str()
+            && e["reason"] == reason
+            && e["message"] == message
+            && e["type"] == event_type
+            && e["source"]["component"] == component
+    };
+    let (existing, _) = store.list(events.key(), Some(&ns));
+    if let Some(seen) = existing.iter().find(|e| same(e)) {
+        let mut next = (**seen).clone();
+        next["count"] = json!(seen["count"].as_i64().unwrap_or(1) + 1);
+        next["lastTimestamp"] = json!(stamp);
+        let _ = store.update(events.key(), next, None);
+        return;
+    }
     let event = json!({
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": format!("{name}.{}", random_suffix(10)), "namespace": ns},
@@ -384,9 +428,7 @@ pub fn record_event(store: &Store, object: &Value, event_type: &str, reason: &st
         "source": {"component": component}, "reportingComponent": component,
         "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
     });
-    if let Some(events) = super::resources::by_key("events") {
-        let _ = create(store, events, &ns, event, false);
-    }
+    let _ = create(store, events, &ns, event, false);
 }
 
 #[cfg(test)]

@@ -43,8 +43,7 @@ pub fn apply_patch(kind: PatchKind, target: &mut Value, body: &[u8]) -> ApiResul
         PatchKind::Json => {
             let patch: json_patch::Patch =
                 serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            json_patch::patch(target, &patch)
-                .map_err(|e| ApiError::invalid("Patch", "", vec![("patch".into(), e.to_string())]))?;
+            json_patch::patch(target, &patch).map_err(|_| ApiError::request_invalid())?;
         }
         PatchKind::Strategic => {
             let patch: Value = parse_json(body)?;
@@ -177,7 +176,8 @@ fn merge_list(field: &str, current: Option<Value>, patch: &[Value]) -> Value {
     Value::Array(current)
 }
 
-fn strip_directives(value: &Value) -> Value {
+/// `value` without strategic merge directives (`$patch`, `$retainKeys`, …).
+pub fn strip_directives(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k.clone(), strip_directives(v))).collect(),

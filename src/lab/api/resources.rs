@@ -30,6 +30,12 @@ impl ResourceType {
         if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
     }
 
+    /// The kind qualified by its group, as Kubernetes' messages name it
+    /// (`Deployment.apps`; `Pod` in the core group).
+    pub fn qualified_kind(&self) -> String {
+        if self.group.is_empty() { self.kind.to_string() } else { format!("{}.{}", self.kind, self.group) }
+    }
+
     /// A stable key naming this resource in the store (`apps/deployments`).
     pub fn key(&self) -> &'static str {
         // The plural is unique across the groups the lab serves, which the

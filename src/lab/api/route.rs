@@ -47,7 +47,20 @@ pub enum Route {
     },
 }
 
-/// Parses a request path.
+impl Route {
+    /// The warning Kubernetes sends with every request for a deprecated
+    /// resource (v1 Endpoints since 1.33).
+    pub fn deprecation(&self) -> Option<&'static str> {
+        match self {
+            Route::Collection { rt, .. } | Route::Object { rt, .. } if rt.kind == "Endpoints" => {
+                Some("v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Parses a request path into a route.
 pub fn parse(path: &str) -> ApiResult<Route> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let not_found = || ApiError::no_route(path);

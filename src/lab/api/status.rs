@@ -59,15 +59,38 @@ impl ApiError {
         e
     }
 
-    /// 422 with one cause per invalid field.
+    /// 409 with a message of its own (server-side apply conflicts).
+    pub fn conflict_with_message(message: impl Into<String>) -> Self {
+        Self::new(409, "Conflict", message)
+    }
+
+    /// 422 with one cause per invalid field. `kind` is qualified by its group
+    /// as Kubernetes writes it (`Deployment.apps`; just `Pod` in core).
     pub fn invalid(kind: &str, name: &str, causes: Vec<(String, String)>) -> Self {
         let summary: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
-        let mut e = Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {}", summary.join(", ")));
+        let summary = match summary.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let mut e = Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {summary}"));
         let causes: Vec<Value> = causes
             .into_iter()
-            .map(|(field, message)| json!({"reason": "FieldValueInvalid", "field": field, "message": message}))
+            .map(|(field, message)| json!({"reason": cause_reason(&message), "message": message, "field": field}))
             .collect();
-        e.details = Some(json!({"name": name, "kind": kind, "causes": causes}));
+        let (bare_kind, group) = kind.split_once('.').unwrap_or((kind, ""));
+        let mut details = json!({"name": name, "kind": bare_kind, "causes": causes});
+        if !group.is_empty() {
+            details["group"] = json!(group);
+        }
+        e.details = Some(details);
+        e
+    }
+
+    /// 422 without details, as Kubernetes answers a JSON patch whose `test`
+    /// operation fails (kubectl: "The request is invalid: ...").
+    pub fn request_invalid() -> Self {
+        let mut e = Self::new(422, "Invalid", "the server rejected our request due to an error in our request");
+        e.details = Some(json!({}));
         e
     }
 
@@ -103,6 +126,12 @@ impl ApiError {
             "UnsupportedMediaType",
             format!("the body of the request was in an unknown format: {content_type}"),
         )
+    }
+
+    /// 500 without a reason: how Kubernetes refuses a server-side apply whose
+    /// body does not fit the type (kubectl prints `Error from server: ...`).
+    pub fn apply_failed(message: impl Into<String>) -> Self {
+        Self::new(500, "", message)
     }
 
     /// 500 for a fault inside the lab.
@@ -141,6 +170,20 @@ impl ApiError {
         }
         status
     }
+}
+
+/// The `reason` of a cause, from how its message starts (field.ErrorType).
+fn cause_reason(message: &str) -> &'static str {
+    const REASONS: &[(&str, &str)] = &[
+        ("Required value", "FieldValueRequired"),
+        ("Forbidden", "FieldValueForbidden"),
+        ("Unsupported value", "FieldValueNotSupported"),
+        ("Duplicate value", "FieldValueDuplicate"),
+        ("Too long", "FieldValueTooLong"),
+        ("Too many", "FieldValueTooMany"),
+        ("Not found", "FieldValueNotFound"),
+    ];
+    REASONS.iter().find(|(prefix, _)| message.starts_with(prefix)).map_or("FieldValueInvalid", |(_, reason)| reason)
 }
 
 impl IntoResponse for ApiError {

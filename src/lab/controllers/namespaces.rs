@@ -1,4 +1,5 @@
-//! Namespaces: every new namespace gets its `default` ServiceAccount; a
+//! Namespaces: every new namespace gets its `default` ServiceAccount and
+//! the ConfigMap `kube-root-ca.crt`; a
 //! namespace being deleted has its contents deleted, and goes when it is empty.
 
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use serde_json::json;
 use crate::lab::api::objects::{self, Propagation};
 use crate::lab::api::resources::{RESOURCES, by_key};
 use crate::lab::api::store::{Change, ChangeType, Store};
+use crate::lab::bootstrap::ROOT_CA_CONFIGMAP;
 
 /// Reacts to namespace changes.
 pub fn on_change(store: &Arc<Store>, change: &Change) {
@@ -21,12 +23,23 @@ pub fn on_change(store: &Arc<Store>, change: &Change) {
             if let Some(sa) = by_key("serviceaccounts") {
                 let _ = objects::create(store, sa, &name, json!({"metadata": {"name": "default"}}), false);
             }
+            publish_root_ca(store, &name);
         }
         ChangeType::Modified if !change.object["metadata"]["deletionTimestamp"].is_null() => {
             let store = store.clone();
             tokio::spawn(async move { empty_and_remove(&store, &name).await });
         }
         _ => {}
+    }
+}
+
+/// Copies the API server's CA (kube-system's `kube-root-ca.crt`) into
+/// namespace `ns`, as the root-ca-cert-publisher does.
+fn publish_root_ca(store: &Store, ns: &str) {
+    let Some(configmaps) = by_key("configmaps") else { return };
+    if let Some(source) = store.get(configmaps.key(), "kube-system", ROOT_CA_CONFIGMAP) {
+        let copy = json!({"metadata": {"name": ROOT_CA_CONFIGMAP}, "data": source["data"].clone()});
+        let _ = objects::create(store, configmaps, ns, copy, false);
     }
 }
 

@@ -18,6 +18,7 @@ use super::pod::PodHandle;
 use super::probes;
 use super::process::{PodNamespaces, SpawnMode, enter_pod, signal_group};
 use super::status::ContainerView;
+use super::termination;
 use crate::lab::api::objects;
 
 /// Everything needed to (re)start one container.
@@ -130,6 +131,7 @@ async fn start(
         .open(&path)
         .map_err(|e| StartError::Run(e.to_string()))?;
     let ns = PodNamespaces::of(sandbox).map_err(|e| StartError::Run(format!("pod sandbox gone: {e}")))?;
+    termination::reset(sandbox, &plan.spec);
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -271,7 +273,9 @@ async fn wait_backoff(
 ) -> bool {
     let delay = backoff(restarts);
     with_container(handle, ctx, plan.is_init, index, |c| {
-        c.restart_count = restarts;
+        // The count goes up when the container is started again, not while
+        // it waits out its back-off (as the kubelet reports it).
+        c.restart_count = if delay.is_zero() { restarts } else { restarts - 1 };
         c.last_state = c.state.clone();
         if !delay.is_zero() {
             let reason = "CrashLoopBackOff";
@@ -289,7 +293,10 @@ async fn wait_backoff(
         );
     }
     tokio::select! {
-        _ = tokio::time::sleep(delay) => true,
+        _ = tokio::time::sleep(delay) => {
+            with_container(handle, ctx, plan.is_init, index, |c| c.restart_count = restarts);
+            true
+        }
         _ = handle.terminating().cancelled() => false,
     }
 }
@@ -375,9 +382,15 @@ async fn run_once(
         Ended::Stopped(code) => (*code, None),
         Ended::LivenessFailed(code) => (*code, Some("Error")),
     };
+    let sandbox = handle.sandbox_pid.load(Ordering::SeqCst);
+    let message = termination::message(sandbox, &plan.spec, code, &current_log_path(handle, &plan.name));
     with_container(handle, ctx, plan.is_init, index, |c| {
         c.state = terminated(code, &started_at, reason);
-        c.ready = false;
+        if let Some(message) = message {
+            c.state["terminated"]["message"] = json!(message);
+        }
+        // A completed init container counts as ready (the kubelet says so).
+        c.ready = plan.is_init && code == 0 && matches!(ended, Ended::Exited(_));
         c.started = false;
     });
     (Some(ended), began.elapsed())

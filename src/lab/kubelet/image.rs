@@ -1,6 +1,10 @@
 //! Images map to host programs: the lab has no registry and no image store.
 //! Redis images run Debian's redis-server / redis-sentinel / redis-cli and
-//! follow the official image's entrypoint rules; shell images run the host's sh.
+//! follow the official image's entrypoint rules. Alpine and busybox images
+//! (and alpine-tagged redis) get a busybox userland of their own; Debian-based
+//! ones see the host's (Debian) system directories (`userland.rs`).
+
+use super::userland::Userland;
 
 /// What the lab knows about an image.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +19,11 @@ pub struct ImageInfo {
     pub dirs: Vec<String>,
     /// Whether the entrypoint is the official redis image's docker-entrypoint.sh.
     pub redis_entrypoint: bool,
+    /// The files the image's containers see.
+    pub userland: Userland,
+    /// A host program the image runs, bound into the pod at its entrypoint
+    /// (images built from this repository).
+    pub host_program: Option<String>,
 }
 
 /// Images other than redis that the lab maps, and to what.
@@ -36,13 +45,15 @@ pub fn resolve(image: &str, extra: &[(String, String)]) -> Result<ImageInfo, Str
         let path = image.split(['@', ':']).next().unwrap_or(image);
         !path.contains('/') || path.starts_with("docker.io/library/") || path.starts_with("library/")
     };
-    if let Some((_, program)) = extra.iter().find(|(name, _)| name == repo || name == image) {
+    if let Some((name, program)) = extra.iter().find(|(name, _)| name == repo || name == image) {
         return Ok(ImageInfo {
-            entrypoint: vec![program.clone()],
+            entrypoint: vec![format!("/usr/local/bin/{name}")],
             cmd: vec![],
             workdir: "/".into(),
             dirs: vec![],
             redis_entrypoint: false,
+            userland: Userland::Host,
+            host_program: Some(program.clone()),
         });
     }
     if official && repo == "redis" && !redis_tag_exists(image) {
@@ -58,6 +69,12 @@ pub fn resolve(image: &str, extra: &[(String, String)]) -> Result<ImageInfo, Str
             workdir: "/data".into(),
             dirs: vec!["/data".into()],
             redis_entrypoint: true,
+            host_program: None,
+            userland: if tag_of(image).contains("alpine") {
+                Userland::Busybox { alpine: true, redis: true }
+            } else {
+                Userland::Host
+            },
         });
     }
     if official && SHELL_IMAGES.contains(&repo) {
@@ -67,12 +84,24 @@ pub fn resolve(image: &str, extra: &[(String, String)]) -> Result<ImageInfo, Str
             workdir: "/".into(),
             dirs: vec![],
             redis_entrypoint: false,
+            host_program: None,
+            userland: match repo {
+                "busybox" => Userland::Busybox { alpine: false, redis: false },
+                "alpine" => Userland::Busybox { alpine: true, redis: false },
+                _ => Userland::Host,
+            },
         });
     }
     Err(format!(
         "image {image:?} is not available in the runbook lab: it runs official redis images (any tag) with Debian's \
-         Redis, and busybox/alpine/debian/ubuntu with the host's shell"
+         Redis, busybox and alpine with busybox, debian and ubuntu with the host's Debian tools"
     ))
+}
+
+/// The image's tag (`latest` when it has none).
+fn tag_of(image: &str) -> &str {
+    let last = image.split('@').next().unwrap_or(image).rsplit('/').next().unwrap_or(image);
+    last.split_once(':').map_or("latest", |(_, tag)| tag)
 }
 
 /// Whether a redis image tag has the shape the official image publishes
@@ -101,20 +130,34 @@ pub fn redis_tag_exists(image: &str) -> bool {
 }
 
 /// The official redis image's docker-entrypoint.sh, applied to `args`:
-/// options or a `.conf` first argument get `redis-server` in front, and
-/// `redis-server` gets `--protected-mode no` unless its config file sets
-/// protected-mode itself. `config_sets_protected_mode` reads a file in the pod.
-pub fn redis_entrypoint(mut args: Vec<String>, config_sets_protected_mode: impl Fn(&str) -> bool) -> Vec<String> {
+/// options or a `.conf` first argument get `redis-server` in front.
+pub fn redis_entrypoint(mut args: Vec<String>) -> Vec<String> {
     if args.first().is_some_and(|a| a.starts_with('-') || a.ends_with(".conf")) {
         args.insert(0, "redis-server".into());
     }
-    if args.first().map(String::as_str) == Some("redis-server") {
-        let config_wins = args.get(1).is_some_and(|c| !c.starts_with('-') && config_sets_protected_mode(c));
-        if !config_wins {
-            args.extend(["--protected-mode".into(), "no".into()]);
-        }
-    }
     args
+}
+
+/// The official redis images build Redis with protected mode off by default
+/// (their Dockerfile patches config.c), whether the server is started by
+/// the entrypoint or by a pod's `command`. The host's Redis has it on, so
+/// `--protected-mode no` is added unless the arguments or the config file
+/// (the first argument; `config_sets_protected_mode` reads it in the pod)
+/// decide. The upstream test bed's images do the same (images.py).
+pub fn official_protected_mode(
+    mut argv: Vec<String>,
+    config_sets_protected_mode: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let program = argv.first().map(|p| p.rsplit('/').next().unwrap_or(p).to_string()).unwrap_or_default();
+    if !matches!(program.as_str(), "redis-server" | "redis-sentinel") {
+        return argv;
+    }
+    let decided = argv.iter().any(|a| a == "--protected-mode")
+        || argv.get(1).is_some_and(|c| !c.starts_with('-') && config_sets_protected_mode(c));
+    if !decided {
+        argv.extend(["--protected-mode".into(), "no".into()]);
+    }
+    argv
 }
 
 /// The process a container runs, by the Kubernetes rules: `command` replaces
@@ -125,14 +168,17 @@ pub fn argv(
     args: &[String],
     config_sets_protected_mode: impl Fn(&str) -> bool,
 ) -> Vec<String> {
-    if !command.is_empty() {
-        return command.iter().chain(args).cloned().collect();
-    }
-    let rest: Vec<String> = if args.is_empty() { info.cmd.clone() } else { args.to_vec() };
-    if info.redis_entrypoint {
-        return redis_entrypoint(rest, config_sets_protected_mode);
-    }
-    info.entrypoint.iter().cloned().chain(rest).collect()
+    let argv: Vec<String> = if !command.is_empty() {
+        command.iter().chain(args).cloned().collect()
+    } else {
+        let rest: Vec<String> = if args.is_empty() { info.cmd.clone() } else { args.to_vec() };
+        if info.redis_entrypoint {
+            redis_entrypoint(rest)
+        } else {
+            info.entrypoint.iter().cloned().chain(rest).collect()
+        }
+    };
+    if info.redis_entrypoint { official_protected_mode(argv, config_sets_protected_mode) } else { argv }
 }
 
 #[cfg(test)]
@@ -182,11 +228,21 @@ mod tests {
     #[test]
     fn command_bypasses_the_entrypoint() {
         let redis = resolve("redis:alpine", &[]).unwrap();
-        // The seed's Deployment: protected mode stays on, as on a real cluster.
+        // The seed's Deployment: the official image's default (protected
+        // mode off) holds unless its config file says otherwise.
         assert_eq!(
             argv(&redis, &s(&["redis-server", "/redis-master/redis-config"]), &[], |_| false),
+            s(&["redis-server", "/redis-master/redis-config", "--protected-mode", "no"])
+        );
+        assert_eq!(
+            argv(&redis, &s(&["redis-server", "/redis-master/redis-config"]), &[], |_| true),
             s(&["redis-server", "/redis-master/redis-config"])
         );
+        assert_eq!(
+            argv(&redis, &s(&["/usr/local/bin/redis-server", "--protected-mode", "yes"]), &[], |_| false),
+            s(&["/usr/local/bin/redis-server", "--protected-mode", "yes"])
+        );
+        assert_eq!(argv(&redis, &s(&["sh", "-c", "redis-server"]), &[], |_| false), s(&["sh", "-c", "redis-server"]));
         assert_eq!(argv(&redis, &[], &[], |_| false), s(&["redis-server", "--protected-mode", "no"]));
         assert_eq!(
             argv(&redis, &[], &s(&["/etc/redis/redis.conf"]), |_| true),

@@ -4,7 +4,8 @@
 pub mod container;
 pub mod env;
 pub mod exec;
-pub mod image;
+pub mod fit;
+mod image;
 pub mod logs;
 pub mod netutil;
 pub mod network;
@@ -14,6 +15,8 @@ pub mod probes;
 pub mod process;
 pub mod sandbox;
 pub mod status;
+pub mod termination;
+pub mod userland;
 pub mod volumes;
 
 use std::collections::HashMap;
@@ -73,14 +76,22 @@ pub async fn run(ctx: Arc<KubeletCtx>) {
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
             change = changes.recv() => match change {
-                Ok(c) if c.resource == "pods" => handle(&ctx, &c.object, c.kind == ChangeType::Deleted),
-                // An uncordoned node takes the pods that waited for it.
-                Ok(c) if c.resource == "nodes" => {
-                    for pod in ctx.store.list("pods", None).0 {
-                        if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
-                            handle(&ctx, &pod, false);
-                        }
+                Ok(c) if c.resource == "pods" => {
+                    let deleted = c.kind == ChangeType::Deleted;
+                    handle(&ctx, &c.object, deleted);
+                    // A pod that goes or ends frees what it requested.
+                    let finished = matches!(c.object["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+                    if deleted || finished {
+                        retry_unscheduled(&ctx);
                     }
+                }
+                // An uncordoned node takes the pods that waited for it.
+                Ok(c) if c.resource == "nodes" => retry_unscheduled(&ctx),
+                Ok(c) if c.resource == "configmaps" || c.resource == "secrets" => {
+                    refresh_volumes(&ctx, c.resource == "secrets", &c.object);
+                }
+                Ok(c) if c.resource == "persistentvolumes" && c.kind == ChangeType::Deleted => {
+                    volumes::remove_provisioned_data(&ctx.state_dir, &c.object);
                 }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -93,6 +104,31 @@ pub async fn run(ctx: Arc<KubeletCtx>) {
         }
     }
     stop_all(&ctx).await;
+}
+
+/// Updates the volumes of the running pods that mount `object` (a ConfigMap
+/// or Secret that changed).
+fn refresh_volumes(ctx: &Arc<KubeletCtx>, secret: bool, object: &Value) {
+    let (ns, name) = objects::ns_name(object);
+    let field = if secret { ("secret", "secretName") } else { ("configMap", "name") };
+    let handles: Vec<Arc<PodHandle>> = ctx.pods.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+    for handle in handles.iter().filter(|h| h.ns == ns) {
+        let Some(pod) = ctx.store.get("pods", &ns, &handle.name) else { continue };
+        let mounts_it =
+            pod["spec"]["volumes"].as_array().into_iter().flatten().any(|v| v[field.0][field.1] == name.as_str());
+        if mounts_it {
+            volumes::refresh_projected(&ctx.store, &handle.dir, &pod);
+        }
+    }
+}
+
+/// Tries again the pods the scheduler could not place.
+fn retry_unscheduled(ctx: &Arc<KubeletCtx>) {
+    for pod in ctx.store.list("pods", None).0 {
+        if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+            handle(ctx, &pod, false);
+        }
+    }
 }
 
 async fn stop_all(ctx: &KubeletCtx) {
@@ -139,25 +175,44 @@ fn handle(ctx: &Arc<KubeletCtx>, pod: &Value, deleted: bool) {
 }
 
 /// The scheduler's whole job on one node: bind the pod to it, unless the node
-/// is cordoned (then the pod stays Pending, Unschedulable, as on a real cluster).
+/// is cordoned or has too little CPU or memory left (then the pod stays
+/// Pending, Unschedulable, as on a real cluster, and is tried again later).
 fn schedule(ctx: &KubeletCtx, pod: &Value) {
     let Some(pods) = by_key("pods") else { return };
     let (ns, name) = objects::ns_name(pod);
-    let cordoned = ctx.store.get("nodes", "", NODE_NAME).is_some_and(|n| n["spec"]["unschedulable"] == true);
-    if cordoned {
-        let marked =
-            pod["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["reason"] == "Unschedulable");
+    let node = ctx.store.get("nodes", "", NODE_NAME);
+    let why_not = if node.as_ref().is_some_and(|n| n["spec"]["unschedulable"] == true) {
+        Some("0/1 nodes are available: 1 node(s) were unschedulable.".to_string())
+    } else {
+        let (all, _) = ctx.store.list("pods", None);
+        let placed: Vec<&Value> = all
+            .iter()
+            .map(|p| p.as_ref())
+            .filter(|p| {
+                p["spec"]["nodeName"] == NODE_NAME
+                    && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+            })
+            .collect();
+        let allocatable = node.as_ref().map(|n| n["status"]["allocatable"].clone()).unwrap_or_default();
+        fit::misfit(pod, &allocatable, &placed)
+    };
+    if let Some(message) = why_not {
+        let marked = pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["reason"] == "Unschedulable" && c["message"] == message.as_str());
         if !marked {
             let mut next = pod.clone();
             next["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                "message": "0/1 nodes are available: 1 node(s) were unschedulable.", "lastTransitionTime": objects::now()}]);
+                "message": message, "lastProbeTime": null, "lastTransitionTime": objects::now()}]);
             if let Ok(stored) = objects::update(&ctx.store, pods, &ns, &name, next, Part::Status) {
                 objects::record_event(
                     &ctx.store,
                     &stored,
                     "Warning",
                     "FailedScheduling",
-                    "0/1 nodes are available: 1 node(s) were unschedulable.",
+                    &message,
                     "default-scheduler",
                 );
             }

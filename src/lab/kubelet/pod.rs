@@ -19,6 +19,7 @@ use super::image;
 use super::process::{SpawnMode, host_child};
 use super::sandbox::{SandboxMount, SandboxSpec};
 use super::status::{self, ContainerView, PodView};
+use super::userland::Userland;
 use super::volumes;
 use crate::lab::api::objects;
 use crate::lab::api::resources::by_key;
@@ -219,10 +220,21 @@ async fn run_until_deleted(
         }
     }
 
+    for (_, info) in &images {
+        if let (Some(program), Some(target)) = (&info.host_program, info.entrypoint.first())
+            && !mounts.iter().any(|m| &m.target == target)
+        {
+            mounts.push(SandboxMount { source: program.into(), target: target.clone(), read_only: true });
+        }
+    }
     let ip = ctx.network.allocate()?;
     *ip_slot = Some(ip);
     let image_dirs: Vec<String> = images.iter().flat_map(|(_, info)| info.dirs.clone()).collect();
-    let (child, pid) = start_sandbox(ctx, handle, pod, ip, mounts, image_dirs).await?;
+    // One root per pod: its first app container's image decides the userland
+    // (docs/lab.md: containers of a pod share a root filesystem).
+    let userland = images.get(inits.len()).map_or(Userland::Host, |(_, info)| info.userland);
+    let image_root = userland.root(&ctx.state_dir.join("userlands"))?;
+    let (child, pid) = start_sandbox(ctx, handle, pod, ip, mounts, image_dirs, image_root).await?;
     *sandbox_slot = Some(child);
     handle.sandbox_pid.store(pid, Ordering::SeqCst);
     ctx.network.attach(pid, ip).await?;
@@ -325,6 +337,7 @@ async fn start_sandbox(
     ip: Ipv4Addr,
     mounts: Vec<SandboxMount>,
     image_dirs: Vec<String>,
+    image_root: PathBuf,
 ) -> anyhow::Result<(tokio::process::Child, u32)> {
     std::fs::create_dir_all(&handle.dir)?;
     let hostname = pod["spec"]["hostname"].as_str().unwrap_or(&handle.name).to_string();
@@ -335,6 +348,7 @@ async fn start_sandbox(
         resolv_conf: resolv_conf(pod),
         mounts,
         image_dirs,
+        image_root,
     };
     let spec_path = handle.dir.join("sandbox.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec)?)?;

@@ -72,7 +72,16 @@ pub async fn run_once(
 ) -> Result<(), String> {
     let timeout = Duration::from_secs(ProbeSettings::of(probe).timeout);
     if let Some(command) = probe["exec"]["command"].as_array() {
-        let argv: Vec<String> = command.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect();
+        // As the kubelet does, `$(VAR)` is expanded with the container's
+        // static env (`value`, not `valueFrom`).
+        let static_env: Vec<(String, String)> = container["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+            .collect();
+        let argv: Vec<String> =
+            command.iter().map(|v| super::env::expand(v.as_str().unwrap_or_default(), &static_env)).collect();
         let (program, args) = argv.split_first().ok_or("empty exec probe command")?;
         let ns = PodNamespaces::of(sandbox).map_err(|e| e.to_string())?;
         let mut cmd = tokio::process::Command::new(program);

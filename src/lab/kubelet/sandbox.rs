@@ -4,11 +4,11 @@
 //! Containers, exec sessions and probes join its namespaces; when it exits, the
 //! kernel removes the namespaces with their mounts and interfaces.
 //!
-//! The root filesystem is a directory of the state dir in which the host's
-//! system directories appear through symlinks into `/.host` (a read-only bind of
-//! the host root), so host programs run unchanged, while every directory on the
-//! way to a volume mount is a real directory of the pod: nothing the pod mounts
-//! or writes lands on the host outside the state dir.
+//! The root filesystem is a directory of the state dir in which the image's
+//! system directories (the host's, or an image root of its own: userland.rs)
+//! appear as read-only bind mounts, while every directory on the way to a
+//! volume mount is a real directory of the pod: nothing the pod mounts or
+//! writes lands on the host outside the state dir.
 
 use std::ffi::CString;
 use std::fs;
@@ -36,6 +36,9 @@ pub struct SandboxSpec {
     pub mounts: Vec<SandboxMount>,
     /// Directories the image provides (e.g. `/data` for redis), made empty.
     pub image_dirs: Vec<String>,
+    /// The system root the pod's system directories come from, read-only:
+    /// `/` (the host) or an image's own root (see `userland.rs`).
+    pub image_root: PathBuf,
 }
 
 /// One bind mount into the pod.
@@ -49,7 +52,7 @@ pub struct SandboxMount {
     pub read_only: bool,
 }
 
-/// Host top-level entries a pod sees (through `/.host`); the rest (home
+/// Top-level entries of the image root a pod sees; the rest (home
 /// directories, /work, /root, /tmp…) stays out of the pod.
 const HOST_ENTRIES: &[&str] =
     &["bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "opt", "var", "srv", "dev", "sys"];
@@ -80,19 +83,19 @@ fn build_root(spec: &SandboxSpec) -> anyhow::Result<()> {
     mount(Some(root), root, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .context("binding the rootfs")?;
 
-    let host = root.join(".host");
-    fs::create_dir_all(&host)?;
-    mount(Some("/"), &host, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .context("binding the host root")?;
-    mount(None::<&str>, &host, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
-        .context("making the host root read-only")?;
-
     let mut expand: Vec<PathBuf> = spec.mounts.iter().map(|m| PathBuf::from(&m.target)).collect();
     expand.extend(spec.image_dirs.iter().map(PathBuf::from));
-    expand.push(PathBuf::from("/etc/hosts"));
+    // The files write_etc gives the pod: never bound from the image.
+    expand.extend(["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"].map(PathBuf::from));
+    let own_root = spec.image_root != Path::new("/");
     for entry in HOST_ENTRIES {
-        graft(Path::new("/").join(entry).as_path(), root, &expand)?;
+        // Every pod gets a /dev of its own (below); an image of its own has no /sys.
+        if *entry == "dev" || (own_root && *entry == "sys") {
+            continue;
+        }
+        graft(&spec.image_root, Path::new("/").join(entry).as_path(), root, &expand)?;
     }
+    minimal_dev(root)?;
     for dir in ["tmp", "run", "root", "proc", "home"] {
         fs::create_dir_all(root.join(dir))?;
     }
@@ -128,37 +131,86 @@ fn in_root(root: &Path, pod_path: &str) -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
-/// Makes `host_path` appear in the pod: a symlink into `/.host`, or, where a
-/// path to expand runs through it, a real directory whose entries are grafted
-/// in turn.
-fn graft(host_path: &Path, root: &Path, expand: &[PathBuf]) -> anyhow::Result<()> {
-    let Ok(meta) = fs::symlink_metadata(host_path) else { return Ok(()) };
-    let rel = host_path.strip_prefix("/").unwrap_or(host_path);
+/// Host files a pod of a Debian-based image must not see, though the rest of
+/// the host's /etc is its /etc.
+const HIDDEN: &[&str] =
+    &["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers", "/etc/sudoers.d", "/etc/ssh"];
+
+/// Makes `pod_path` of the image root appear in the pod, read-only: a bind
+/// mount of it, or, where a path to expand (a volume, an image directory,
+/// a file the pod gets its own copy of) runs through it, a real directory
+/// whose entries are grafted in turn. Symlinks are copied as they are, so
+/// they resolve inside the pod (`readlink -f /bin/sh` says `/bin/busybox`).
+fn graft(image_root: &Path, pod_path: &Path, root: &Path, expand: &[PathBuf]) -> anyhow::Result<()> {
+    let rel = pod_path.strip_prefix("/").unwrap_or(pod_path);
+    let source = image_root.join(rel);
+    let Ok(meta) = fs::symlink_metadata(&source) else { return Ok(()) };
     let in_pod = root.join(rel);
     if meta.file_type().is_symlink() {
-        let target = fs::read_link(host_path)?;
-        if expand.iter().any(|p| p.starts_with(host_path)) && target.is_relative() {
-            // e.g. /lib64 -> usr/lib64 with a mount below it: follow the link.
-            symlink(&target, &in_pod)?;
-            return Ok(());
-        }
-        symlink(&target, &in_pod)?;
+        symlink(fs::read_link(&source)?, &in_pod)?;
         return Ok(());
     }
-    let needs_expansion = meta.is_dir() && expand.iter().any(|p| p.starts_with(host_path) && p != host_path);
-    if !needs_expansion {
-        symlink(Path::new("/.host").join(rel), &in_pod)?;
+    if HIDDEN.iter().any(|hidden| pod_path == Path::new(hidden)) {
         return Ok(());
     }
-    fs::create_dir_all(&in_pod)?;
-    for entry in fs::read_dir(host_path)? {
-        let entry = entry?;
-        let child = host_path.join(entry.file_name());
-        if expand.contains(&child) && !child.is_dir() {
-            continue; // a file the pod gets its own copy of (e.g. /etc/hosts)
+    let needs_expansion = meta.is_dir() && expand.iter().any(|p| p.starts_with(pod_path) && p != pod_path);
+    if needs_expansion {
+        fs::create_dir_all(&in_pod)?;
+        for entry in fs::read_dir(&source)? {
+            graft(image_root, &pod_path.join(entry?.file_name()), root, expand)?;
         }
-        graft(&child, root, expand)?;
+        return Ok(());
     }
+    if !meta.is_dir() && expand.iter().any(|p| p == pod_path) {
+        return Ok(()); // a file the pod gets its own copy of (e.g. /etc/hosts)
+    }
+    if meta.is_dir() {
+        fs::create_dir_all(&in_pod)?;
+    } else if meta.is_file() {
+        fs::File::create(&in_pod)?;
+    } else {
+        return Ok(()); // sockets, fifos, devices: not part of an image
+    }
+    // Not recursive: what is mounted below a host directory (/sys/fs/cgroup,
+    // another file system) stays out of the pod.
+    mount(Some(&source), &in_pod, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .with_context(|| format!("binding {}", pod_path.display()))?;
+    mount(
+        None::<&str>,
+        &in_pod,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .with_context(|| format!("making {} read-only", pod_path.display()))?;
+    Ok(())
+}
+
+/// The /dev a container runtime gives: a tmpfs with the harmless devices
+/// bound from the host, the standard links, and /dev/shm.
+fn minimal_dev(root: &Path) -> anyhow::Result<()> {
+    let dev = root.join("dev");
+    fs::create_dir_all(&dev)?;
+    mount(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=755,size=65536k"))
+        .context("mounting /dev")?;
+    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = dev.join(name);
+        fs::File::create(&target)?;
+        mount(Some(&Path::new("/dev").join(name)), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .with_context(|| format!("binding /dev/{name}"))?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(target, dev.join(name))?;
+    }
+    let shm = dev.join("shm");
+    fs::create_dir_all(&shm)?;
+    mount(Some("shm"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777,size=65536k"))
+        .context("mounting /dev/shm")?;
     Ok(())
 }
 

@@ -18,6 +18,70 @@ pub fn host_path_dir(state_dir: &Path, path: &str) -> PathBuf {
     state_dir.join("hostpath").join(path.trim_start_matches('/'))
 }
 
+/// Brings a running pod's configMap and secret volumes up to date with their
+/// objects, as the kubelet's periodic volume sync does. Each file is
+/// replaced by a new one (write, then rename), so a subPath mount, bound to
+/// the old file, keeps its content, as on a real cluster.
+pub fn refresh_projected(store: &Store, pod_dir: &Path, pod: &Value) {
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+    for volume in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+        let (data, source) = if let Some(name) = volume["configMap"]["name"].as_str() {
+            (store.get("configmaps", ns, name).map(|o| configmap_data(&o)), &volume["configMap"])
+        } else if let Some(name) = volume["secret"]["secretName"].as_str() {
+            (store.get("secrets", ns, name).map(|o| secret_data(&o)), &volume["secret"])
+        } else {
+            continue;
+        };
+        let Some(data) = data else { continue }; // gone: the kubelet keeps the last content
+        let dir = pod_dir.join("volumes").join(volume["name"].as_str().unwrap_or_default());
+        let fresh = dir.with_extension("refresh");
+        let _ = fs::remove_dir_all(&fresh);
+        if fs::create_dir_all(&fresh).is_err()
+            || project_keys(&fresh, &data, &source["items"], mode_of(&source["defaultMode"], 0o644)).is_err()
+        {
+            let _ = fs::remove_dir_all(&fresh);
+            continue;
+        }
+        sync_dir(&fresh, &dir);
+        let _ = fs::remove_dir_all(&fresh);
+    }
+}
+
+/// Makes `dir` hold what `fresh` holds, file by file, by rename.
+fn sync_dir(fresh: &Path, dir: &Path) {
+    let names = |d: &Path| -> Vec<std::ffi::OsString> {
+        fs::read_dir(d).into_iter().flatten().flatten().map(|e| e.file_name()).collect()
+    };
+    let wanted = names(fresh);
+    for name in names(dir) {
+        if !wanted.contains(&name) {
+            let path = dir.join(&name);
+            let _ = fs::remove_file(&path).or_else(|_| fs::remove_dir_all(&path));
+        }
+    }
+    for name in wanted {
+        let (from, to) = (fresh.join(&name), dir.join(&name));
+        if from.is_dir() {
+            let _ = fs::create_dir_all(&to);
+            sync_dir(&from, &to);
+        } else if fs::read(&from).ok() != fs::read(&to).ok()
+            || fs::metadata(&from).map(|m| m.permissions()).ok() != fs::metadata(&to).map(|m| m.permissions()).ok()
+        {
+            let _ = fs::rename(&from, &to);
+        }
+    }
+}
+
+/// Removes the data of a volume the lab's provisioner made, once the volume
+/// is deleted (reclaim policy Delete), as a real provisioner deletes the disk.
+pub fn remove_provisioned_data(state_dir: &Path, pv: &serde_json::Value) {
+    let provisioned = pv["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"]
+        == crate::lab::controllers::volumes::PROVISIONER;
+    if let (true, Some(path)) = (provisioned, pv["spec"]["hostPath"]["path"].as_str()) {
+        let _ = std::fs::remove_dir_all(host_path_dir(state_dir, path));
+    }
+}
+
 /// Why a volume could not be prepared (a FailedMount event).
 pub type MountError = String;
 
