@@ -53,24 +53,22 @@ pub fn dns1123_label(value: &str) -> Vec<String> {
 
 /// What is wrong with `value` as an RFC 1123 subdomain (most object names).
 pub fn dns1123_subdomain(value: &str) -> Vec<String> {
-    let mut errors = Vec::new();
-    if value.len() > 253 {
-        errors.push(max_len(253));
-    }
-    if !SUBDOMAIN.is_match(value) {
-        errors.push(regex_error(SUBDOMAIN_MSG, &subdomain_fmt(), &["example.com"]));
-    }
-    errors
+    checked(value, 253, &SUBDOMAIN, || regex_error(SUBDOMAIN_MSG, &subdomain_fmt(), &["example.com"]))
 }
 
 /// What is wrong with `value` as a DNS-1035 label (Service names).
 pub fn dns1035_label(value: &str) -> Vec<String> {
+    checked(value, 63, &DNS1035, || regex_error(DNS1035_MSG, DNS1035_FMT, &["my-name", "abc-123"]))
+}
+
+/// The length error, then the pattern error, as Kubernetes lists them.
+fn checked(value: &str, max: usize, pattern: &Regex, mismatch: impl Fn() -> String) -> Vec<String> {
     let mut errors = Vec::new();
-    if value.len() > 63 {
-        errors.push(max_len(63));
+    if value.len() > max {
+        errors.push(max_len(max));
     }
-    if !DNS1035.is_match(value) {
-        errors.push(regex_error(DNS1035_MSG, DNS1035_FMT, &["my-name", "abc-123"]));
+    if !pattern.is_match(value) {
+        errors.push(mismatch());
     }
     errors
 }
