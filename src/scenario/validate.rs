@@ -272,11 +272,17 @@ impl Checker<'_> {
                 self.check_manifest(&step.id, file, inline);
             }
         }
+        // Every duration a step can carry: one left out here validates and
+        // then quietly becomes its default at run time.
         let timeouts = [
             step.wait.as_ref().and_then(|w| w.timeout.clone()),
             step.delete.as_ref().and_then(|d| d.timeout.clone()),
             step.retry_for.clone(),
             step.cluster_failover.as_ref().and_then(|f| f.timeout.clone()),
+            step.sentinel_failover.as_ref().and_then(|f| f.timeout.clone()),
+            step.sentinel_restart.as_ref().and_then(|r| r.timeout.clone()),
+            step.http_load.as_ref().and_then(|l| l.timeout.clone()),
+            step.http_load.as_ref().and_then(|l| l.settle.clone()),
         ];
         for t in timeouts.into_iter().flatten() {
             if parse_duration(&t).is_none() {
@@ -360,6 +366,16 @@ pub fn validate(scenario: &Scenario) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_duration_field_is_checked() {
+        let text = "name: t\ntitle: t\nobjective: t\nsteps:\n- id: load\n  title: t\n  explanation: t\n  \
+                    httpLoad: {service: {kind: Service, name: s}, path: /, timeout: 3 minutes, settle: soon}\n";
+        let problems = crate::scenario::Scenario::from_memory("t.yaml", text, BTreeMap::new()).unwrap_err();
+        let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        assert!(messages.iter().any(|m| m.contains("\"3 minutes\" is not a duration")), "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("\"soon\" is not a duration")), "{messages:?}");
+    }
 
     #[test]
     fn absurd_durations_are_refused_not_a_panic() {
