@@ -128,6 +128,10 @@ impl Lab {
                 pods: Default::default(),
             });
             tasks.push(tokio::spawn(kubelet::run(ctx.clone())));
+            // The busybox roots are built now rather than by the first pod
+            // that needs one (a pod starting meanwhile waits for it).
+            let userlands = config.state_dir.join("userlands");
+            tokio::task::spawn_blocking(move || kubelet::userland::Userland::prebuild(&userlands));
             let dns_addr = std::net::SocketAddr::from((kubelet::network::GATEWAY, 53));
             tasks.push(net::dns::start(store.clone(), network.holder_pid(), dns_addr, shutdown.clone())?);
             let proxy = net::proxy::ServiceProxy::new(store.clone(), network.holder_pid(), shutdown.clone());

@@ -68,11 +68,17 @@ async fn twenty_runs_interrupted_at_random_points_leave_nothing_behind() {
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let kubeconfig = t.lab.kubeconfig.display().to_string();
-    // How long a whole run takes here: the signals fall within it.
-    let began = Instant::now();
-    let out = runbook(&["run", "redis-cache", "--kubeconfig", &kubeconfig], t.dir.path()).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    let whole = began.elapsed();
+    // How long a whole run takes here: the signals fall within it. The
+    // second run is measured: the first also pays for what a lab does once
+    // (an image's root, the first pod network), which would stretch the
+    // window past the runs that follow.
+    let mut whole = Duration::ZERO;
+    for _ in 0..2 {
+        let began = Instant::now();
+        let out = runbook(&["run", "redis-cache", "--kubeconfig", &kubeconfig], t.dir.path()).await;
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+        whole = began.elapsed();
+    }
     eprintln!("an uninterrupted run takes {whole:?}");
     let mut rng = seeded_rng("interrupted runs");
     let mut interrupted = 0;

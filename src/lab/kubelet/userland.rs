@@ -75,6 +75,19 @@ impl Userland {
     }
 }
 
+impl Userland {
+    /// Builds the roots of the images the scenarios use most (redis:alpine,
+    /// busybox), ignoring failures: a pod that needs one tries again and
+    /// reports why.
+    pub fn prebuild(dir: &Path) {
+        for userland in
+            [Userland::Busybox { alpine: true, redis: true }, Userland::Busybox { alpine: false, redis: false }]
+        {
+            let _ = userland.root(dir);
+        }
+    }
+}
+
 fn build(root: &Path, alpine: bool, redis: bool) -> anyhow::Result<()> {
     let mut files = Files { root: root.to_path_buf(), copied: BTreeSet::new() };
     for dir in ["bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin", "etc", "lib", "var", "home"] {
