@@ -175,15 +175,7 @@ fn graft(image_root: &Path, pod_path: &Path, root: &Path, expand: &[PathBuf]) ->
     // another file system) stays out of the pod.
     mount(Some(&source), &in_pod, None::<&str>, MsFlags::MS_BIND, None::<&str>)
         .with_context(|| format!("binding {}", pod_path.display()))?;
-    mount(
-        None::<&str>,
-        &in_pod,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-        None::<&str>,
-    )
-    .with_context(|| format!("making {} read-only", pod_path.display()))?;
-    Ok(())
+    remount_read_only(&in_pod)
 }
 
 /// The /dev a container runtime gives: a tmpfs with the harmless devices
@@ -248,15 +240,15 @@ fn bind_volume(root: &Path, m: &SandboxMount) -> anyhow::Result<()> {
     mount(Some(&m.source), &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .with_context(|| format!("mounting {} at {}", m.source.display(), m.target))?;
     if m.read_only {
-        mount(
-            None::<&str>,
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None::<&str>,
-        )?;
+        remount_read_only(&target)?;
     }
     Ok(())
+}
+
+/// Makes a bind mount read-only (a bind cannot be made read-only in one call).
+fn remount_read_only(target: &Path) -> anyhow::Result<()> {
+    mount(None::<&str>, target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
+        .with_context(|| format!("making {} read-only", target.display()))
 }
 
 /// Checks that the lab can run pods here (root, namespaces); the error names
