@@ -17,10 +17,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import build  # noqa: E402
 import cluster  # noqa: E402
+import processes  # noqa: E402
 from layout import REPO, Layout  # noqa: E402
 
 
 def interrupted(signum, frame):
+    # Python drops an exception raised in a finalizer (a Popen's __del__, say),
+    # so one raised here can vanish if the signal lands in one; the boot then
+    # ran on (a CI run). processes.interruption_point() raises it again.
+    processes.INTERRUPTED = signum
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -28,6 +33,7 @@ def hold_signals():
     """A second Ctrl-C or SIGTERM must not cut a teardown short."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    processes.INTERRUPTED = None  # the teardown's own waits must run
 
 
 def main():

@@ -225,8 +225,17 @@ spec:
   - name: probe
     image: busybox:1.36
     command: ["sh", "-c"]
+    # CoreDNS (started just before) syncs with the API, and kube-proxy programs
+    # the kube-dns Service, a moment after the node is Ready: one try can lose
+    # that race (a CI boot did), so the pod tries for up to 60 s.
     args:
-    - nslookup kubernetes.default.svc.cluster.local && nc -w 3 kubernetes.default.svc.cluster.local 443 </dev/null && echo routed
+    - |
+      for try in $(seq 30); do
+        nslookup kubernetes.default.svc.cluster.local &&
+          nc -w 3 kubernetes.default.svc.cluster.local 443 </dev/null && echo "routed (try $try)" && exit 0
+        sleep 2
+      done
+      exit 1
 """
 
 
@@ -237,12 +246,14 @@ def prove_ready(lay):
     def finished():
         phase = kubectl(lay, "-n", "kube-system", "get", "pod", "upstream-ready-probe", "-o",
                         "jsonpath={.status.phase}").stdout
-        if phase == "Failed":
-            logs = kubectl(lay, "-n", "kube-system", "logs", "upstream-ready-probe", check=False)
-            raise RuntimeError(f"the probe pod failed: {logs.stdout}{logs.stderr}")
-        return phase == "Succeeded"
+        return phase if phase in ("Succeeded", "Failed") else None
     try:
-        processes.wait_for("probe pod (runs, DNS, Service routing)", finished, 120)
+        # wait_for retries a probe that raises, so a failed pod is reported here.
+        phase = processes.wait_for("probe pod (runs, DNS, Service routing)", finished, 120)
+        logs = kubectl(lay, "-n", "kube-system", "logs", "upstream-ready-probe", check=False)
+        if phase == "Failed":
+            raise RuntimeError(f"the probe pod failed: {logs.stdout}{logs.stderr}")
+        say(f"probe pod: {(logs.stdout.strip().splitlines() or ['?'])[-1]}")
         # The API serves metrics once metrics-server has scraped the node once.
         processes.wait_for("metrics API", lambda: kubectl(lay, "get", "--raw",
                                                            "/apis/metrics.k8s.io/v1beta1/nodes",

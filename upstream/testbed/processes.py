@@ -12,7 +12,19 @@ import subprocess
 import time
 
 
+# The signal that interrupted `up`, once one has (set by its handler).
+INTERRUPTED = None
+
+
+def interruption_point():
+    """Raises KeyboardInterrupt if `up` was interrupted, even when the handler's
+    own exception was lost in a finalizer."""
+    if INTERRUPTED is not None:
+        raise KeyboardInterrupt(f"signal {INTERRUPTED}")
+
+
 def start(lay, name, argv, env=None):
+    interruption_point()
     os.makedirs(lay.logs, exist_ok=True)
     os.makedirs(lay.pids, exist_ok=True)
     log = open(lay.log(name), "ab")
@@ -122,6 +134,7 @@ def wait_for(what, probe, timeout, interval=0.25, alive=None):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
+        interruption_point()
         if alive and not running(*alive):
             raise RuntimeError(f"{what}: the process exited (see {alive[0].log(alive[1])})")
         try:
