@@ -3,7 +3,7 @@
 FROM rust:1.89-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --bin counter-service
+RUN cargo build --release -p counter-service
 
 FROM debian:bookworm-slim
 COPY --from=build /src/target/release/counter-service /usr/local/bin/counter-service

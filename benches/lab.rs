@@ -18,7 +18,7 @@ async fn main() {
         let lab = Lab::start(LabConfig { run_pods: false, ..LabConfig::new(dir.path().join(format!("lab{i}"))) })
             .await
             .unwrap();
-        let client = lab.client().await.unwrap();
+        let client = runbook::k8s::client::client_for(&lab.kubeconfig).await.unwrap();
         let namespaces: Api<Namespace> = Api::all(client);
         namespaces.list(&ListParams::default()).await.expect("first request succeeds");
         startup.push(started.elapsed());
@@ -27,7 +27,7 @@ async fn main() {
     common::report("lab start -> first successful request", startup, Duration::from_millis(300));
 
     let lab = Lab::start(LabConfig { run_pods: false, ..LabConfig::new(dir.path().join("list")) }).await.unwrap();
-    let client = lab.client().await.unwrap();
+    let client = runbook::k8s::client::client_for(&lab.kubeconfig).await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     for i in 0..1000 {
         let cm: ConfigMap = serde_json::from_value(serde_json::json!({

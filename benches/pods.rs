@@ -32,7 +32,7 @@ fn pod_ready(pod: &Pod) -> bool {
 
 #[tokio::main]
 async fn main() {
-    let runbook = runbook::lab::find_helper().expect("runbook binary built");
+    let runbook = runbook::lab_host::runbook_binary().expect("runbook binary built");
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("lab");
     let up = std::process::Command::new(&runbook)

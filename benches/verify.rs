@@ -34,7 +34,7 @@ fn time(mut cmd: Command) -> Duration {
 }
 
 fn main() {
-    let runbook = runbook::lab::find_helper().expect("runbook binary built");
+    let runbook = runbook::lab_host::runbook_binary().expect("runbook binary built");
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("lab");
     let ok = Command::new(&runbook).args(["lab", "up", "--detach", "--state-dir"]).arg(&state).output().unwrap();

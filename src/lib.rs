@@ -2,11 +2,14 @@
 //! shell around this library so tests and benchmarks drive the same code.
 
 pub mod cli;
-pub mod counter;
 pub mod engine;
 pub mod exit;
 pub mod interrupt;
-pub mod kube;
-pub mod lab;
+pub mod k8s;
+pub mod lab_host;
+pub mod poll;
 pub mod report;
 pub mod scenario;
+
+/// The embedded lab cluster (its own crate, `runbook-lab`).
+pub use runbook_lab as lab;

@@ -8,8 +8,8 @@ use clap::Args;
 
 use super::common::{KubeconfigArgs, duration_arg};
 use crate::exit;
-use crate::kube::client::{self, ClusterChoice};
-use crate::kube::leftovers;
+use crate::k8s::client::{self, ClusterChoice};
+use crate::k8s::leftovers;
 
 /// Options of `cleanup`.
 #[derive(Debug, Args)]

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::exit;
-use crate::kube::client::ClusterChoice;
-use crate::report::{Reporter, audit::AuditReport, json::JsonReport, junit::JunitReport, progress::Progress};
+use crate::k8s::client::ClusterChoice;
+use crate::report::{Reporter, Sink, audit::AuditReport, json::JsonReport, junit::JunitReport, progress::Progress};
 use crate::scenario::Scenario;
 
 /// Which scenario.
@@ -115,12 +115,12 @@ impl ReportArgs {
     /// The reporters: terminal progress and the requested files.
     pub fn reporters(&self) -> crate::report::Reporters {
         let mut reporters = crate::report::Reporters::default();
-        reporters.push(Box::new(Progress::new(self.quiet)));
+        reporters.push(Box::new(Progress::new(self.quiet, Sink::Stdout)));
         for spec in &self.reports {
             let r: Box<dyn Reporter> = match spec {
-                ReportSpec::Json(p) => Box::new(JsonReport::new(p.clone())),
-                ReportSpec::Junit(p) => Box::new(JunitReport::new(p.clone())),
-                ReportSpec::Audit(p) => Box::new(AuditReport::new(p.clone())),
+                ReportSpec::Json(p) => Box::new(JsonReport::new(Sink::File(p.clone()))),
+                ReportSpec::Junit(p) => Box::new(JunitReport::new(Sink::File(p.clone()))),
+                ReportSpec::Audit(p) => Box::new(AuditReport::new(Sink::File(p.clone()))),
             };
             reporters.push(r);
         }

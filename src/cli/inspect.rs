@@ -66,7 +66,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     let s = args.scenario.load()?;
     let vars = s.parameters(&args.scenario.set).map_err(exit::invalid)?;
     let render = |t: &str| template::render(t, &vars).unwrap_or_else(|_| t.to_string());
-    let steps: Vec<_> = s.steps().into_iter().filter(|st| !args.verify || st.kind == StepKind::Check).collect();
+    let steps: Vec<_> = s.steps().iter().filter(|st| !args.verify || st.kind == StepKind::Check).collect();
     for (i, step) in steps.iter().enumerate() {
         println!(
             "{:>2}. [{}] {} — {}",
@@ -75,14 +75,8 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
             step.spec.id,
             render(&step.spec.title)
         );
-        println!("    $ {}", command::kubectl(&step.spec, None, &render));
-        let expect =
-            step.spec.assert.as_ref().map(|a| &a.expect).or(step.spec.redis.as_ref().map(|r| &r.expect)).or(step
-                .spec
-                .exec
-                .as_ref()
-                .map(|e| &e.expect));
-        if let Some(e) = expect {
+        println!("    $ {}", command::kubectl(&step.action, None, &render));
+        if let Some(e) = step.action.expectation() {
             let words = crate::engine::expect::describe(e, &render);
             if !words.is_empty() {
                 println!("    expect: {words}");
@@ -92,7 +86,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     if !args.verify && !s.file.cleanup.is_empty() {
         println!("cleanup:");
         for step in s.cleanup_steps() {
-            println!("    $ {}", command::kubectl(&step.spec, None, &render));
+            println!("    $ {}", command::kubectl(&step.action, None, &render));
         }
     }
     Ok(exit::SUCCESS)

@@ -121,7 +121,7 @@ async fn up_foreground(args: &UpArgs) -> anyhow::Result<u8> {
             dir.display()
         )));
     }
-    let config = LabConfig { port: args.port, run_pods: !args.api_only, ..LabConfig::new(dir.clone()) };
+    let config = LabConfig { port: args.port, run_pods: !args.api_only, ..crate::lab_host::lab_config(dir.clone())? };
     let lab = Lab::start(config).await?;
     std::fs::write(state_dir::pid_file(&dir), std::process::id().to_string())?;
     println!("runbook lab serving on {} (context {})", lab.server_url(), crate::lab::CONTEXT);
@@ -186,9 +186,9 @@ fn server_of(dir: &Path) -> anyhow::Result<String> {
 /// GET /readyz, authenticated, on the lab named by the state dir's kubeconfig.
 fn health(dir: &Path) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        let kubeconfig = ::kube::config::Kubeconfig::read_from(state_dir::kubeconfig(dir))?;
-        let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-        let client = ::kube::Client::try_from(config)?;
+        let kubeconfig = kube::config::Kubeconfig::read_from(state_dir::kubeconfig(dir))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        let client = kube::Client::try_from(config)?;
         let request = http::Request::get("/readyz").body(Vec::new())?;
         let reply = client.request_text(request).await?;
         anyhow::ensure!(reply.trim() == "ok", "readyz answered {reply:?}");

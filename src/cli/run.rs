@@ -6,8 +6,7 @@ use clap::Args;
 
 use super::common::{ClusterArgs, ReportArgs, ScenarioArgs, duration_arg};
 use crate::engine::{self, RunOptions, Target};
-use crate::kube::client;
-use crate::lab::api::objects::random_suffix;
+use crate::k8s::client;
 use crate::report::event::Mode;
 
 /// Options of `run`.
@@ -71,7 +70,7 @@ async fn execute(
 ) -> anyhow::Result<u8> {
     let interrupt = crate::interrupt::watch()?;
     let loaded = scenario.load()?;
-    let run_id = random_suffix(8);
+    let run_id = new_run_id();
     let mut choice = cluster.choice();
     if flags.ephemeral_namespace {
         choice.namespace = Some(ephemeral_name(&loaded.file.name, &run_id));
@@ -112,11 +111,12 @@ async fn execute(
         context: conn.context.clone(),
         server: conn.server.clone(),
     };
-    let code = engine::run(&loaded, target, &options, report.reporters()).await;
+    let reporters = std::sync::Arc::new(std::sync::Mutex::new(report.reporters()));
+    let summary = engine::run(&loaded, target, &options, reporters.clone()).await;
     if let Some(lab) = conn.lab {
         lab.shutdown().await;
     }
-    code
+    engine::finish(&reporters, summary?)
 }
 
 /// `<scenario>-<run id>`, within the 63 characters of a namespace name.
@@ -130,7 +130,7 @@ fn ephemeral_name(scenario: &str, run_id: &str) -> String {
 /// gets the chosen one. Returns the parameter overrides to use.
 fn namespace_overrides(
     scenario: &crate::scenario::Scenario,
-    choice: &mut crate::kube::client::ClusterChoice,
+    choice: &mut crate::k8s::client::ClusterChoice,
     set: &[(String, String)],
 ) -> Result<Vec<(String, String)>, String> {
     let from_set = set.iter().rev().find(|(k, _)| k == "namespace").map(|(_, v)| v.clone());
@@ -155,7 +155,7 @@ fn namespace_overrides(
 /// Creates the run's own namespace, labelled as everything runbook creates,
 /// so that cleanup (and `runbook cleanup --run-id`) removes it.
 async fn create_namespace(client: &kube::Client, name: &str, run_id: &str) -> anyhow::Result<()> {
-    use crate::engine::apply::{FIELD_MANAGER, stamp};
+    use crate::k8s::labels::{FIELD_MANAGER, stamp};
     use kube::api::{Api, Patch, PatchParams};
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let mut doc = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
@@ -181,4 +181,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
 /// Runs `verify`.
 pub fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
     super::runtime()?.block_on(execute(&args.scenario, &args.cluster, &args.report, Mode::Verify, RunFlags::default()))
+}
+
+/// Eight random characters from Kubernetes' `generateName` alphabet (no
+/// vowels, no look-alikes): valid in a label value and a namespace name.
+fn new_run_id() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..8).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
 }

@@ -2,7 +2,7 @@
 
 use super::context::Ctx;
 use super::{Done, StepError, diagnostics, expect};
-use crate::kube::jsonpath;
+use crate::k8s::jsonpath;
 use crate::scenario::Assert;
 
 /// Runs an assert step.

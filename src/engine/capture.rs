@@ -3,7 +3,7 @@
 
 use super::context::Ctx;
 use super::{Done, StepError, expect};
-use crate::kube::{conditions, jsonpath};
+use crate::k8s::{conditions, jsonpath};
 use crate::scenario::Capture;
 
 /// Runs a capture step.

@@ -11,10 +11,11 @@ use redis::Value as Reply;
 use serde_json::Value;
 
 use super::context::Ctx;
-use super::redis::{connect, password, query, show};
+use super::redis_client::{connect, password, query, show};
 use super::{Done, StepError};
-use crate::kube::conditions;
-use crate::scenario::{ClusterFailover, ClusterShape, PodRef, RedisKeys, SecretKey, parse_duration};
+use crate::k8s::conditions;
+use crate::poll::{Poller, Probe};
+use crate::scenario::{ClusterFailover, ClusterShape, PodRef, RedisKeys, SecretKey};
 
 /// One node as `CLUSTER NODES` lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,7 +158,7 @@ impl<'a> ClusterClient<'a> {
     pub async fn on(&mut self, ip: &str, command: &[&str]) -> Result<Reply, StepError> {
         let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         let conn = self.conn(ip).await?;
-        query(conn, &command).await.map_err(|e| StepError::Infra(format!("node {ip}: {e}")))
+        query(conn, &command).await.map_err(|e| StepError::infra(format!("node {ip}: {e}")))
     }
 
     /// Sends a command to the cluster, following MOVED and ASK redirects.
@@ -173,7 +174,7 @@ impl<'a> ClusterClient<'a> {
                 self.on(&ip, &["ASKING"]).await?;
             }
             let conn = self.conn(&ip).await?;
-            let reply = query(conn, command).await.map_err(|e| StepError::Infra(format!("node {ip}: {e}")))?;
+            let reply = query(conn, command).await.map_err(|e| StepError::infra(format!("node {ip}: {e}")))?;
             let text = match &reply {
                 Reply::SimpleString(s) => s.clone(),
                 _ => return Ok(reply),
@@ -191,7 +192,7 @@ impl<'a> ClusterClient<'a> {
                 None => return Ok(reply),
             }
         }
-        Err(StepError::Infra(format!("too many redirects for {command:?}")))
+        Err(StepError::infra(format!("too many redirects for {command:?}")))
     }
 
     /// The topology as one node sees it.
@@ -199,7 +200,7 @@ impl<'a> ClusterClient<'a> {
         match self.on(ip, &["CLUSTER", "NODES"]).await? {
             Reply::BulkString(b) => Ok(parse_nodes(&String::from_utf8_lossy(&b))),
             Reply::VerbatimString { text, .. } => Ok(parse_nodes(&text)),
-            other => Err(StepError::Infra(format!("CLUSTER NODES answered {}", show(&other, 0)))),
+            other => Err(StepError::infra(format!("CLUSTER NODES answered {}", show(&other, 0)))),
         }
     }
 }
@@ -222,7 +223,7 @@ async fn read_back(
             Some(ip) => client.on(ip, &["GET", &k]).await?,
             None => client.query(&["GET".to_string(), k.clone()]).await?,
         };
-        if super::redis::to_value(&reply) != Value::String(v) {
+        if super::redis_client::to_value(&reply) != Value::String(v) {
             missing.push(k);
         }
     }
@@ -252,7 +253,7 @@ pub async fn keys(ctx: &Ctx, step: &RedisKeys) -> Result<Done, StepError> {
                 Some(ip) => client.on(ip, &["SET", &command[1], &command[2]]).await?,
                 None => client.query(&command).await?,
             };
-            if !matches!(reply, Reply::Okay) && super::redis::to_value(&reply) != Value::String("OK".into()) {
+            if !matches!(reply, Reply::Okay) && super::redis_client::to_value(&reply) != Value::String("OK".into()) {
                 return Err(StepError::failed(
                     format!("SET {} to answer OK", command[1]),
                     show(&reply, 0),
@@ -310,8 +311,7 @@ pub fn shape_of_reply(reply: &Reply, shape: &ClusterShape) -> Result<String, (St
 /// The failover drill: delete a master's pod, wait for its replica's
 /// promotion and for the pod to rejoin as a replica with `cluster_state:ok`,
 /// then read back every key written before. Reports the times and lost keys.
-pub async fn failover(ctx: &Ctx, drill: &ClusterFailover) -> Result<Done, StepError> {
-    let timeout = drill.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(120));
+pub async fn failover(ctx: &Ctx, drill: &ClusterFailover, timeout: Duration) -> Result<Done, StepError> {
     let node_timeout: u64 = ctx
         .render(&drill.node_timeout_ms)
         .parse()
@@ -334,7 +334,7 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover) -> Result<Done, StepEr
     let victim = client
         .pod(master.ip())
         .cloned()
-        .ok_or_else(|| StepError::Infra(format!("no pod has the master's IP {}", master.ip())))?;
+        .ok_or_else(|| StepError::infra(format!("no pod has the master's IP {}", master.ip())))?;
     let victim_name = victim["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let victim_uid = victim["metadata"]["uid"].clone();
     let ns = victim["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace).to_string();
@@ -449,52 +449,63 @@ async fn watch_failover(
     let mut promoted_after: Option<Duration> = None;
     let mut recovered_after: Option<Duration> = None;
     let mut last_view = String::new();
-    while started.elapsed() < timeout {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        client.refresh().await?;
-        // Ask a node other than the victim's (old or new) address.
-        let observer = client
-            .ips()
-            .into_iter()
-            .find(|ip| ip != master.ip() && client.pod(ip).is_some_and(|p| p["metadata"]["name"] != victim_name));
-        let Some(observer) = observer else { continue };
-        let Ok(nodes) = client.nodes(&observer).await else { continue };
-        let old = nodes.iter().find(|n| n.id == master.id);
-        let new_master = nodes.iter().find(|n| n.id == replica.id);
-        last_view = format!(
-            "replica {} is {}; old master {}",
-            replica.addr,
-            new_master.map(|n| n.flags.join(",")).unwrap_or_else(|| "gone".into()),
-            old.map(|n| format!("{} at {}", n.flags.join(","), n.addr)).unwrap_or_else(|| "gone".into())
-        );
-        if promoted_after.is_none() && new_master.is_some_and(|n| n.is_master() && !n.slots.is_empty()) {
-            promoted_after = Some(started.elapsed());
-            log.push(format!("replica {} promoted to master after {} ms", replica.addr, started.elapsed().as_millis()));
-            ctx.progress("replica promoted; waiting for the old master to rejoin as a replica");
-            if let Some(node) = held_node {
-                cordon(ctx, node, false).await?;
-                log.push(format!("uncordoned node {node}"));
-            }
-        }
-        let back = client.ips().into_iter().any(|ip| {
-            client.pod(&ip).is_some_and(|p| p["metadata"]["name"] == victim_name && p["metadata"]["uid"] != *victim_uid)
-        });
-        let rejoined = old.is_some_and(|n| n.is_replica() && n.master.as_deref() == Some(replica.id.as_str()));
-        if promoted_after.is_some() && back && rejoined {
-            let info = client.on(&observer, &["CLUSTER", "INFO"]).await?;
-            let state = super::redis::field(&super::redis::to_value(&info), "cluster_state");
-            if state == Some(Value::String("ok".into())) {
-                recovered_after = Some(started.elapsed());
+    let _ = Poller::new(timeout.saturating_sub(started.elapsed()))
+        .every(Duration::from_millis(200))
+        .until(async |_| {
+            client.refresh().await?;
+            // Ask a node other than the victim's (old or new) address.
+            let observer = client
+                .ips()
+                .into_iter()
+                .find(|ip| ip != master.ip() && client.pod(ip).is_some_and(|p| p["metadata"]["name"] != victim_name));
+            let Some(observer) = observer else { return Ok(Probe::NotYet("no node to ask".into())) };
+            let Ok(nodes) = client.nodes(&observer).await else {
+                return Ok(Probe::NotYet(format!("{observer} did not answer CLUSTER NODES")));
+            };
+            let old = nodes.iter().find(|n| n.id == master.id);
+            let new_master = nodes.iter().find(|n| n.id == replica.id);
+            last_view = format!(
+                "replica {} is {}; old master {}",
+                replica.addr,
+                new_master.map(|n| n.flags.join(",")).unwrap_or_else(|| "gone".into()),
+                old.map(|n| format!("{} at {}", n.flags.join(","), n.addr)).unwrap_or_else(|| "gone".into())
+            );
+            if promoted_after.is_none() && new_master.is_some_and(|n| n.is_master() && !n.slots.is_empty()) {
+                promoted_after = Some(started.elapsed());
                 log.push(format!(
-                    "{victim_name} back at {} as a replica of {}; cluster_state:ok after {} ms",
-                    old.map(|n| n.addr.clone()).unwrap_or_default(),
+                    "replica {} promoted to master after {} ms",
                     replica.addr,
                     started.elapsed().as_millis()
                 ));
-                break;
+                ctx.progress("replica promoted; waiting for the old master to rejoin as a replica");
+                if let Some(node) = held_node {
+                    cordon(ctx, node, false).await?;
+                    log.push(format!("uncordoned node {node}"));
+                }
             }
-        }
-    }
+            let back = client.ips().into_iter().any(|ip| {
+                client
+                    .pod(&ip)
+                    .is_some_and(|p| p["metadata"]["name"] == victim_name && p["metadata"]["uid"] != *victim_uid)
+            });
+            let rejoined = old.is_some_and(|n| n.is_replica() && n.master.as_deref() == Some(replica.id.as_str()));
+            if promoted_after.is_some() && back && rejoined {
+                let info = client.on(&observer, &["CLUSTER", "INFO"]).await?;
+                let state = super::redis_client::field(&super::redis_client::to_value(&info), "cluster_state");
+                if state == Some(Value::String("ok".into())) {
+                    recovered_after = Some(started.elapsed());
+                    log.push(format!(
+                        "{victim_name} back at {} as a replica of {}; cluster_state:ok after {} ms",
+                        old.map(|n| n.addr.clone()).unwrap_or_default(),
+                        replica.addr,
+                        started.elapsed().as_millis()
+                    ));
+                    return Ok::<_, StepError>(Probe::Ready(()));
+                }
+            }
+            Ok(Probe::NotYet(last_view.clone()))
+        })
+        .await?;
     Ok((promoted_after, recovered_after, last_view))
 }
 

@@ -1,6 +1,6 @@
 //! The kubectl command equivalent to each step, for `plan` and the audit report.
 
-use crate::scenario::{ObjectRef, PodRef, StepFile};
+use crate::scenario::{Action, ObjectRef, PodRef};
 
 fn shell_quote(arg: &str) -> String {
     if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c)) {
@@ -68,49 +68,53 @@ fn jsonpath(path: &str) -> String {
     out
 }
 
-/// The kubectl equivalent of a step. `resolved_pod` is the pod a selector chose, when known.
-pub fn kubectl(step: &StepFile, resolved_pod: Option<&str>, render: &dyn Fn(&str) -> String) -> String {
-    let text = if let Some(a) = &step.apply {
-        let mut files: Vec<String> = a.files.iter().map(|f| format!("-f {f}")).collect();
-        if a.inline.is_some() {
-            files.push("-f - <<'EOF' (inline manifest)".into());
+/// The kubectl equivalent of a step's action. `resolved_pod` is the pod a
+/// selector chose, when known. Actions with no kubectl equivalent (the Redis
+/// drills and HTTP checks) have none.
+pub fn kubectl(action: &Action, resolved_pod: Option<&str>, render: &dyn Fn(&str) -> String) -> String {
+    let text = match action {
+        Action::Apply(a) => {
+            let mut files: Vec<String> = a.files.iter().map(|f| format!("-f {f}")).collect();
+            if a.inline.is_some() {
+                files.push("-f - <<'EOF' (inline manifest)".into());
+            }
+            format!("kubectl apply --server-side {}", files.join(" "))
         }
-        format!("kubectl apply --server-side {}", files.join(" "))
-    } else if let Some(w) = &step.wait {
-        let timeout = w.timeout.clone().unwrap_or_else(|| "120s".into());
-        if let Some(r) = &w.rollout {
-            format!("kubectl rollout status {} --timeout={timeout}", object(r))
-        } else if let Some(p) = &w.pods_ready {
-            format!(
-                "kubectl wait --for=condition=Ready pod -l {}{} --timeout={timeout}",
-                shell_quote(&p.selector),
-                ns_flag(&p.namespace)
-            )
-        } else if let Some(d) = &w.deleted {
-            format!("kubectl wait --for=delete {} --timeout={timeout}", object(d))
-        } else {
-            String::new()
+        Action::Wait { spec: w, timeout } => {
+            // As the step writes it; the default in seconds.
+            let timeout = w.timeout.clone().unwrap_or_else(|| format!("{}s", timeout.as_secs()));
+            if let Some(r) = &w.rollout {
+                format!("kubectl rollout status {} --timeout={timeout}", object(r))
+            } else if let Some(p) = &w.pods_ready {
+                format!(
+                    "kubectl wait --for=condition=Ready pod -l {}{} --timeout={timeout}",
+                    shell_quote(&p.selector),
+                    ns_flag(&p.namespace)
+                )
+            } else if let Some(d) = &w.deleted {
+                format!("kubectl wait --for=delete {} --timeout={timeout}", object(d))
+            } else {
+                String::new()
+            }
         }
-    } else if let Some(e) = &step.exec {
-        let container = e.container.as_ref().map(|c| format!(" -c {c}")).unwrap_or_default();
-        let stdin = if e.stdin.is_some() { " -i" } else { "" };
-        let command: Vec<String> = e.command.iter().map(|a| shell_quote(a)).collect();
-        format!("kubectl exec{stdin} {}{container} -- {}", pod(&e.pod, resolved_pod), command.join(" "))
-    } else if let Some(r) = &step.redis {
-        let auth = r.auth.as_ref().map(|_| " -a \"$REDIS_PASSWORD\" --no-auth-warning").unwrap_or_default();
-        let port = r.port.filter(|p| *p != 6379).map(|p| format!(" -p {p}")).unwrap_or_default();
-        let command: Vec<String> = r.command.iter().map(|a| shell_quote(a)).collect();
-        format!("kubectl exec {} -- redis-cli{port}{auth} {}", pod(&r.pod, resolved_pod), command.join(" "))
-    } else if let Some(a) = &step.assert {
-        let target = match (&a.object.name, &a.object.selector) {
-            (Some(_), _) => object(&a.object),
-            _ => object(&a.object),
-        };
-        let path =
-            if a.object.selector.is_some() { jsonpath(&format!("items[0].{}", a.path)) } else { jsonpath(&a.path) };
-        format!("kubectl get {target} -o jsonpath='{path}'")
-    } else if let Some(c) = &step.capture {
-        match (&c.pods, &c.object) {
+        Action::Exec(e) => {
+            let container = e.container.as_ref().map(|c| format!(" -c {c}")).unwrap_or_default();
+            let stdin = if e.stdin.is_some() { " -i" } else { "" };
+            let command: Vec<String> = e.command.iter().map(|a| shell_quote(a)).collect();
+            format!("kubectl exec{stdin} {}{container} -- {}", pod(&e.pod, resolved_pod), command.join(" "))
+        }
+        Action::Redis(r) => {
+            let auth = r.auth.as_ref().map(|_| " -a \"$REDIS_PASSWORD\" --no-auth-warning").unwrap_or_default();
+            let port = r.port.filter(|p| *p != 6379).map(|p| format!(" -p {p}")).unwrap_or_default();
+            let command: Vec<String> = r.command.iter().map(|a| shell_quote(a)).collect();
+            format!("kubectl exec {} -- redis-cli{port}{auth} {}", pod(&r.pod, resolved_pod), command.join(" "))
+        }
+        Action::Assert(a) => {
+            let path =
+                if a.object.selector.is_some() { jsonpath(&format!("items[0].{}", a.path)) } else { jsonpath(&a.path) };
+            format!("kubectl get {} -o jsonpath='{path}'", object(&a.object))
+        }
+        Action::Capture(c) => match (&c.pods, &c.object) {
             (Some(p), _) => format!(
                 "{}=$(kubectl get pods -l {}{} -o jsonpath='{{range .items[*]}}{{.status.podIP}} {{end}}')",
                 c.name.to_uppercase(),
@@ -124,35 +128,41 @@ pub fn kubectl(step: &StepFile, resolved_pod: Option<&str>, render: &dyn Fn(&str
                 jsonpath(c.path.as_deref().unwrap_or_default())
             ),
             _ => String::new(),
+        },
+        Action::RedisKeys(k) => {
+            let cluster = if k.cluster { " -c" } else { "" };
+            match (&k.write, &k.read) {
+                (Some(n), _) => format!(
+                    "for i in $(seq 0 $(({} - 1))); do kubectl exec {} -- redis-cli{cluster} set {}:$i {}-value-$i; done",
+                    count(n),
+                    pod(&k.pod, resolved_pod),
+                    k.prefix,
+                    k.prefix
+                ),
+                (_, Some(n)) => format!(
+                    "for i in $(seq 0 $(({} - 1))); do kubectl exec {} -- redis-cli{cluster} get {}:$i; done",
+                    count(n),
+                    pod(&k.pod, resolved_pod),
+                    k.prefix
+                ),
+                _ => String::new(),
+            }
         }
-    } else if let Some(k) = &step.redis_keys {
-        let cluster = if k.cluster { " -c" } else { "" };
-        match (&k.write, &k.read) {
-            (Some(n), _) => format!(
-                "for i in $(seq 0 $(({} - 1))); do kubectl exec {} -- redis-cli{cluster} set {}:$i {}-value-$i; done",
-                count(n),
-                pod(&k.pod, resolved_pod),
-                k.prefix,
-                k.prefix
-            ),
-            (_, Some(n)) => format!(
-                "for i in $(seq 0 $(({} - 1))); do kubectl exec {} -- redis-cli{cluster} get {}:$i; done",
-                count(n),
-                pod(&k.pod, resolved_pod),
-                k.prefix
-            ),
-            _ => String::new(),
-        }
-    } else if let Some(f) = &step.cluster_failover {
-        format!(
+        Action::ClusterFailover { spec: f, .. } => format!(
             "kubectl delete pod <master pod of {}>  # then watch: kubectl exec <another pod> -- redis-cli cluster nodes",
             shell_quote(f.pods.selector.as_deref().or(f.pods.name.as_deref()).unwrap_or_default())
-        )
-    } else if let Some(d) = &step.delete {
-        let ignore = if d.ignore_missing.unwrap_or(true) { " --ignore-not-found" } else { "" };
-        format!("kubectl delete {}{ignore} --wait", object(&d.object))
-    } else {
-        String::new()
+        ),
+        Action::Delete { spec: d, .. } => {
+            let ignore = if d.ignore_missing.unwrap_or(true) { " --ignore-not-found" } else { "" };
+            format!("kubectl delete {}{ignore} --wait", object(&d.object))
+        }
+        Action::SentinelFailover { .. }
+        | Action::SentinelRestart { .. }
+        | Action::Replication(_)
+        | Action::Sentinels(_)
+        | Action::SentinelReset(_)
+        | Action::Http(_)
+        | Action::HttpLoad { .. } => String::new(),
     };
     render(&text)
 }

@@ -52,7 +52,7 @@ impl Applied {
     /// `kind/name` in kubectl's form (`deployment.apps/redis`).
     pub fn display(&self) -> String {
         let group = self.api_version.split_once('/').map(|(g, _)| g).unwrap_or_default();
-        crate::kube::leftovers::kubectl_name(group, &self.kind, &self.name)
+        crate::k8s::leftovers::kubectl_name(group, &self.kind, &self.name)
     }
 }
 
@@ -219,7 +219,7 @@ impl Ctx {
                 .collect()
         };
         items.sort_by_key(|p| {
-            (!crate::kube::conditions::pod_running(p), p["metadata"]["name"].as_str().unwrap_or_default().to_string())
+            (!crate::k8s::conditions::pod_running(p), p["metadata"]["name"].as_str().unwrap_or_default().to_string())
         });
         Ok(items)
     }

@@ -7,12 +7,11 @@ use kube::api::DeleteParams;
 
 use super::context::Ctx;
 use super::{Done, StepError, wait};
-use crate::scenario::{Delete, ObjectRef, parse_duration};
+use crate::scenario::{Delete, ObjectRef};
 
 /// Deletes by name, or every object matching the selector.
-pub async fn run(ctx: &Ctx, delete: &Delete) -> Result<Done, StepError> {
+pub async fn run(ctx: &Ctx, delete: &Delete, timeout: Duration) -> Result<Done, StepError> {
     let object = &delete.object;
-    let timeout = delete.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(60));
     let ignore_missing = delete.ignore_missing.unwrap_or(true);
     let ns = object.namespace.as_deref().map(|n| ctx.render(n));
     let (api, _, _) = ctx.api(object.api_version.as_deref(), &object.kind, ns.as_deref()).await?;

@@ -25,13 +25,13 @@ pub struct Ran {
 /// Picks the first Running pod a reference names, or fails saying what is there.
 pub async fn running_pod(ctx: &Ctx, pod: &PodRef) -> Result<Value, StepError> {
     let pods = ctx.pods(pod).await?;
-    match pods.iter().find(|p| crate::kube::conditions::pod_running(p)) {
+    match pods.iter().find(|p| crate::k8s::conditions::pod_running(p)) {
         Some(p) => Ok(p.clone()),
         None => {
             let found: Vec<String> = pods
                 .iter()
                 .map(|p| {
-                    let troubles = crate::kube::conditions::pod_troubles(p).join(", ");
+                    let troubles = crate::k8s::conditions::pod_troubles(p).join(", ");
                     format!(
                         "{} {}{}",
                         p["metadata"]["name"].as_str().unwrap_or_default(),
@@ -68,15 +68,15 @@ pub async fn run_in_pod(
     }
     let mut attached = api.exec(&name, command.to_vec(), &params).await?;
     if let (Some(text), Some(mut input)) = (stdin, attached.stdin()) {
-        input.write_all(text.as_bytes()).await.map_err(|e| StepError::Infra(e.to_string()))?;
-        input.shutdown().await.map_err(|e| StepError::Infra(e.to_string()))?;
+        input.write_all(text.as_bytes()).await.map_err(StepError::from_source)?;
+        input.shutdown().await.map_err(StepError::from_source)?;
     }
     let (mut out, mut err) =
         (attached.stdout().expect("stdout requested"), attached.stderr().expect("stderr requested"));
     let status = attached.take_status().expect("status requested");
     let (mut stdout, mut stderr) = (String::new(), String::new());
     let (r1, r2) = tokio::join!(out.read_to_string(&mut stdout), err.read_to_string(&mut stderr));
-    r1.and(r2).map_err(|e| StepError::Infra(format!("reading exec output: {e}")))?;
+    r1.and(r2).map_err(|e| StepError::infra(format!("reading exec output: {e}")))?;
     let status = status.await;
     let _ = attached.join().await;
     let code = match status {

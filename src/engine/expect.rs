@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use crate::kube::quantity::{Quantity, parse_redis_memory};
 use crate::scenario::Expect;
+use runbook_units::{Quantity, parse_redis_memory};
 
 /// A check that did not hold.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,8 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::context::Ctx;
 use super::{Done, StepError, expect};
-use crate::kube::conditions;
-use crate::scenario::{Http, HttpLoad, ObjectRef, parse_duration};
+use crate::k8s::conditions;
+use crate::poll::{Poller, Probe};
+use crate::scenario::{Http, HttpLoad, ObjectRef};
 
 /// One GET with a fresh connection (`Connection: close`): status, body, latency.
 pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, String, Duration), String> {
@@ -75,20 +76,22 @@ const LOAD_BALANCER_SETTLE: Duration = Duration::from_secs(30);
 /// Waits until `addr` accepts a TCP connection (a bare connect: no request
 /// is sent, so nothing is counted), or says what the last attempt found.
 async fn reachable(addr: SocketAddr, within: Duration) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut pause = Duration::from_millis(20);
-    loop {
-        let attempt = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await;
-        let error = match attempt {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => format!("connect {addr}: {e}"),
-            Err(_) => format!("connect {addr}: timed out"),
-        };
-        if tokio::time::Instant::now() + pause > deadline {
-            return Err(format!("{error} (still, after {within:?})"));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(500));
+    let waited = Poller::new(within)
+        .every(Duration::from_millis(20))
+        .backing_off_to(Duration::from_millis(500))
+        .until(async |_| {
+            let attempt = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await;
+            Ok::<_, std::convert::Infallible>(match attempt {
+                Ok(Ok(_)) => Probe::Ready(()),
+                Ok(Err(e)) => Probe::NotYet(format!("connect {addr}: {e}")),
+                Err(_) => Probe::NotYet(format!("connect {addr}: timed out")),
+            })
+        })
+        .await;
+    match waited {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(timed_out)) => Err(format!("{} (still, after {within:?})", timed_out.last)),
+        Err(never) => match never {},
     }
 }
 
@@ -176,7 +179,7 @@ async fn steady(addr: SocketAddr, path: &str, within: Duration) -> Result<u32, S
 }
 
 /// `httpLoad`: bounded load during a disruption; every failed request counts.
-pub async fn load(ctx: &Ctx, step: &HttpLoad) -> Result<Done, StepError> {
+pub async fn load(ctx: &Ctx, step: &HttpLoad, limit: Duration, settle: Duration) -> Result<Done, StepError> {
     let addr = address(ctx, &step.service).await?;
     let path = ctx.render(&step.path);
     // Steadiness covers reachability: a refused connection is a failed request on the way.
@@ -185,8 +188,6 @@ pub async fn load(ctx: &Ctx, step: &HttpLoad) -> Result<Done, StepError> {
         .map_err(|e| StepError::failed("a steady service before the drill", e, format!("GET http://{addr}{path}")))?;
     let concurrency = step.concurrency.unwrap_or(4).clamp(1, 64);
     let max_requests = step.max_requests.unwrap_or(20_000);
-    let limit = step.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(60));
-    let settle = step.settle.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(2));
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU32::new(0));
     let started = Instant::now();
@@ -296,7 +297,7 @@ async fn disrupt(ctx: &Ctx, step: &HttpLoad, log: &mut Vec<String>) -> Result<()
         let value = serde_json::to_value(&current).unwrap_or_default();
         let container =
             value["spec"]["template"]["spec"]["containers"][0]["name"].as_str().unwrap_or_default().to_string();
-        let stamp = crate::lab::api::objects::now();
+        let stamp = crate::k8s::timestamp_now();
         let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": container, "env": [{"name": "UPDATE_TIMESTAMP", "value": stamp}]}]}}}});
         api.patch(&name, &PatchParams::default(), &Patch::Strategic(&patch)).await?;
         log.push(format!("kubectl set env deployment/{name} UPDATE_TIMESTAMP=\"{stamp}\""));

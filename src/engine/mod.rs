@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod assert;
 pub mod capture;
+pub mod cleanup;
 pub mod cluster;
 pub mod command;
 pub mod context;
@@ -14,21 +15,20 @@ pub mod exec;
 pub mod expect;
 pub mod http;
 pub mod redis;
+pub mod redis_client;
 pub mod sentinel;
 pub mod wait;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kube::api::DeleteParams;
-
 use crate::exit;
 use crate::report::event::{
-    Environment, ErrorKind, Fix, Measurement, Mode, NodeInfo, RunInfo, Status, StepInfo, StepResult, Summary,
+    Environment, ErrorKind, Fix, Measurement, Mode, NodeInfo, RunInfo, Status, StepInfo, StepResult, Summary, Verdict,
 };
 use crate::report::{Event, Redactor, Reporters};
-use crate::scenario::{Scenario, Step, StepKind};
-use context::{Applied, Ctx};
+use crate::scenario::{Action, Scenario, Step, StepKind};
+use context::Ctx;
 
 /// Why a step did not pass.
 #[derive(Debug)]
@@ -49,7 +49,38 @@ pub enum StepError {
     /// The scenario or a manifest is wrong.
     Invalid(String),
     /// The cluster or the tool broke.
-    Infra(String),
+    Infra(InfraError),
+}
+
+/// Why the cluster or the tool could not do what a step asked. Keeps its
+/// source, so a refusal (403), a missing object (404) and a timeout are told
+/// apart, not flattened into text.
+#[derive(Debug, thiserror::Error)]
+pub enum InfraError {
+    /// The API server answered with an error status.
+    #[error("{source}")]
+    Api {
+        /// The HTTP status (403, 404, 409, 500…).
+        code: u16,
+        /// Kubernetes' reason (`Forbidden`, `NotFound`…).
+        reason: String,
+        /// The error as kube-rs reports it.
+        source: kube::Error,
+    },
+    /// Anything else (a connection, a port-forward, a Redis reply), with
+    /// its chain of causes.
+    #[error("{0:#}")]
+    Other(anyhow::Error),
+}
+
+impl InfraError {
+    /// The API status code, when the API server answered.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            InfraError::Api { code, .. } => Some(*code),
+            InfraError::Other(_) => None,
+        }
+    }
 }
 
 impl StepError {
@@ -65,9 +96,26 @@ impl StepError {
     }
 }
 
+impl StepError {
+    /// An infrastructure error with this message.
+    pub fn infra(message: impl std::fmt::Display) -> Self {
+        StepError::Infra(InfraError::Other(anyhow::anyhow!("{message}")))
+    }
+
+    /// An infrastructure error caused by `source` (kept as its cause).
+    pub fn from_source(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StepError::Infra(InfraError::Other(anyhow::Error::new(source)))
+    }
+}
+
 impl From<kube::Error> for StepError {
     fn from(e: kube::Error) -> Self {
-        StepError::Infra(e.to_string())
+        match &e {
+            kube::Error::Api(status) => {
+                StepError::Infra(InfraError::Api { code: status.code, reason: status.reason.clone(), source: e })
+            }
+            _ => StepError::Infra(InfraError::Other(anyhow::Error::new(e))),
+        }
     }
 }
 
@@ -151,9 +199,9 @@ async fn environment(client: &kube::Client) -> Environment {
 
 fn resources_of(scenario: &Scenario, vars: &std::collections::BTreeMap<String, String>) -> Vec<String> {
     let mut out = Vec::new();
-    for step in &scenario.file.steps {
-        if let Some(a) = &step.apply
-            && let Ok(docs) = apply::documents(vars, scenario, a)
+    for step in scenario.steps() {
+        if let Action::Apply(a) = &step.action
+            && let Ok(docs) = crate::scenario::manifest::step_documents(vars, scenario, a)
         {
             for (_, doc) in docs {
                 out.push(format!(
@@ -167,86 +215,48 @@ fn resources_of(scenario: &Scenario, vars: &std::collections::BTreeMap<String, S
     out
 }
 
-async fn run_action(ctx: &Ctx, scenario: &Scenario, step: &Step) -> Result<Done, StepError> {
-    let s = &step.spec;
-    if let Some(a) = &s.apply {
-        apply::run(ctx, scenario, a).await
-    } else if let Some(w) = &s.wait {
-        wait::run(ctx, w).await
-    } else if let Some(e) = &s.exec {
-        exec::run(ctx, e).await
-    } else if let Some(a) = &s.assert {
-        assert::run(ctx, a).await
-    } else if let Some(r) = &s.redis {
-        redis::run(ctx, r).await
-    } else if let Some(d) = &s.delete {
-        delete::run(ctx, d).await
-    } else if let Some(c) = &s.capture {
-        capture::run(ctx, c).await
-    } else if let Some(k) = &s.redis_keys {
-        cluster::keys(ctx, k).await
-    } else if let Some(f) = &s.cluster_failover {
-        cluster::failover(ctx, f).await
-    } else if let Some(f) = &s.sentinel_failover {
-        sentinel::failover(ctx, f).await
-    } else if let Some(r) = &s.sentinel_restart {
-        sentinel::restart(ctx, r).await
-    } else if let Some(r) = &s.replication {
-        sentinel::replication(ctx, r).await
-    } else if let Some(r) = &s.sentinels {
-        sentinel::sentinels(ctx, r).await
-    } else if let Some(r) = &s.sentinel_reset {
-        sentinel::reset(ctx, r).await
-    } else if let Some(h) = &s.http {
-        http::check(ctx, h).await
-    } else if let Some(l) = &s.http_load {
-        http::load(ctx, l).await
-    } else {
-        Err(StepError::Invalid("the step has no action".into()))
+async fn run_action(ctx: &Ctx, scenario: &Scenario, action: &Action) -> Result<Done, StepError> {
+    match action {
+        Action::Apply(a) => apply::run(ctx, scenario, a).await,
+        Action::Wait { spec, timeout } => wait::run(ctx, spec, *timeout).await,
+        Action::Exec(e) => exec::run(ctx, e).await,
+        Action::Assert(a) => assert::run(ctx, a).await,
+        Action::Redis(r) => redis::run(ctx, r).await,
+        Action::Delete { spec, timeout } => delete::run(ctx, spec, *timeout).await,
+        Action::Capture(c) => capture::run(ctx, c).await,
+        Action::RedisKeys(k) => cluster::keys(ctx, k).await,
+        Action::ClusterFailover { spec, timeout } => cluster::failover(ctx, spec, *timeout).await,
+        Action::SentinelFailover { spec, timeout } => sentinel::failover(ctx, spec, *timeout).await,
+        Action::SentinelRestart { spec, timeout } => sentinel::restart(ctx, spec, *timeout).await,
+        Action::Replication(r) => sentinel::replication(ctx, r).await,
+        Action::Sentinels(r) => sentinel::sentinels(ctx, r).await,
+        Action::SentinelReset(r) => sentinel::reset(ctx, r).await,
+        Action::Http(h) => http::check(ctx, h).await,
+        Action::HttpLoad { spec, timeout, settle } => http::load(ctx, spec, *timeout, *settle).await,
     }
 }
 
 /// Runs a step, unless its `unless` probe shows the work is already done.
 async fn run_unless(ctx: &Ctx, scenario: &Scenario, step: &Step) -> Result<Done, StepError> {
-    if let Some(probe) = &step.spec.unless {
-        let spec = crate::scenario::StepFile {
-            redis: probe.redis.clone(),
-            exec: probe.exec.clone(),
-            assert: probe.assert.clone(),
-            apply: None,
-            wait: None,
-            delete: None,
-            capture: None,
-            redis_keys: None,
-            cluster_failover: None,
-            sentinel_failover: None,
-            sentinel_restart: None,
-            replication: None,
-            sentinels: None,
-            sentinel_reset: None,
-            http: None,
-            http_load: None,
-            unless: None,
-            ..step.spec.clone()
-        };
-        if let Ok(done) = run_action(ctx, scenario, &Step { spec, kind: StepKind::Check }).await {
-            let what = done.looked_at.unwrap_or_else(|| "its precondition".into());
-            return Ok(Done {
-                output: done.output,
-                message: Some(format!("already done ({what} holds): not run again")),
-                ..Done::default()
-            });
-        }
+    if let Some(probe) = &step.unless
+        && let Ok(done) = run_action(ctx, scenario, probe).await
+    {
+        let what = done.looked_at.unwrap_or_else(|| "its precondition".into());
+        return Ok(Done {
+            output: done.output,
+            message: Some(format!("already done ({what} holds): not run again")),
+            ..Done::default()
+        });
     }
-    let Some(mut patience) = step.spec.retry_for.as_deref().and_then(crate::scenario::parse_duration) else {
-        return run_action(ctx, scenario, step).await;
+    let Some(mut patience) = step.retry_for else {
+        return run_action(ctx, scenario, &step.action).await;
     };
     if let Some(cap) = ctx.wait_cap {
         patience = patience.min(cap);
     }
     let started = Instant::now();
     loop {
-        match run_action(ctx, scenario, step).await {
+        match run_action(ctx, scenario, &step.action).await {
             Err(StepError::Failed { actual, .. }) if started.elapsed() < patience => {
                 ctx.progress(&format!("not yet: {actual} ({:.0}s)", started.elapsed().as_secs_f64()));
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -264,7 +274,7 @@ fn step_info(ctx: &Ctx, step: &Step, index: usize, total: usize, resolved_pod: O
         id: s.id.clone(),
         title: ctx.render(&s.title),
         kind: step.kind,
-        command: ctx.redact(&command::kubectl(s, resolved_pod, &|t| ctx.render(t))),
+        command: ctx.redact(&command::kubectl(&step.action, resolved_pod, &|t| ctx.render(t))),
         explanation: ctx.render(s.explanation.trim()),
         points: s.points,
         hint: s.hint.as_ref().map(|h| ctx.render(h)),
@@ -296,31 +306,49 @@ fn to_result(ctx: &Ctx, outcome: Result<Done, StepError>, duration: Duration) ->
             r.error_kind = Some(ErrorKind::Invalid);
             r.message = Some(ctx.redact(&m));
         }
-        Err(StepError::Infra(m)) => {
+        Err(StepError::Infra(e)) => {
             r.status = Status::Error;
             r.error_kind = Some(ErrorKind::Infrastructure);
-            r.message = Some(ctx.redact(&m));
+            let mut message = e.to_string();
+            if e.code() == Some(403) {
+                message.push_str(" (the kubeconfig's account may not do this: check its RBAC permissions)");
+            }
+            r.message = Some(ctx.redact(&message));
         }
     }
     (r, resolved)
 }
 
+/// Reporters shared by the engine (events as they happen) and its caller.
+pub type SharedReporters = Arc<Mutex<Reporters>>;
+
+/// Ends a run's reporting: sends `RunFinished`, writes every report, and
+/// returns the exit code of the verdict.
+pub fn finish(reporters: &SharedReporters, summary: Summary) -> anyhow::Result<u8> {
+    let mut reporters = reporters.lock().unwrap_or_else(|p| p.into_inner());
+    let code = summary.verdict.exit_code();
+    reporters.emit(&Event::RunFinished(summary));
+    reporters.finish()?;
+    Ok(code)
+}
+
 /// How long verify waits for a rollout that should already be complete.
 pub const VERIFY_WAIT_CAP: Duration = Duration::from_secs(15);
 
-/// Runs a scenario and returns the process exit code. Ctrl-C stops the current
-/// step; cleanup still runs and the reports are still written.
+/// Runs a scenario and returns how it ended. Ctrl-C stops the current step;
+/// cleanup still runs. Every event but the last goes to `reporters` as it
+/// happens; the caller sends `RunFinished` with the summary returned, finishes
+/// the reporters and picks the exit code ([`finish`] does all three).
 pub async fn run(
     scenario: &Scenario,
     target: Target,
     options: &RunOptions,
-    reporters: Reporters,
-) -> anyhow::Result<u8> {
+    reporters: SharedReporters,
+) -> anyhow::Result<Summary> {
     let mut vars = scenario.parameters(&options.overrides).map_err(exit::invalid)?;
     // `{{ run_id }}`: unique to this run, for names and keys that must not collide.
     vars.insert("run_id".into(), options.run_id.clone());
     let redactor = Redactor::new(scenario.secret_values(&vars));
-    let reporters = Arc::new(Mutex::new(reporters));
     let emit = |e: Event| reporters.lock().unwrap_or_else(|p| p.into_inner()).emit(&e);
     let wait_cap = (options.mode == Mode::Verify).then_some(VERIFY_WAIT_CAP);
     let ctx =
@@ -349,17 +377,17 @@ pub async fn run(
         run_id: options.run_id.clone(),
         context: target.context.clone(),
         server: target.server.clone(),
-        started_at: crate::lab::api::objects::now(),
+        started_at: crate::k8s::timestamp_now(),
         environment: environment(&target.client).await,
         parameters,
         resources: resources_of(scenario, &vars),
     }));
 
     // Verify runs the checks, and the captures they may need (read-only).
-    let steps: Vec<Step> = scenario
+    let steps: Vec<&Step> = scenario
         .steps()
-        .into_iter()
-        .filter(|s| options.mode == Mode::Run || s.kind == StepKind::Check || s.spec.capture.is_some())
+        .iter()
+        .filter(|s| options.mode == Mode::Run || s.kind == StepKind::Check || matches!(s.action, Action::Capture(_)))
         .collect();
     let total = steps.len();
     let mut results: Vec<(StepInfo, StepResult)> = Vec::new();
@@ -388,7 +416,7 @@ pub async fn run(
             outcome = run_unless(&ctx, scenario, step) => outcome,
             _ = options.interrupt.cancelled() => {
                 interrupted = true;
-                Err(StepError::Infra("interrupted (Ctrl-C or SIGTERM)".into()))
+                Err(StepError::infra("interrupted (Ctrl-C or SIGTERM)"))
             }
         };
         let (mut result, resolved) = to_result(&ctx, outcome, began.elapsed());
@@ -406,24 +434,11 @@ pub async fn run(
         results.push((info, result));
     }
 
-    let mut leftovers = Vec::new();
-    if options.mode == Mode::Run && !options.keep {
-        emit(Event::CleanupStarted);
-        let cleanup = scenario.cleanup_steps();
-        let ctotal = cleanup.len();
-        for (i, step) in cleanup.iter().enumerate() {
-            ctx.set_step(&step.spec.id);
-            let info = step_info(&ctx, step, i + 1, ctotal, None);
-            emit(Event::StepStarted(info.clone()));
-            let began = Instant::now();
-            let (result, _) = to_result(&ctx, run_action(&ctx, scenario, step).await, began.elapsed());
-            emit(Event::StepFinished(info, result));
-        }
-        let deadline = Instant::now() + options.cleanup_timeout;
-        let reported = sweep(&ctx, deadline).await;
-        leftovers = reported.iter().map(Applied::display).collect();
-        leftovers.extend(sweep_labelled(&ctx, &options.run_id, deadline, &reported).await);
-    }
+    let leftovers = if options.mode == Mode::Run && !options.keep {
+        cleanup::run(&ctx, scenario, &options.run_id, options.cleanup_timeout, &emit).await
+    } else {
+        Vec::new()
+    };
 
     let count = |s: Status| results.iter().filter(|(_, r)| r.status == s).count();
     let (passed, failed, errors, skipped) =
@@ -443,33 +458,19 @@ pub async fn run(
         .filter(|(i, r)| scored(i, r) && matches!(r.status, Status::Failed | Status::Error))
         .map(fix)
         .collect();
-    let invalid = results.iter().any(|(_, r)| r.error_kind == Some(ErrorKind::Invalid));
-    let (verdict, code) = if interrupted {
-        ("interrupted", exit::INTERRUPTED)
-    } else if invalid {
-        ("error", exit::INVALID_INPUT)
-    } else if errors > 0 {
-        ("error", exit::INFRASTRUCTURE)
-    } else if failed > 0 {
-        ("failed", exit::CHECK_FAILED)
-    } else {
-        ("passed", exit::SUCCESS)
-    };
-    emit(Event::RunFinished(Summary {
-        verdict: verdict.into(),
+    let verdict = Verdict::of(interrupted, results.iter().map(|(_, r)| r));
+    Ok(Summary {
+        verdict,
         passed,
         failed,
         errors,
         skipped,
         score: (earned, possible),
         duration: started.elapsed(),
-        exit_code: code,
+        exit_code: verdict.exit_code(),
         leftovers,
         to_fix,
-    }));
-    let finished = reporters.lock().unwrap_or_else(|p| p.into_inner()).finish();
-    finished?;
-    Ok(code)
+    })
 }
 
 /// What a learner should do about a step that did not pass.
@@ -480,69 +481,4 @@ fn fix((info, result): &(StepInfo, StepResult)) -> Fix {
         _ => result.message.clone().unwrap_or_else(|| "see the step's output".into()),
     };
     Fix { id: info.id.clone(), title: info.title.clone(), points: info.points.unwrap_or(0), advice }
-}
-
-/// Deletes whatever else carries this run's label (the namespace made for an
-/// ephemeral run, say), and returns what could not be removed by `deadline`,
-/// leaving out what `sweep` reported already. Only the kinds the run applied,
-/// and namespaces, are searched: no discovery of the whole cluster per run.
-async fn sweep_labelled(ctx: &Ctx, run_id: &str, deadline: Instant, reported: &[Applied]) -> Vec<String> {
-    use crate::kube::leftovers;
-    let applied: Vec<Applied> = ctx.applied.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut kinds: Vec<(String, String)> = applied.iter().map(|a| (a.api_version.clone(), a.kind.clone())).collect();
-    kinds.push(("v1".into(), "Namespace".into()));
-    kinds.sort();
-    kinds.dedup();
-    let mut types = Vec::new();
-    for (api_version, kind) in &kinds {
-        if let Ok((_, resource, namespaced)) = ctx.api(Some(api_version), kind, None).await {
-            types.push((resource, namespaced));
-        }
-    }
-    let search = leftovers::find_in(&ctx.client, &leftovers::selector(Some(run_id)), None, &types).await;
-    // Types it could not list are left to the record `sweep` went by.
-    let new: Vec<_> = search
-        .found
-        .into_iter()
-        .filter(|o| {
-            !reported.iter().any(|a| {
-                a.kind == o.resource.kind && a.name == o.name && a.namespace == o.namespace.clone().unwrap_or_default()
-            })
-        })
-        .collect();
-    let patience = deadline.saturating_duration_since(Instant::now());
-    leftovers::remove(&ctx.client, &new, patience).await.iter().map(|o| o.display()).collect()
-}
-
-/// Deletes whatever the run applied that cleanup left (reverse order), and
-/// returns what is still there at `deadline`.
-async fn sweep(ctx: &Ctx, deadline: Instant) -> Vec<Applied> {
-    let applied: Vec<Applied> = ctx.applied.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut leftovers = Vec::new();
-    for a in applied.iter().rev() {
-        let ns = (!a.namespace.is_empty()).then_some(a.namespace.as_str());
-        let Ok((api, _, _)) = ctx.api(Some(&a.api_version), &a.kind, ns).await else { continue };
-        match api.get_opt(&a.name).await {
-            Ok(None) => continue,
-            Ok(Some(_)) => {
-                let _ = api.delete(&a.name, &DeleteParams::background()).await;
-                let gone = async {
-                    loop {
-                        if matches!(api.get_opt(&a.name).await, Ok(None)) {
-                            return true;
-                        }
-                        if Instant::now() >= deadline {
-                            return false;
-                        }
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                };
-                if !gone.await {
-                    leftovers.push(a.clone());
-                }
-            }
-            Err(_) => leftovers.push(a.clone()),
-        }
-    }
-    leftovers
 }

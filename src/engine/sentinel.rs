@@ -13,12 +13,11 @@ use serde_json::Value;
 
 use super::cluster::cordon;
 use super::context::Ctx;
-use super::redis::{connect, field, password, query, to_value};
+use super::redis_client::{connect, field, password, query, to_value};
 use super::{Done, StepError};
-use crate::kube::conditions;
-use crate::scenario::{
-    PodRef, Replication, SentinelFailover, SentinelReset, SentinelRestart, Sentinels, parse_duration,
-};
+use crate::k8s::conditions;
+use crate::poll::{Poller, Probe};
+use crate::scenario::{PodRef, Replication, SentinelFailover, SentinelReset, SentinelRestart, Sentinels};
 
 /// Sentinel's default port.
 pub const SENTINEL_PORT: u16 = 26379;
@@ -80,13 +79,12 @@ fn millis(ctx: &Ctx, text: &str, what: &str) -> Result<u64, StepError> {
 }
 
 /// The failover drill.
-pub async fn failover(ctx: &Ctx, drill: &SentinelFailover) -> Result<Done, StepError> {
+pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) -> Result<Done, StepError> {
     let port = drill.sentinel_port.unwrap_or(SENTINEL_PORT);
     let name = ctx.render(&drill.master_name);
     let down_after = millis(ctx, &drill.down_after_ms, "downAfterMs")?;
     let failover_timeout = millis(ctx, &drill.failover_timeout_ms, "failoverTimeoutMs")?;
     let keys = drill.keys.value(&|t| ctx.render(t)).map_err(StepError::Invalid)?;
-    let timeout = drill.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(180));
     let mut log = Vec::new();
     let before = masters_seen(ctx, &drill.sentinels, port, &name).await?;
     let Some(old_ip) = agreed(&before) else {
@@ -115,14 +113,13 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover) -> Result<Done, StepE
     for n in 0..keys {
         let reply = query(&mut master, &["SET".into(), format!("canary:{n}"), format!("canary-value-{n}")])
             .await
-            .map_err(|e| StepError::Infra(e.to_string()))?;
+            .map_err(StepError::from_source)?;
         if !matches!(reply, Reply::Okay) {
-            return Err(failed("SET to answer OK".into(), super::redis::show(&reply, 0), "master", &log));
+            return Err(failed("SET to answer OK".into(), super::redis_client::show(&reply, 0), "master", &log));
         }
     }
-    let acked = query(&mut master, &["WAIT".into(), "2".into(), "5000".into()])
-        .await
-        .map_err(|e| StepError::Infra(e.to_string()))?;
+    let acked =
+        query(&mut master, &["WAIT".into(), "2".into(), "5000".into()]).await.map_err(StepError::from_source)?;
     let acked = to_value(&acked).as_i64().unwrap_or(0);
     log.push(format!("wrote {keys} canary keys; WAIT: acknowledged by {acked} replica(s)"));
     drop(master);
@@ -179,9 +176,7 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover) -> Result<Done, StepE
     let mut conn = connect(ctx, &new_master, 6379, pass).await?;
     let mut lost = 0;
     for n in 0..keys {
-        let got = query(&mut conn, &["GET".into(), format!("canary:{n}")])
-            .await
-            .map_err(|e| StepError::Infra(e.to_string()))?;
+        let got = query(&mut conn, &["GET".into(), format!("canary:{n}")]).await.map_err(StepError::from_source)?;
         if to_value(&got) != Value::String(format!("canary-value-{n}")) {
             lost += 1;
         }
@@ -235,60 +230,72 @@ async fn watch(
     log.push(format!("deleted pod {victim_name}"));
     let mut failover_after = None;
     let mut new_ip: Option<String> = None;
-    while started.elapsed() < timeout {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if failover_after.is_none() {
-            let seen = masters_seen(ctx, &drill.sentinels, port, name).await?;
-            ctx.progress(&format!("Sentinels say: {}", describe(&seen)));
-            if let Some(ip) = agreed(&seen).filter(|ip| ip != old_ip) {
-                failover_after = Some(started.elapsed());
-                log.push(format!("all Sentinels name the new master {ip} after {} ms", started.elapsed().as_millis()));
-                new_ip = Some(ip);
-                if let Some(node) = held_node {
-                    cordon(ctx, node, false).await?;
-                    log.push(format!("uncordoned node {node}"));
+    let mut back_after = None;
+    let _ = Poller::new(timeout.saturating_sub(started.elapsed()))
+        .until(async |_| {
+            if failover_after.is_none() {
+                let seen = masters_seen(ctx, &drill.sentinels, port, name).await?;
+                let said = format!("Sentinels say: {}", describe(&seen));
+                ctx.progress(&said);
+                if let Some(ip) = agreed(&seen).filter(|ip| ip != old_ip) {
+                    failover_after = Some(started.elapsed());
+                    log.push(format!(
+                        "all Sentinels name the new master {ip} after {} ms",
+                        started.elapsed().as_millis()
+                    ));
+                    new_ip = Some(ip);
+                    if let Some(node) = held_node {
+                        cordon(ctx, node, false).await?;
+                        log.push(format!("uncordoned node {node}"));
+                    }
                 }
+                return Ok(Probe::NotYet(said));
             }
-            continue;
-        }
-        let back = running(ctx, &drill.redis)
-            .await?
-            .into_iter()
-            .find(|p| p["metadata"]["name"] == victim_name && p["metadata"]["uid"] != *victim_uid);
-        let Some(back) = back else { continue };
-        let Ok(mut conn) = connect(ctx, &back, 6379, pass.clone()).await else { continue };
-        let Ok(info) = query(&mut conn, &["INFO".into(), "replication".into()]).await else { continue };
-        let info = to_value(&info);
-        let role = field(&info, "role");
-        let master_host = field(&info, "master_host");
-        let link = field(&info, "master_link_status");
-        ctx.progress(&format!(
-            "{victim_name}: role {}, master {}, link {}",
-            super::expect::show(role.as_ref()),
-            super::expect::show(master_host.as_ref()),
-            super::expect::show(link.as_ref())
-        ));
-        if role == Some(Value::String("slave".into()))
-            && master_host.as_ref().and_then(|v| v.as_str()) == new_ip.as_deref()
-            && link == Some(Value::String("up".into()))
-        {
-            log.push(format!(
-                "{victim_name} is back at {} as a replica of {}; link up after {} ms",
-                back["status"]["podIP"].as_str().unwrap_or_default(),
-                new_ip.as_deref().unwrap_or_default(),
-                started.elapsed().as_millis()
-            ));
-            return Ok((failover_after, Some(started.elapsed()), new_ip));
-        }
-    }
-    Ok((failover_after, None, new_ip))
+            let back = running(ctx, &drill.redis)
+                .await?
+                .into_iter()
+                .find(|p| p["metadata"]["name"] == victim_name && p["metadata"]["uid"] != *victim_uid);
+            let Some(back) = back else { return Ok(Probe::NotYet(format!("{victim_name} not back"))) };
+            let Ok(mut conn) = connect(ctx, &back, 6379, pass.clone()).await else {
+                return Ok(Probe::NotYet(format!("{victim_name} back, not answering")));
+            };
+            let Ok(info) = query(&mut conn, &["INFO".into(), "replication".into()]).await else {
+                return Ok(Probe::NotYet(format!("{victim_name} back, INFO not answered")));
+            };
+            let info = to_value(&info);
+            let role = field(&info, "role");
+            let master_host = field(&info, "master_host");
+            let link = field(&info, "master_link_status");
+            let state = format!(
+                "{victim_name}: role {}, master {}, link {}",
+                super::expect::show(role.as_ref()),
+                super::expect::show(master_host.as_ref()),
+                super::expect::show(link.as_ref())
+            );
+            ctx.progress(&state);
+            if role == Some(Value::String("slave".into()))
+                && master_host.as_ref().and_then(|v| v.as_str()) == new_ip.as_deref()
+                && link == Some(Value::String("up".into()))
+            {
+                back_after = Some(started.elapsed());
+                log.push(format!(
+                    "{victim_name} is back at {} as a replica of {}; link up after {} ms",
+                    back["status"]["podIP"].as_str().unwrap_or_default(),
+                    new_ip.as_deref().unwrap_or_default(),
+                    started.elapsed().as_millis()
+                ));
+                return Ok::<_, StepError>(Probe::Ready(()));
+            }
+            Ok(Probe::NotYet(state))
+        })
+        .await?;
+    Ok((failover_after, back_after, new_ip))
 }
 
 /// The restart drill: a Sentinel goes and comes back; the master stays.
-pub async fn restart(ctx: &Ctx, drill: &SentinelRestart) -> Result<Done, StepError> {
+pub async fn restart(ctx: &Ctx, drill: &SentinelRestart, timeout: Duration) -> Result<Done, StepError> {
     let port = drill.sentinel_port.unwrap_or(SENTINEL_PORT);
     let name = ctx.render(&drill.master_name);
-    let timeout = drill.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(120));
     let mut log = Vec::new();
     let before = masters_seen(ctx, &drill.sentinels, port, &name).await?;
     let Some(master) = agreed(&before) else {
@@ -308,45 +315,55 @@ pub async fn restart(ctx: &Ctx, drill: &SentinelRestart) -> Result<Done, StepErr
     let ns = victim["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace).to_string();
     log.push(format!("master before: {master}; deleting {victim_name}"));
     let (pods, _, _) = ctx.api(Some("v1"), "Pod", Some(&ns)).await?;
-    let started = Instant::now();
     pods.delete(&victim_name, &DeleteParams::default()).await?;
-    while started.elapsed() < timeout {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let back = running(ctx, &drill.sentinel)
-            .await?
-            .into_iter()
-            .find(|p| p["metadata"]["uid"] != victim["metadata"]["uid"]);
-        let Some(back) = back else { continue };
-        let Ok(mut conn) = connect(ctx, &back, port, None).await else { continue };
-        let Ok(reply) = query(&mut conn, &["SENTINEL".into(), "master".into(), name.clone()]).await else { continue };
-        let others = field(&to_value(&reply), "num-other-sentinels");
-        ctx.progress(&format!("{victim_name} back; it knows {} other Sentinels", super::expect::show(others.as_ref())));
-        if others.as_ref().is_some_and(|v| super::expect::values_equal(&Value::from(2), v)) {
-            let after = masters_seen(ctx, &drill.sentinels, port, &name).await?;
-            log.push(format!(
-                "{victim_name} back and sees 2 other Sentinels after {} ms",
-                started.elapsed().as_millis()
-            ));
-            log.push(format!("master after: {}", describe(&after)));
-            let mut done = Done { output: log.join("\n"), ..Done::default() };
-            done.measure("sentinel back", started.elapsed().as_millis() as f64, "ms");
-            return match agreed(&after) {
-                Some(ip) if ip == master => Ok(done),
-                _ => Err(failed(
-                    format!("the master unchanged ({master})"),
-                    describe(&after),
-                    "SENTINEL get-master-addr-by-name",
-                    &log,
-                )),
+    let back = Poller::new(timeout)
+        .until(async |elapsed| {
+            let back = running(ctx, &drill.sentinel)
+                .await?
+                .into_iter()
+                .find(|p| p["metadata"]["uid"] != victim["metadata"]["uid"]);
+            let Some(back) = back else { return Ok(Probe::NotYet("not back".into())) };
+            let Ok(mut conn) = connect(ctx, &back, port, None).await else {
+                return Ok(Probe::NotYet("back, not answering".into()));
             };
+            let Ok(reply) = query(&mut conn, &["SENTINEL".into(), "master".into(), name.clone()]).await else {
+                return Ok(Probe::NotYet("back, SENTINEL master not answered".into()));
+            };
+            let others = field(&to_value(&reply), "num-other-sentinels");
+            let seen = format!("back, knowing {} other Sentinels", super::expect::show(others.as_ref()));
+            ctx.progress(&format!("{victim_name} {seen}"));
+            Ok::<_, StepError>(if others.as_ref().is_some_and(|v| super::expect::values_equal(&Value::from(2), v)) {
+                Probe::Ready(elapsed)
+            } else {
+                Probe::NotYet(seen)
+            })
+        })
+        .await?;
+    let after = match back {
+        Ok(after) => after,
+        Err(timed_out) => {
+            return Err(failed(
+                format!("{victim_name} back and seeing 2 other Sentinels within {}s", timeout.as_secs()),
+                timed_out.last,
+                "SENTINEL master",
+                &log,
+            ));
         }
+    };
+    let seen = masters_seen(ctx, &drill.sentinels, port, &name).await?;
+    log.push(format!("{victim_name} back and sees 2 other Sentinels after {} ms", after.as_millis()));
+    log.push(format!("master after: {}", describe(&seen)));
+    let mut done = Done { output: log.join("\n"), ..Done::default() };
+    done.measure("sentinel back", after.as_millis() as f64, "ms");
+    match agreed(&seen) {
+        Some(ip) if ip == master => Ok(done),
+        _ => Err(failed(
+            format!("the master unchanged ({master})"),
+            describe(&seen),
+            "SENTINEL get-master-addr-by-name",
+            &log,
+        )),
     }
-    Err(failed(
-        format!("{victim_name} back and seeing 2 other Sentinels within {}s", timeout.as_secs()),
-        "not back".into(),
-        "SENTINEL master",
-        &log,
-    ))
 }
 
 /// `replication`: one master, the expected replicas linked to it.
@@ -424,16 +441,13 @@ pub async fn replication(ctx: &Ctx, step: &Replication) -> Result<Done, StepErro
         let mut conn = connect(ctx, &master_pod, 6379, pass.clone()).await?;
         query(&mut conn, &["SET".into(), "runbook:probe".into(), stamp.clone()])
             .await
-            .map_err(|e| StepError::Infra(e.to_string()))?;
-        query(&mut conn, &["WAIT".into(), want.to_string(), "5000".into()])
-            .await
-            .map_err(|e| StepError::Infra(e.to_string()))?;
+            .map_err(StepError::from_source)?;
+        query(&mut conn, &["WAIT".into(), want.to_string(), "5000".into()]).await.map_err(StepError::from_source)?;
         for pod in pods.iter().filter(|p| p["metadata"]["name"] != master.as_str()) {
             let name = pod["metadata"]["name"].as_str().unwrap_or_default();
             let mut conn = connect(ctx, pod, 6379, pass.clone()).await?;
-            let got = query(&mut conn, &["GET".into(), "runbook:probe".into()])
-                .await
-                .map_err(|e| StepError::Infra(e.to_string()))?;
+            let got =
+                query(&mut conn, &["GET".into(), "runbook:probe".into()]).await.map_err(StepError::from_source)?;
             if to_value(&got) != Value::String(stamp.clone()) {
                 return Err(fail(format!("a write on {master} did not reach {name}")));
             }
@@ -467,7 +481,7 @@ pub async fn sentinels(ctx: &Ctx, step: &Sentinels) -> Result<Done, StepError> {
         let get = |k: &str| super::expect::show(field(&master, k).as_ref());
         let ckquorum = query(&mut conn, &["SENTINEL".into(), "ckquorum".into(), name.clone()])
             .await
-            .map(|r| super::redis::show(&r, 0))
+            .map(|r| super::redis_client::show(&r, 0))
             .unwrap_or_default();
         lines.push(format!(
             "{pod_name}: master {}:{}, {} replicas, {} other sentinels, quorum {}, ckquorum: {ckquorum}",
@@ -519,8 +533,8 @@ pub async fn reset(ctx: &Ctx, step: &SentinelReset) -> Result<Done, StepError> {
         let mut conn = connect(ctx, &pod, port, None).await?;
         let reply = query(&mut conn, &["SENTINEL".into(), "reset".into(), name.clone()])
             .await
-            .map_err(|e| StepError::Infra(e.to_string()))?;
-        lines.push(format!("{pod_name}: SENTINEL RESET {name} -> {}", super::redis::show(&reply, 0)));
+            .map_err(StepError::from_source)?;
+        lines.push(format!("{pod_name}: SENTINEL RESET {name} -> {}", super::redis_client::show(&reply, 0)));
         for _ in 0..40 {
             let master = query(&mut conn, &["SENTINEL".into(), "master".into(), name.clone()])
                 .await

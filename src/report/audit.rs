@@ -4,14 +4,13 @@
 //! verdict.
 
 use std::fmt::Write;
-use std::path::PathBuf;
 
-use super::Reporter;
 use super::event::{Event, RunInfo, Status, StepInfo, StepResult, Summary};
+use super::{Reporter, Sink};
 
 /// Collects the run and writes the audit report.
 pub struct AuditReport {
-    path: PathBuf,
+    sink: Sink,
     run: Option<RunInfo>,
     steps: Vec<(StepInfo, StepResult)>,
     cleanup: Vec<(StepInfo, StepResult)>,
@@ -20,9 +19,9 @@ pub struct AuditReport {
 }
 
 impl AuditReport {
-    /// An audit report written to `path`.
-    pub fn new(path: PathBuf) -> Self {
-        AuditReport { path, run: None, steps: Vec::new(), cleanup: Vec::new(), in_cleanup: false, summary: None }
+    /// An audit report written to `sink` when the run ends.
+    pub fn new(sink: Sink) -> Self {
+        AuditReport { sink, run: None, steps: Vec::new(), cleanup: Vec::new(), in_cleanup: false, summary: None }
     }
 
     /// The Markdown as it stands.
@@ -75,7 +74,7 @@ impl AuditReport {
             let _ = writeln!(
                 md,
                 "**{}**: {} passed, {} failed, {} errors, {} skipped.",
-                s.verdict.to_uppercase(),
+                s.verdict.as_str().to_uppercase(),
                 s.passed,
                 s.failed,
                 s.errors,
@@ -167,6 +166,6 @@ impl Reporter for AuditReport {
     }
 
     fn finish(&mut self) -> anyhow::Result<()> {
-        std::fs::write(&self.path, self.markdown()).map_err(|e| anyhow::anyhow!("writing {}: {e}", self.path.display()))
+        self.sink.write(self.markdown().as_bytes())
     }
 }

@@ -176,11 +176,84 @@ impl StepResult {
     }
 }
 
+/// How a run ended, in one word; the CLI exits with its [`Verdict::exit_code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every step that ran passed.
+    Passed,
+    /// A check or drill did not hold.
+    Failed,
+    /// The cluster or the tool broke.
+    Error,
+    /// The scenario or a manifest is wrong (reported as `error`).
+    Invalid,
+    /// Ctrl-C or SIGTERM stopped the run (cleanup ran).
+    Interrupted,
+}
+
+impl Verdict {
+    /// The word reports use: passed, failed, error or interrupted.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Passed => "passed",
+            Verdict::Failed => "failed",
+            Verdict::Error | Verdict::Invalid => "error",
+            Verdict::Interrupted => "interrupted",
+        }
+    }
+
+    /// The process exit code for this verdict (docs/exit-codes.md).
+    pub fn exit_code(self) -> u8 {
+        use crate::exit;
+        match self {
+            Verdict::Passed => exit::SUCCESS,
+            Verdict::Failed => exit::CHECK_FAILED,
+            Verdict::Error => exit::INFRASTRUCTURE,
+            Verdict::Invalid => exit::INVALID_INPUT,
+            Verdict::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    /// The verdict of a run from its steps' results: an interruption first,
+    /// then a wrong input, then a broken cluster, then a failed check.
+    pub fn of<'a>(interrupted: bool, results: impl Iterator<Item = &'a StepResult>) -> Verdict {
+        let (mut invalid, mut error, mut failed) = (false, false, false);
+        for r in results {
+            invalid |= r.error_kind == Some(ErrorKind::Invalid);
+            error |= r.status == Status::Error;
+            failed |= r.status == Status::Failed;
+        }
+        if interrupted {
+            Verdict::Interrupted
+        } else if invalid {
+            Verdict::Invalid
+        } else if error {
+            Verdict::Error
+        } else if failed {
+            Verdict::Failed
+        } else {
+            Verdict::Passed
+        }
+    }
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How the run ended.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     /// passed, failed, error or interrupted.
-    pub verdict: String,
+    pub verdict: Verdict,
     /// Steps that passed.
     pub passed: usize,
     /// Checks that failed.

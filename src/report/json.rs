@@ -1,15 +1,13 @@
 //! `--report json=FILE`: the whole run as one JSON document.
 
-use std::path::PathBuf;
-
 use serde_json::{Value, json};
 
-use super::Reporter;
 use super::event::Event;
+use super::{Reporter, Sink};
 
 /// Collects the run and writes it as JSON.
 pub struct JsonReport {
-    path: PathBuf,
+    sink: Sink,
     run: Value,
     steps: Vec<Value>,
     cleanup: Vec<Value>,
@@ -18,10 +16,10 @@ pub struct JsonReport {
 }
 
 impl JsonReport {
-    /// A JSON report written to `path`.
-    pub fn new(path: PathBuf) -> Self {
+    /// A JSON report written to `sink` when the run ends.
+    pub fn new(sink: Sink) -> Self {
         JsonReport {
-            path,
+            sink,
             run: Value::Null,
             steps: Vec::new(),
             cleanup: Vec::new(),
@@ -57,6 +55,6 @@ impl Reporter for JsonReport {
 
     fn finish(&mut self) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(&self.document())?;
-        std::fs::write(&self.path, text + "\n").map_err(|e| anyhow::anyhow!("writing {}: {e}", self.path.display()))
+        self.sink.write((text + "\n").as_bytes())
     }
 }

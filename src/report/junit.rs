@@ -1,18 +1,17 @@
 //! `--report junit=FILE`: one test case per check (quick-junit), failures with
 //! expected vs actual, and the score as suite properties.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::Reporter;
 use super::event::{Event, Status};
+use super::{Reporter, Sink};
 use crate::scenario::StepKind;
 
 /// Collects checks and writes JUnit XML.
 pub struct JunitReport {
-    path: PathBuf,
+    sink: Sink,
     name: String,
     cases: Vec<TestCase>,
     properties: Vec<Property>,
@@ -21,10 +20,10 @@ pub struct JunitReport {
 }
 
 impl JunitReport {
-    /// A JUnit report written to `path`.
-    pub fn new(path: PathBuf) -> Self {
+    /// A JUnit report written to `sink` when the run ends.
+    pub fn new(sink: Sink) -> Self {
         JunitReport {
-            path,
+            sink,
             name: "runbook".into(),
             cases: Vec::new(),
             properties: Vec::new(),
@@ -102,13 +101,13 @@ impl Reporter for JunitReport {
             Event::RunFinished(summary) => {
                 self.duration = summary.duration;
                 self.properties.push(Property::new("score", format!("{}/{}", summary.score.0, summary.score.1)));
-                self.properties.push(Property::new("verdict", summary.verdict.clone()));
+                self.properties.push(Property::new("verdict", summary.verdict.as_str()));
             }
             _ => {}
         }
     }
 
     fn finish(&mut self) -> anyhow::Result<()> {
-        std::fs::write(&self.path, self.xml()?).map_err(|e| anyhow::anyhow!("writing {}: {e}", self.path.display()))
+        self.sink.write(self.xml()?.as_bytes())
     }
 }

@@ -5,8 +5,12 @@ pub mod event;
 pub mod json;
 pub mod junit;
 pub mod progress;
+pub mod sink;
+#[cfg(test)]
+mod snapshots;
 
 pub use event::{Event, Reporter};
+pub use sink::Sink;
 
 /// Several reporters fed in turn.
 #[derive(Default)]

@@ -1,16 +1,16 @@
 //! Progress on the terminal: a spinner with elapsed time per step on a TTY,
 //! plain lines otherwise, only the verdict with `--quiet`.
 
-use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::Reporter;
 use super::event::{Event, Status};
+use super::{Reporter, Sink};
 
-/// Prints progress to standard output.
+/// Prints progress as the run goes (to standard output in the CLI).
 pub struct Progress {
+    sink: Sink,
     quiet: bool,
     spinner: Option<ProgressBar>,
     tty: bool,
@@ -18,18 +18,16 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A progress reporter; `quiet` prints only the verdict.
-    pub fn new(quiet: bool) -> Self {
-        Progress { quiet, spinner: None, tty: std::io::stdout().is_terminal(), run_id: String::new() }
+    /// A progress reporter writing to `sink`; `quiet` prints only the verdict.
+    pub fn new(quiet: bool, sink: Sink) -> Self {
+        Progress { tty: sink.is_terminal(), sink, quiet, spinner: None, run_id: String::new() }
     }
 
     fn line(&self, text: &str) {
         match &self.spinner {
             Some(s) => s.println(text),
-            None => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{text}");
-            }
+            // Progress that cannot be written is not worth ending a run for.
+            None => drop(self.sink.write(format!("{text}\n").as_bytes())),
         }
     }
 }
@@ -127,7 +125,7 @@ impl Reporter for Progress {
                 };
                 self.line(&format!(
                     "{}: {} passed, {} failed, {} errors, {} skipped{score} in {:.1?}",
-                    summary.verdict.to_uppercase(),
+                    summary.verdict.as_str().to_uppercase(),
                     summary.passed,
                     summary.failed,
                     summary.errors,

@@ -183,9 +183,9 @@ fn exercise(text: &str, files: BTreeMap<String, String>) {
     let Ok(vars) = scenario.parameters(&[]) else { return };
     let render = |t: &str| template::render(t, &vars).unwrap_or_else(|_| t.to_string());
     for step in scenario.steps().iter().chain(scenario.cleanup_steps().iter()) {
-        let _ = crate::engine::command::kubectl(&step.spec, None, &render);
-        if let Some(a) = &step.spec.apply {
-            let _ = crate::engine::apply::documents(&vars, &scenario, a);
+        let _ = crate::engine::command::kubectl(&step.action, None, &render);
+        if let super::Action::Apply(a) = &step.action {
+            let _ = super::manifest::step_documents(&vars, &scenario, a);
         }
     }
 }
@@ -257,7 +257,7 @@ fn templates_never_panic() {
             let text = parts.concat();
             let _ = template::references(&text);
             if let Ok(rendered) = template::render(&text, &vars) {
-                let _ = crate::engine::apply::yaml11_octals(&rendered);
+                let _ = super::manifest::yaml11_octals(&rendered);
             }
             seen.fetch_add(1, Ordering::Relaxed);
             Ok(())

@@ -1,13 +1,16 @@
 //! Scenarios: the model, loading (embedded or from a file), validation with
 //! file:line:column, and templates.
 
+pub mod action;
 #[cfg(test)]
 mod fuzz;
+pub mod manifest;
 pub mod model;
 pub mod template;
 mod validate;
 
-pub use validate::parse_duration;
+pub use action::Action;
+pub use runbook_units::parse_duration;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -61,15 +64,57 @@ pub struct Scenario {
     /// The scenario file's text.
     pub text: String,
     source: Source,
+    steps: Vec<Step>,
+    cleanup: Vec<Step>,
 }
 
-/// A step with its kind decided.
+/// A step as it runs: its one action (durations parsed), its kind decided.
 #[derive(Debug, Clone)]
 pub struct Step {
-    /// The step as written.
+    /// The step as written (id, title, explanation, points, hint).
     pub spec: StepFile,
+    /// What it does.
+    pub action: Action,
     /// setup, check or disruptive.
     pub kind: StepKind,
+    /// The read-only check that, when it passes, makes the step unnecessary.
+    pub unless: Option<Action>,
+    /// How long a failing check is tried again (`retryFor`).
+    pub retry_for: Option<std::time::Duration>,
+}
+
+impl Step {
+    /// A step from the file: its action and durations, or every problem.
+    pub fn from_file(spec: &StepFile) -> Result<Step, Vec<String>> {
+        let action = Action::of(spec);
+        let unless = spec.unless.as_deref().map(Action::of_probe).transpose();
+        let retry_for = match &spec.retry_for {
+            None => Ok(None),
+            Some(t) => {
+                parse_duration(t).map(Some).ok_or_else(|| format!("retryFor {t:?} is not a duration (90s, 2m, 500ms)"))
+            }
+        };
+        match (action, unless, retry_for) {
+            (Ok(action), Ok(unless), Ok(retry_for)) => Ok(Step {
+                kind: spec.kind.unwrap_or_else(|| action.default_kind()),
+                spec: spec.clone(),
+                action,
+                unless,
+                retry_for,
+            }),
+            (action, unless, retry_for) => {
+                let mut problems = action.err().unwrap_or_default();
+                problems.extend(unless.err());
+                problems.extend(retry_for.err());
+                Err(problems)
+            }
+        }
+    }
+
+    /// A read-only check run on its own (an `unless` probe).
+    pub fn check(spec: &StepFile, action: Action) -> Step {
+        Step { spec: spec.clone(), action, kind: StepKind::Check, unless: None, retry_for: None }
+    }
 }
 
 impl Scenario {
@@ -128,9 +173,21 @@ impl Scenario {
                 message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
             }]
         })?;
-        let scenario = Scenario { file, path, text, source };
+        let mut scenario = Scenario { file, path, text, source, steps: Vec::new(), cleanup: Vec::new() };
         let problems = validate::validate(&scenario);
-        if problems.is_empty() { Ok(scenario) } else { Err(problems) }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        // validate refused every step whose action cannot be made.
+        let made = |steps: &[StepFile]| -> Vec<Step> {
+            steps.iter().map(|s| Step::from_file(s).expect("a validated step has one action")).collect()
+        };
+        scenario.steps = made(&scenario.file.steps);
+        scenario.cleanup = made(&scenario.file.cleanup);
+        for step in &mut scenario.cleanup {
+            step.kind = StepKind::Setup;
+        }
+        Ok(scenario)
     }
 
     /// Reads a file relative to the scenario (manifests).
@@ -181,14 +238,14 @@ impl Scenario {
         self.file.parameters.iter().filter(|(_, p)| p.secret).filter_map(|(k, _)| values.get(k).cloned()).collect()
     }
 
-    /// The steps with their kinds.
-    pub fn steps(&self) -> Vec<Step> {
-        self.file.steps.iter().map(|s| Step { spec: s.clone(), kind: kind_of(s) }).collect()
+    /// The steps, in order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
     }
 
-    /// The cleanup steps.
-    pub fn cleanup_steps(&self) -> Vec<Step> {
-        self.file.cleanup.iter().map(|s| Step { spec: s.clone(), kind: StepKind::Setup }).collect()
+    /// The cleanup steps (setup steps: they run in `run` only).
+    pub fn cleanup_steps(&self) -> &[Step] {
+        &self.cleanup
     }
 
     /// The 1-based line where a step starts.
@@ -200,23 +257,4 @@ impl Scenario {
             .map(|i| i + 1)
             .unwrap_or(0)
     }
-}
-
-/// The kind a step has when it does not say: apply, delete, capture and key
-/// writes set up, the failover drill disrupts, the rest check.
-pub fn kind_of(step: &StepFile) -> StepKind {
-    let writes_keys = step.redis_keys.as_ref().is_some_and(|k| k.write.is_some())
-        || step.replication.as_ref().is_some_and(|r| r.write_probe)
-        || step.sentinel_reset.is_some();
-    let drill = step.cluster_failover.is_some()
-        || step.sentinel_failover.is_some()
-        || step.sentinel_restart.is_some()
-        || step.http_load.is_some();
-    step.kind.unwrap_or(if drill {
-        StepKind::Disruptive
-    } else if step.apply.is_some() || step.delete.is_some() || step.capture.is_some() || writes_keys {
-        StepKind::Setup
-    } else {
-        StepKind::Check
-    })
 }

@@ -3,57 +3,13 @@
 //! expectations. Each problem names its file, line and column.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
 use serde_json::Value;
 
+use super::manifest;
 use super::template::{self, line_col};
-use super::{Problem, Scenario, StepFile, StepKind, kind_of};
-use crate::kube::quantity::{Quantity, parse_redis_memory};
-
-/// Parses `90s`, `2m`, `500ms`, `1h`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-    let (n, unit) = t.split_at(split);
-    let n: f64 = n.parse().ok()?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    // Durations past a year are a typo, and past u64 seconds would panic.
-    Duration::try_from_secs_f64(secs).ok().filter(|d| d.as_secs() <= 366 * 24 * 3600)
-}
-
-fn actions(step: &StepFile) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    for (present, name) in [
-        (step.apply.is_some(), "apply"),
-        (step.wait.is_some(), "wait"),
-        (step.exec.is_some(), "exec"),
-        (step.assert.is_some(), "assert"),
-        (step.redis.is_some(), "redis"),
-        (step.delete.is_some(), "delete"),
-        (step.capture.is_some(), "capture"),
-        (step.redis_keys.is_some(), "redisKeys"),
-        (step.cluster_failover.is_some(), "clusterFailover"),
-        (step.sentinel_failover.is_some(), "sentinelFailover"),
-        (step.sentinel_restart.is_some(), "sentinelRestart"),
-        (step.replication.is_some(), "replication"),
-        (step.sentinels.is_some(), "sentinels"),
-        (step.sentinel_reset.is_some(), "sentinelReset"),
-        (step.http.is_some(), "http"),
-        (step.http_load.is_some(), "httpLoad"),
-    ] {
-        if present {
-            out.push(name);
-        }
-    }
-    out
-}
+use super::{Action, Problem, Scenario, StepFile, StepKind};
+use runbook_units::{Quantity, parse_redis_memory};
 
 struct Checker<'a> {
     scenario: &'a Scenario,
@@ -114,13 +70,12 @@ impl Checker<'_> {
     }
 
     fn check_manifest(&mut self, step_id: &str, file: String, text: &str) {
-        let rendered = match template::render(text, &self.params) {
+        let rendered = match manifest::render(text, &self.params) {
             Ok(r) => r,
             Err(e) => return self.at_text(file, text, e.offset, e.message),
         };
-        let rendered = crate::engine::apply::yaml11_octals(&rendered);
-        for (i, doc) in serde_yaml_ng::Deserializer::from_str(&rendered).enumerate() {
-            let value: Value = match serde::Deserialize::deserialize(doc) {
+        for (i, doc) in manifest::documents(&rendered).enumerate() {
+            let value: Value = match doc {
                 Ok(v) => v,
                 Err(e) => {
                     let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
@@ -130,9 +85,6 @@ impl Checker<'_> {
                     return;
                 }
             };
-            if value.is_null() {
-                continue;
-            }
             for (field, present) in [
                 ("apiVersion", value["apiVersion"].is_string()),
                 ("kind", value["kind"].is_string()),
@@ -198,28 +150,23 @@ impl Checker<'_> {
         if !seen.insert(step.id.clone()) {
             self.at_step(&step.id, "duplicate step id".into());
         }
-        let acts = actions(step);
-        if acts.len() != 1 {
-            let found = if acts.is_empty() { "none".to_string() } else { acts.join(", ") };
-            self.at_step(
-                &step.id,
-                format!(
-                    "a step needs exactly one action (apply, wait, exec, assert, redis, delete, capture, redisKeys, \
-                     clusterFailover); found {found}"
-                ),
-            );
+        let action = match super::Step::from_file(step) {
+            Ok(parsed) => Some(parsed.action),
+            Err(problems) => {
+                for problem in problems {
+                    self.at_step(&step.id, problem);
+                }
+                None
+            }
+        };
+        // A step without exactly one action cannot be checked further.
+        if Action::named_in(step).len() != 1 {
             return;
         }
-        let writes = step.apply.is_some()
-            || step.delete.is_some()
-            || step.cluster_failover.is_some()
-            || step.sentinel_failover.is_some()
-            || step.sentinel_restart.is_some()
-            || step.replication.as_ref().is_some_and(|r| r.write_probe)
-            || step.sentinel_reset.is_some()
-            || step.http_load.is_some()
-            || step.redis_keys.as_ref().is_some_and(|k| k.write.is_some());
-        if kind_of(step) == StepKind::Check && writes {
+        if let Some(action) = &action
+            && step.kind.unwrap_or_else(|| action.default_kind()) == StepKind::Check
+            && action.writes()
+        {
             self.at_step(&step.id, "a check cannot apply or delete: `verify` runs checks and must never write".into());
         }
         if step.retry_for.is_some() && step.http.is_some() {
@@ -227,13 +174,6 @@ impl Checker<'_> {
                 &step.id,
                 "retryFor cannot repeat an http step: each request may change state (a counter counts again)".into(),
             );
-        }
-        if let Some(probe) = &step.unless {
-            let n =
-                [probe.redis.is_some(), probe.exec.is_some(), probe.assert.is_some()].iter().filter(|x| **x).count();
-            if n != 1 {
-                self.at_step(&step.id, "unless needs exactly one of redis, exec, assert".into());
-            }
         }
         if let Some(c) = &step.capture {
             if c.pods.is_some() == c.object.is_some() {
@@ -270,23 +210,6 @@ impl Checker<'_> {
             if let Some(inline) = &apply.inline {
                 let file = format!("{} (step {:?}, inline)", self.scenario.path, step.id);
                 self.check_manifest(&step.id, file, inline);
-            }
-        }
-        // Every duration a step can carry: one left out here validates and
-        // then quietly becomes its default at run time.
-        let timeouts = [
-            step.wait.as_ref().and_then(|w| w.timeout.clone()),
-            step.delete.as_ref().and_then(|d| d.timeout.clone()),
-            step.retry_for.clone(),
-            step.cluster_failover.as_ref().and_then(|f| f.timeout.clone()),
-            step.sentinel_failover.as_ref().and_then(|f| f.timeout.clone()),
-            step.sentinel_restart.as_ref().and_then(|r| r.timeout.clone()),
-            step.http_load.as_ref().and_then(|l| l.timeout.clone()),
-            step.http_load.as_ref().and_then(|l| l.settle.clone()),
-        ];
-        for t in timeouts.into_iter().flatten() {
-            if parse_duration(&t).is_none() {
-                self.at_step(&step.id, format!("timeout {t:?} is not a duration (90s, 2m, 500ms)"));
             }
         }
         if let Some(w) = &step.wait {
@@ -375,22 +298,5 @@ mod tests {
         let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
         assert!(messages.iter().any(|m| m.contains("\"3 minutes\" is not a duration")), "{messages:?}");
         assert!(messages.iter().any(|m| m.contains("\"soon\" is not a duration")), "{messages:?}");
-    }
-
-    #[test]
-    fn absurd_durations_are_refused_not_a_panic() {
-        assert_eq!(parse_duration("99999999999999999999s"), None);
-        assert_eq!(parse_duration("400d"), None);
-        assert_eq!(parse_duration("9000h"), None);
-        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86400)));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("soon"), None);
-        assert_eq!(parse_duration("5"), None);
     }
 }

@@ -5,6 +5,55 @@ use std::process::Output;
 
 use runbook::lab::{Lab, LabConfig};
 
+/// What a test needs from the machine.
+#[derive(Debug, Clone, Copy)]
+pub enum Need {
+    /// Root: the lab runs pods in namespaces of their own, with mounts and
+    /// a network (`runbook lab` needs root for pods).
+    Root,
+    /// A recent kubectl (`$KUBECTL` or on PATH).
+    Kubectl,
+}
+
+/// Why this machine cannot run a test that needs `needs`, if it cannot.
+/// With `RUNBOOK_TESTS_MUST_RUN` set (CI sets it), an unmet need is a failure,
+/// not a skip: CI runs every test.
+pub fn unmet(needs: &[Need]) -> Option<String> {
+    let missing: Vec<&str> = needs
+        .iter()
+        .filter_map(|need| match need {
+            Need::Root if !nix::unistd::geteuid().is_root() => Some("root (the lab's pods)"),
+            Need::Kubectl
+                if !std::process::Command::new(kubectl())
+                    .args(["version", "--client"])
+                    .output()
+                    .is_ok_and(|o| o.status.success()) =>
+            {
+                Some("kubectl (set KUBECTL or put it on PATH; scripts/install-deps installs it)")
+            }
+            _ => None,
+        })
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let why = format!("needs {}", missing.join(" and "));
+    assert!(std::env::var_os("RUNBOOK_TESTS_MUST_RUN").is_none(), "RUNBOOK_TESTS_MUST_RUN is set, but this test {why}");
+    Some(why)
+}
+
+/// Skips the test (it passes, saying why on stderr) when the machine lacks
+/// what it needs: `requires!(Root, Kubectl);`.
+macro_rules! requires {
+    ($($need:ident),+) => {
+        if let Some(why) = $crate::common::unmet(&[$($crate::common::Need::$need),+]) {
+            eprintln!("skipped: this test {why}");
+            return;
+        }
+    };
+}
+pub(crate) use requires;
+
 /// Scenario tests with drills measure availability and timing, and tests that
 /// start many processes would skew them: all take this lock so that they do
 /// not compete with each other for the CPU.
@@ -55,7 +104,8 @@ impl TestLab {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = LabConfig {
             run_pods,
-            helper: Some(env!("CARGO_BIN_EXE_runbook").into()),
+            sandbox_program: Some(env!("CARGO_BIN_EXE_runbook").into()),
+            built_images: runbook::lab_host::built_images(env!("CARGO_BIN_EXE_runbook").as_ref()),
             faults: Some(faults.to_string()),
             ..LabConfig::new(dir.path().join("state"))
         };
@@ -63,6 +113,37 @@ impl TestLab {
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("lab runtime");
         let lab = runtime.spawn(Lab::start(config)).await.expect("lab start task").expect("lab starts");
         TestLab { lab, _runtime: LabRuntime(Some(runtime)), dir }
+    }
+
+    /// An object as the API serves it, or None when it does not exist:
+    /// `resource` as kubectl names it (`configmaps`), `namespace` empty for
+    /// cluster-scoped kinds. Product tests look through the API, never at
+    /// the lab's store.
+    pub async fn api_get(&self, resource: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
+        self.api_request(&format!("{}/{name}", collection(resource, namespace))).await
+    }
+
+    /// Every object of a resource (in `namespace`, or everywhere when empty).
+    pub async fn api_list(&self, resource: &str, namespace: &str) -> Vec<serde_json::Value> {
+        let list = self.api_request(&collection(resource, namespace)).await.expect("the resource is served");
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The cluster's current revision (a list's resourceVersion): unchanged
+    /// when nothing was written.
+    pub async fn revision(&self) -> String {
+        let list = self.api_request("/api/v1/namespaces?limit=1").await.expect("namespaces are served");
+        list["metadata"]["resourceVersion"].as_str().expect("a list has a resourceVersion").to_string()
+    }
+
+    async fn api_request(&self, path: &str) -> Option<serde_json::Value> {
+        let client = runbook::k8s::client::client_for(&self.lab.kubeconfig).await.expect("a client for the lab");
+        let request = http::Request::get(path).body(Vec::new()).unwrap();
+        match client.request::<serde_json::Value>(request).await {
+            Ok(value) => Some(value),
+            Err(kube::Error::Api(status)) if status.code == 404 => None,
+            Err(e) => panic!("GET {path}: {e}"),
+        }
     }
 
     /// Runs kubectl with this lab's kubeconfig; returns the raw output.
@@ -113,6 +194,19 @@ pub async fn kubectl_with(
     }
     drop(input);
     child.wait_with_output().await.unwrap()
+}
+
+/// The API path of a resource's collection (`/apis/apps/v1/namespaces/NS/deployments`).
+fn collection(resource: &str, namespace: &str) -> String {
+    let group = match resource {
+        "deployments" | "statefulsets" | "replicasets" => "/apis/apps/v1",
+        _ => "/api/v1",
+    };
+    if namespace.is_empty() {
+        format!("{group}/{resource}")
+    } else {
+        format!("{group}/namespaces/{namespace}/{resource}")
+    }
 }
 
 /// The kubectl to test with: `$KUBECTL`, else the first on PATH. It must be

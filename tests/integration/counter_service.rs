@@ -1,6 +1,7 @@
 //! The counter-service scenario (seed 003) on the lab: the full run with its
 //! drills' figures, a single-instance variant, and Redis without its password.
 
+use crate::common::requires;
 use crate::common::{TestLab, assert_no_secret, failed, measurement, run_scenario, step, verify_report};
 
 async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
@@ -9,6 +10,7 @@ async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, serde_jso
 
 #[tokio::test]
 async fn run_counts_survives_restarts_and_fails_no_request_under_load() {
+    requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let (code, doc, text) = run(&t, "run", &[]).await;
@@ -25,6 +27,7 @@ async fn run_counts_survives_restarts_and_fails_no_request_under_load() {
 
 #[tokio::test]
 async fn a_single_instance_fails_the_availability_checks() {
+    requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     // An instance that takes 2 s to become Ready, as on a real cluster: with
@@ -39,6 +42,7 @@ async fn a_single_instance_fails_the_availability_checks() {
 
 #[tokio::test]
 async fn redis_without_a_password_fails_the_auth_checks() {
+    requires!(Root, Kubectl);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let (code, _, text) = run(&t, "deploy", &["--keep"]).await;

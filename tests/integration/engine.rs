@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::common::requires;
 use crate::common::{TestLab, output_text, runbook};
 
 fn fixture(path: &str) -> PathBuf {
@@ -29,6 +30,7 @@ fn statuses(report: &Path) -> BTreeMap<String, (String, String, String)> {
 
 #[tokio::test]
 async fn run_without_a_kubeconfig_uses_the_lab_and_passes_with_reports() {
+    requires!(Root);
     let home = tempfile::tempdir().unwrap();
     let (json, junit, audit) = (home.path().join("r.json"), home.path().join("r.xml"), home.path().join("r.md"));
     let args = [
@@ -86,14 +88,14 @@ async fn verify_fixture(
     crate::common::deploy_redis_cache_fixture(&t, name, wait_for_rollout).await;
     let report = t.dir.path().join("verify.json");
     let kubeconfig = t.lab.kubeconfig.display().to_string();
-    let before = t.lab.store.current_rv();
+    let before = t.revision().await;
     let out = runbook(
         &["verify", "redis-cache", "--kubeconfig", &kubeconfig, "--report", &format!("json={}", report.display())],
         t.dir.path(),
     )
     .await;
     if wait_for_rollout {
-        assert_eq!(t.lab.store.current_rv(), before, "verify changed the cluster:\n{}", output_text(&out));
+        assert_eq!(t.revision().await, before, "verify changed the cluster:\n{}", output_text(&out));
     }
     (out.status.code(), statuses(&report), output_text(&out))
 }
@@ -104,6 +106,7 @@ fn failed(steps: &BTreeMap<String, (String, String, String)>) -> Vec<&str> {
 
 #[tokio::test]
 async fn verify_passes_a_good_deployment_and_changes_nothing() {
+    requires!(Root, Kubectl);
     let (code, steps, out) = verify_fixture("good", true).await;
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(steps.len(), 11, "verify runs the checks only");
@@ -112,6 +115,7 @@ async fn verify_passes_a_good_deployment_and_changes_nothing() {
 
 #[tokio::test]
 async fn verify_maxmemory_4mb_fails_exactly_the_memory_checks() {
+    requires!(Root, Kubectl);
     let (code, steps, out) = verify_fixture("maxmemory-4mb", true).await;
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(failed(&steps), ["maxmemory", "verify-configmap"], "{out}");
@@ -121,6 +125,7 @@ async fn verify_maxmemory_4mb_fails_exactly_the_memory_checks() {
 
 #[tokio::test]
 async fn verify_cpu_500m_fails_exactly_the_cpu_check() {
+    requires!(Root, Kubectl);
     let (code, steps, out) = verify_fixture("cpu-500m", true).await;
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(failed(&steps), ["cpu-request"], "{out}");
@@ -129,6 +134,7 @@ async fn verify_cpu_500m_fails_exactly_the_cpu_check() {
 
 #[tokio::test]
 async fn verify_unmounted_configmap_fails_the_mount_and_memory_checks() {
+    requires!(Root, Kubectl);
     let (code, steps, out) = verify_fixture("configmap-not-mounted", true).await;
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(failed(&steps), ["config-mounted", "maxmemory"], "{out}");
@@ -139,6 +145,7 @@ async fn verify_unmounted_configmap_fails_the_mount_and_memory_checks() {
 
 #[tokio::test]
 async fn verify_wrong_image_fails_the_image_and_runtime_checks() {
+    requires!(Root, Kubectl);
     let (code, steps, out) = verify_fixture("wrong-image", false).await;
     assert_eq!(code, Some(1), "{out}");
     let expected_failures = [
@@ -162,6 +169,7 @@ async fn verify_wrong_image_fails_the_image_and_runtime_checks() {
 
 #[tokio::test]
 async fn invalid_scenarios_exit_3_with_file_line_column() {
+    requires!(Root);
     let home = tempfile::tempdir().unwrap();
     for (file, message) in [
         ("unknown-key.yaml", "unknown-key.yaml:10:7: steps[0].redis: unknown field `expct`"),
@@ -183,13 +191,14 @@ async fn invalid_scenarios_exit_3_with_file_line_column() {
 
 #[tokio::test]
 async fn a_manifest_the_server_rejects_exits_3_and_cleans_up() {
+    requires!(Root);
     let t = TestLab::with_pods().await;
     let path = fixture("scenarios/server-rejects.yaml");
     let kubeconfig = t.lab.kubeconfig.display().to_string();
     let out = runbook(&["run", "-f", &path.display().to_string(), "--kubeconfig", &kubeconfig], t.dir.path()).await;
     assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
     assert!(output_text(&out).contains("the server rejected Deployment \"mismatched\""), "{}", output_text(&out));
-    assert!(t.lab.store.get("configmaps", "default", "first").is_none(), "what the run applied was removed");
+    assert!(t.api_get("configmaps", "default", "first").await.is_none(), "what the run applied was removed");
 }
 
 #[tokio::test]
@@ -211,6 +220,7 @@ async fn an_unreachable_cluster_exits_2_quickly() {
 
 #[tokio::test]
 async fn unknown_parameters_and_scenarios_exit_3() {
+    requires!(Root);
     let home = tempfile::tempdir().unwrap();
     let out = runbook(&["plan", "redis-cache", "--set", "nope=1"], home.path()).await;
     assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
@@ -223,6 +233,7 @@ async fn unknown_parameters_and_scenarios_exit_3() {
 /// because a pod without a readiness probe is Ready before Redis listens.
 #[tokio::test]
 async fn redis_check_waits_for_a_server_that_starts_late() {
+    requires!(Root);
     let t = TestLab::with_pods().await;
     let path = fixture("scenarios/late-redis.yaml");
     let kubeconfig = t.lab.kubeconfig.display().to_string();

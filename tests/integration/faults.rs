@@ -2,6 +2,7 @@
 //! and ends watch streams early: runbook retries and re-watches.
 
 use crate::common::TestLab;
+use crate::common::requires;
 use crate::common::runbook;
 
 async fn run_under_faults(scenario: &str) {
@@ -16,24 +17,28 @@ async fn run_under_faults(scenario: &str) {
 
 #[tokio::test]
 async fn redis_cache_passes_with_ten_percent_api_errors_and_dropped_watches() {
+    requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     run_under_faults("redis-cache").await;
 }
 
 #[tokio::test]
 async fn counter_service_passes_with_ten_percent_api_errors_and_dropped_watches() {
+    requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     run_under_faults("counter-service").await;
 }
 
 #[tokio::test]
 async fn redis_cluster_passes_with_ten_percent_api_errors_and_dropped_watches() {
+    requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     run_under_faults("redis-cluster").await;
 }
 
 #[tokio::test]
 async fn redis_sentinel_passes_with_ten_percent_api_errors_and_dropped_watches() {
+    requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     run_under_faults("redis-sentinel").await;
 }

@@ -18,7 +18,7 @@ fn configmap(name: &str) -> ConfigMap {
 #[tokio::test]
 async fn typed_create_get_patch_and_conflict() {
     let t = TestLab::start().await;
-    let client = t.lab.client().await.unwrap();
+    let client = runbook::k8s::client::client_for(&t.lab.kubeconfig).await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let created = cms.create(&PostParams::default(), &configmap("a")).await.unwrap();
     let err = cms.create(&PostParams::default(), &configmap("a")).await.unwrap_err();
@@ -47,7 +47,7 @@ async fn typed_create_get_patch_and_conflict() {
 #[tokio::test]
 async fn await_condition_and_watcher_see_deletion() {
     let t = TestLab::start().await;
-    let client = t.lab.client().await.unwrap();
+    let client = runbook::k8s::client::client_for(&t.lab.kubeconfig).await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     cms.create(&PostParams::default(), &configmap("gone")).await.unwrap();
     let events = watcher(cms.clone(), watcher::Config::default()).applied_objects().take(1);
@@ -65,7 +65,7 @@ async fn await_condition_and_watcher_see_deletion() {
 #[tokio::test]
 async fn list_pages_with_limit_and_continue() {
     let t = TestLab::start().await;
-    let client = t.lab.client().await.unwrap();
+    let client = runbook::k8s::client::client_for(&t.lab.kubeconfig).await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     for i in 0..25 {
         cms.create(&PostParams::default(), &configmap(&format!("c{i:02}"))).await.unwrap();
@@ -88,7 +88,7 @@ async fn list_pages_with_limit_and_continue() {
 #[tokio::test]
 async fn owner_deletion_collects_dependents() {
     let t = TestLab::start().await;
-    let client = t.lab.client().await.unwrap();
+    let client = runbook::k8s::client::client_for(&t.lab.kubeconfig).await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let owner = cms.create(&PostParams::default(), &configmap("owner")).await.unwrap();
     let mut dependent = configmap("dependent");
@@ -170,7 +170,7 @@ mod raw {
     #[tokio::test]
     async fn watch_from_compacted_history_is_gone() {
         let t = TestLab::start().await;
-        let client = t.lab.client().await.unwrap();
+        let client = runbook::k8s::client::client_for(&t.lab.kubeconfig).await.unwrap();
         let cms: Api<ConfigMap> = Api::namespaced(client, "default");
         cms.create(&PostParams::default(), &configmap("x")).await.unwrap();
         t.lab.store.compact();
@@ -188,7 +188,7 @@ mod raw {
 #[tokio::test]
 async fn aggregated_and_per_group_discovery_agree() {
     let t = TestLab::start().await;
-    let client = t.lab.client().await.unwrap();
+    let client = runbook::k8s::client::client_for(&t.lab.kubeconfig).await.unwrap();
     let kinds = |d: &kube::Discovery| {
         let mut kinds: Vec<String> = d
             .groups()

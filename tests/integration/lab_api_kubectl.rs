@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use crate::common::requires;
 use crate::common::{TestLab, seed_deployment};
 
 #[tokio::test]
 async fn create_configmap_from_literal_and_describe_it() {
+    requires!(Kubectl);
     let t = TestLab::start().await;
     // kubectl's generators send protobuf: this is the seed's first command.
     let out = t.kubectl(&["create", "configmap", "my-redis-config", "--from-literal=redis-config=maxmemory 2mb"]).await;
@@ -21,6 +23,7 @@ async fn create_configmap_from_literal_and_describe_it() {
 
 #[tokio::test]
 async fn other_generators_send_protobuf_too() {
+    requires!(Kubectl);
     let t = TestLab::start().await;
     t.kubectl(&["create", "namespace", "redis"]).await;
     t.kubectl(&["create", "secret", "generic", "redis-secret", "-n", "redis", "--from-literal=password=s3cret"]).await;
@@ -41,6 +44,7 @@ async fn other_generators_send_protobuf_too() {
 
 #[tokio::test]
 async fn apply_twice_then_server_side_then_label_and_delete() {
+    requires!(Kubectl);
     let t = TestLab::start().await;
     let manifest = seed_deployment();
     let out = t.kubectl_stdin(&["apply", "-f", "-"], &manifest).await;
@@ -82,6 +86,7 @@ async fn apply_twice_then_server_side_then_label_and_delete() {
 
 #[tokio::test]
 async fn watch_sees_changes_and_wait_for_delete_returns() {
+    requires!(Kubectl);
     let t = TestLab::start().await;
     let watcher =
         t.kubectl_output(&["get", "configmaps", "--watch", "--output-watch-events", "--request-timeout=3s"], None);
@@ -110,6 +115,7 @@ async fn watch_sees_changes_and_wait_for_delete_returns() {
 
 #[tokio::test]
 async fn invalid_objects_are_rejected_as_kubectl_users_expect() {
+    requires!(Kubectl);
     let t = TestLab::start().await;
     let bad = seed_deployment().replace("app: redis\n    spec:", "app: other\n    spec:");
     let out = t.kubectl_output(&["apply", "-f", "-"], Some(&bad)).await;
@@ -121,6 +127,7 @@ async fn invalid_objects_are_rejected_as_kubectl_users_expect() {
 
 #[tokio::test]
 async fn deleting_a_namespace_deletes_its_contents() {
+    requires!(Kubectl);
     let t = TestLab::start().await;
     t.kubectl(&["create", "namespace", "scratch"]).await;
     t.kubectl(&["create", "configmap", "c", "-n", "scratch", "--from-literal=a=b"]).await;

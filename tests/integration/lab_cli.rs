@@ -1,5 +1,6 @@
 //! `runbook lab up/down/status` as a user runs them: the real binary.
 
+use crate::common::requires;
 use std::process::Command;
 
 fn runbook(args: &[&str], dir: &std::path::Path) -> std::process::Output {
@@ -21,6 +22,7 @@ fn lab_processes_for(dir: &std::path::Path) -> usize {
 
 #[test]
 fn up_detached_status_down_then_up_again() {
+    requires!(Root);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("lab");
     let up = runbook(&["lab", "up", "--detach"], &dir);

@@ -7,6 +7,7 @@
 use serde_json::json;
 
 use crate::common::TestLab;
+use crate::common::requires;
 
 /// kubectl's exit code and stdout + stderr.
 async fn kubectl(t: &TestLab, args: &[&str], stdin: Option<&str>) -> (i32, String) {
@@ -25,6 +26,7 @@ fn deployment(replicas: serde_json::Value) -> String {
 
 #[tokio::test]
 async fn kubectl_apply_refuses_wrong_types_and_unknown_fields() {
+    requires!(Kubectl);
     let t = TestLab::start().await;
     let (code, out) = kubectl(&t, &["apply", "-f", "-"], Some(&deployment(json!("two")))).await;
     assert_eq!(code, 1, "{out}");
@@ -56,6 +58,7 @@ async fn kubectl_apply_refuses_wrong_types_and_unknown_fields() {
 
 #[tokio::test]
 async fn immutable_fields_and_server_side_apply_conflicts_are_refused() {
+    requires!(Kubectl);
     let t = TestLab::start().await;
     kubectl(&t, &["apply", "-f", "-"], Some(&deployment(json!(1)))).await;
     let patch = r#"{"spec":{"selector":{"matchLabels":{"app":"web","x":"y"}},"template":{"metadata":{"labels":{"app":"web","x":"y"}}}}}"#;
@@ -80,6 +83,7 @@ async fn immutable_fields_and_server_side_apply_conflicts_are_refused() {
 
 #[tokio::test]
 async fn namespaces_get_the_root_ca_and_objects_the_api_servers_defaults() {
+    requires!(Kubectl);
     let t = TestLab::start().await;
     kubectl(&t, &["create", "namespace", "fresh"], None).await;
     let mut found = String::new();
@@ -116,6 +120,7 @@ async fn script_logs(t: &TestLab, image: &str, script: &str) -> String {
 
 #[tokio::test]
 async fn alpine_images_have_a_busybox_userland_and_no_host_files() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let script = "grep ^ID= /etc/os-release; readlink -f /bin/sh; \
                   test -e /etc/shadow && echo shadow || echo no-shadow; echo bye > /dev/termination-log; \
@@ -129,6 +134,7 @@ async fn alpine_images_have_a_busybox_userland_and_no_host_files() {
 
 #[tokio::test]
 async fn a_pod_asking_for_more_cpu_than_the_node_has_stays_pending() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big"},
         "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "60"],
@@ -150,6 +156,7 @@ async fn a_pod_asking_for_more_cpu_than_the_node_has_stays_pending() {
 /// The differences docs/lab.md lists as staying, shown as they are.
 #[tokio::test]
 async fn known_differences_behave_as_documented() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     // No Jobs.
     let (code, out) = kubectl(&t, &["get", "jobs"], None).await;
@@ -172,6 +179,7 @@ async fn known_differences_behave_as_documented() {
 
 #[tokio::test]
 async fn repeated_events_are_counted_and_configmap_volumes_follow_their_object() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     kubectl(&t, &["create", "configmap", "c", "--from-literal=a=1"], None).await;
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
@@ -217,6 +225,7 @@ async fn repeated_events_are_counted_and_configmap_volumes_follow_their_object()
 
 #[tokio::test]
 async fn a_provisioned_volume_loses_its_data_with_its_claim() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let manifest = json!({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
@@ -244,6 +253,7 @@ async fn a_provisioned_volume_loses_its_data_with_its_claim() {
 
 #[tokio::test]
 async fn debian_images_see_the_hosts_tools_read_only_but_not_its_secrets() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let script = "grep ^ID= /etc/os-release; readlink -f /bin/sh; \
                   test -e /etc/shadow && echo shadow || echo no-shadow; \
@@ -257,6 +267,7 @@ async fn debian_images_see_the_hosts_tools_read_only_but_not_its_secrets() {
 /// kube-rs's websocket port-forward, which runbook uses, works (lab_pods.rs).
 #[tokio::test]
 async fn kubectl_port_forward_carries_nothing() {
+    requires!(Root, Kubectl);
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let t = TestLab::with_pods().await;
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "r"},

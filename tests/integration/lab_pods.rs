@@ -8,6 +8,7 @@ use kube::api::Api;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::common::requires;
 use crate::common::{TestLab, seed_deployment};
 
 async fn deploy_seed(t: &TestLab) -> String {
@@ -32,6 +33,7 @@ async fn eventually(t: &TestLab, args: &[&str], check: impl Fn(&str) -> bool) ->
 
 #[tokio::test]
 async fn seed_000_commands_run_as_written() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let pod = deploy_seed(&t).await;
     let deploy = t.kubectl(&["get", "deployment", "redis-deployment"]).await;
@@ -63,6 +65,7 @@ async fn seed_000_commands_run_as_written() {
 
 #[tokio::test]
 async fn deleted_pods_are_replaced_and_killed_containers_restart() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let pod = deploy_seed(&t).await;
     // Pods share the host's PID namespace (docs/lab.md), so `pidof` in the pod
@@ -90,6 +93,7 @@ async fn deleted_pods_are_replaced_and_killed_containers_restart() {
 
 #[tokio::test]
 async fn readiness_probe_drives_the_ready_condition() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let manifest = json!({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probed"},
@@ -114,6 +118,7 @@ async fn readiness_probe_drives_the_ready_condition() {
 
 #[tokio::test]
 async fn exec_exit_code_reaches_kubectl() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let pod = deploy_seed(&t).await;
     let out = t.kubectl_output(&["exec", &pod, "--", "sh", "-c", "echo out; echo err >&2; exit 3"], None).await;
@@ -126,9 +131,10 @@ async fn exec_exit_code_reaches_kubectl() {
 
 #[tokio::test]
 async fn port_forward_from_kube_rs_gets_pong() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let pod = deploy_seed(&t).await;
-    let pods: Api<Pod> = Api::namespaced(t.lab.client().await.unwrap(), "default");
+    let pods: Api<Pod> = Api::namespaced(runbook::k8s::client::client_for(&t.lab.kubeconfig).await.unwrap(), "default");
     let mut forwarder = pods.portforward(&pod, &[6379]).await.unwrap();
     let mut stream = forwarder.take_stream(6379).unwrap();
     stream.write_all(b"PING\r\n").await.unwrap();
@@ -141,6 +147,7 @@ async fn port_forward_from_kube_rs_gets_pong() {
 
 #[tokio::test]
 async fn pods_talk_to_each_other_by_pod_ip() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     // No command: the image's entrypoint turns protected mode off, as the
     // official image does, so another pod may connect.
@@ -160,6 +167,7 @@ async fn pods_talk_to_each_other_by_pod_ip() {
 
 #[tokio::test]
 async fn unknown_images_back_off_like_missing_images() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nginx"},
         "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}});
@@ -186,6 +194,7 @@ async fn unknown_images_back_off_like_missing_images() {
 
 #[tokio::test]
 async fn nothing_is_left_behind_after_shutdown() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     deploy_seed(&t).await;
     let pids = t.lab.process_ids();
@@ -229,6 +238,7 @@ async fn bridge_mac(t: &TestLab) -> String {
 
 #[tokio::test]
 async fn the_gateway_keeps_its_mac_as_pods_come_and_go() {
+    requires!(Root, Kubectl);
     // Pods cache the gateway's MAC; if it changed, their replies would be lost.
     let t = TestLab::with_pods().await;
     let before = bridge_mac(&t).await;

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::TestLab;
+use crate::common::requires;
 
 const HEADLESS_STS: &str = r#"
 apiVersion: v1
@@ -46,6 +47,7 @@ fn ready(pod: &Value) -> bool {
 
 #[tokio::test]
 async fn statefulset_pods_come_up_in_order_resolve_each_other_and_keep_their_data() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let (_, mut changes) = t.lab.store.subscribe(t.lab.store.current_rv()).unwrap();
     t.kubectl_stdin(&["apply", "-f", "-"], HEADLESS_STS).await;
@@ -112,6 +114,7 @@ async fn statefulset_pods_come_up_in_order_resolve_each_other_and_keep_their_dat
 
 #[tokio::test]
 async fn six_static_host_path_volumes_bind_to_six_claims() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let mut manifest = String::new();
     for i in 1..=6 {
@@ -147,6 +150,7 @@ async fn six_static_host_path_volumes_bind_to_six_claims() {
 
 #[tokio::test]
 async fn a_cluster_ip_service_reaches_ready_pods_only() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     for name in ["a", "b"] {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("backend-{name}"), "labels": {"app": "backend"}},
@@ -193,6 +197,7 @@ async fn a_cluster_ip_service_reaches_ready_pods_only() {
 
 #[tokio::test]
 async fn a_load_balancer_answers_from_the_host_on_its_status_address() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let manifest = json!({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lb-backend", "labels": {"app": "lb"}},

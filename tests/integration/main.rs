@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, real kubectl and kube-rs against the
 //! embedded lab. One harness binary; modules by theme.
 
+mod architecture;
 mod common;
 mod counter_service;
 mod engine;

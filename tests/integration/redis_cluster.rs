@@ -4,10 +4,12 @@
 
 use std::path::Path;
 
+use crate::common::requires;
 use crate::common::{TestLab, failed, measurement, report, runbook, step, verify_report};
 
 #[tokio::test]
 async fn run_forms_the_cluster_survives_the_drill_and_is_idempotent() {
+    requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let kubeconfig = t.lab.kubeconfig.display().to_string();
@@ -49,8 +51,8 @@ async fn run_forms_the_cluster_survives_the_drill_and_is_idempotent() {
     let create = step(&report(&second), "create-cluster").clone();
     assert!(create["message"].as_str().unwrap_or_default().starts_with("already done"), "{create}");
     // The second run had no --keep: nothing is left.
-    assert!(t.lab.store.list("statefulsets", Some("default")).0.is_empty());
-    assert!(t.lab.store.list("persistentvolumes", None).0.is_empty());
+    assert!(t.api_list("statefulsets", "default").await.is_empty());
+    assert!(t.api_list("persistentvolumes", "").await.is_empty());
 }
 
 /// Applies the scenario's manifests and forms the cluster by hand with `create`.
@@ -84,6 +86,7 @@ async fn deploy_by_hand(t: &TestLab, create: &str) {
 
 #[tokio::test]
 async fn verify_fails_a_cluster_with_a_missing_replica() {
+    requires!(Root, Kubectl);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     // Three masters, then replicas for only two of them; the sixth pod stays out.
@@ -103,6 +106,7 @@ async fn verify_fails_a_cluster_with_a_missing_replica() {
 
 #[tokio::test]
 async fn verify_fails_a_cluster_with_only_two_masters() {
+    requires!(Root, Kubectl);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     // A full cluster, then every slot of one master moved to another.

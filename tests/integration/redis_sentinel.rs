@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::common::requires;
 use crate::common::{TestLab, assert_no_secret, failed, measurement, run_scenario, step, verify_report};
 
 const PASSWORD: &str = "a-very-complex-password-here";
@@ -14,6 +15,7 @@ async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, Value, St
 
 #[tokio::test]
 async fn runs_twice_in_a_row_and_reports_the_failover() {
+    requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let (code, first, text) = run(&t, "first", &["--keep"]).await;
@@ -33,7 +35,7 @@ async fn runs_twice_in_a_row_and_reports_the_failover() {
     // Again, on the state the first run left (the master is now another pod).
     let (code, _, text) = run(&t, "second", &[]).await;
     assert_eq!(code, Some(0), "{text}");
-    assert!(t.lab.store.get("namespaces", "", "redis").is_none(), "cleanup removed the namespace");
+    assert!(t.api_get("namespaces", "", "redis").await.is_none(), "cleanup removed the namespace");
 }
 
 async fn deployed(t: &TestLab) {
@@ -43,6 +45,7 @@ async fn deployed(t: &TestLab) {
 
 #[tokio::test]
 async fn verify_fails_sentinels_with_quorum_4() {
+    requires!(Root, Kubectl);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     deployed(&t).await;
@@ -73,6 +76,7 @@ async fn verify_fails_sentinels_with_quorum_4() {
 
 #[tokio::test]
 async fn verify_fails_a_replica_with_the_wrong_masterauth() {
+    requires!(Root, Kubectl);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     deployed(&t).await;

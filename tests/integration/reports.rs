@@ -2,6 +2,7 @@
 //! ports, pod names and durations redacted.
 
 use crate::common::TestLab;
+use crate::common::requires;
 use crate::common::runbook;
 
 fn filters() -> Vec<(&'static str, &'static str)> {
@@ -26,6 +27,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
 
 #[tokio::test]
 async fn verify_reports_of_a_broken_deployment() {
+    requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     crate::common::deploy_redis_cache_fixture(&t, "maxmemory-4mb", true).await;
     let dir = t.dir.path();

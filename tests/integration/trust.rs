@@ -11,6 +11,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rand::{Rng, SeedableRng};
 
+use crate::common::requires;
 use crate::common::{TestLab, report, runbook, step};
 
 /// `runbook ARGS` started in the background, as the tests' `runbook()` runs it.
@@ -28,10 +29,10 @@ fn spawn_runbook(args: &[&str], home: &Path) -> tokio::process::Child {
 }
 
 /// Objects in the lab labelled as runbook's, as `kind/namespace/name`.
-fn labelled(t: &TestLab) -> Vec<String> {
+async fn labelled(t: &TestLab) -> Vec<String> {
     let mut found = Vec::new();
     for resource in ["namespaces", "configmaps", "secrets", "services", "deployments", "statefulsets", "pods"] {
-        for object in t.lab.store.list(resource, None).0 {
+        for object in t.api_list(resource, "").await {
             let labels = &object["metadata"]["labels"];
             if labels["app.kubernetes.io/managed-by"] == "runbook" {
                 found.push(format!(
@@ -65,6 +66,7 @@ fn seeded_rng(what: &str) -> rand::rngs::StdRng {
 
 #[tokio::test]
 async fn twenty_runs_interrupted_at_random_points_leave_nothing_behind() {
+    requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let kubeconfig = t.lab.kubeconfig.display().to_string();
@@ -112,7 +114,11 @@ async fn twenty_runs_interrupted_at_random_points_leave_nothing_behind() {
             other => panic!("run {i} interrupted after {delay:?} exited {other:?}:\n{text}"),
         }
         assert!(!text.contains("left behind"), "run {i} after {delay:?}:\n{text}");
-        assert_eq!(labelled(&t), Vec::<String>::new(), "run {i} interrupted after {delay:?} left objects:\n{text}");
+        assert_eq!(
+            labelled(&t).await,
+            Vec::<String>::new(),
+            "run {i} interrupted after {delay:?} left objects:\n{text}"
+        );
         wait_for_no_pod_processes(&t).await;
     }
     eprintln!("{interrupted} of 20 runs were interrupted (the others had finished)");
@@ -121,6 +127,7 @@ async fn twenty_runs_interrupted_at_random_points_leave_nothing_behind() {
 
 #[tokio::test]
 async fn interrupted_runs_on_their_own_lab_remove_it_entirely() {
+    requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     let home = tempfile::tempdir().unwrap();
     for delay_ms in [300u64, 1_500, 4_000] {
@@ -147,19 +154,20 @@ async fn interrupted_runs_on_their_own_lab_remove_it_entirely() {
 
 #[tokio::test]
 async fn cleanup_finds_and_removes_what_a_killed_run_left() {
+    requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let kubeconfig = t.lab.kubeconfig.display().to_string();
     let mut child = spawn_runbook(&["run", "redis-cache", "--kubeconfig", &kubeconfig], t.dir.path());
     let started = Instant::now();
-    while t.lab.store.get("deployments", "default", "redis-deployment").is_none() {
+    while t.api_get("deployments", "default", "redis-deployment").await.is_none() {
         assert!(started.elapsed() < Duration::from_secs(60), "the run deploys Redis");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // No chance to clean up: as if the machine running it died.
     child.start_kill().unwrap();
     child.wait().await.unwrap();
-    let configmap = t.lab.store.get("configmaps", "default", "my-redis-config").expect("the run created it");
+    let configmap = t.api_get("configmaps", "default", "my-redis-config").await.expect("the run created it");
     let run_id = configmap["metadata"]["labels"]["runbook.dev/run-id"].as_str().unwrap().to_string();
     assert_eq!(run_id.len(), 8);
 
@@ -173,7 +181,7 @@ async fn cleanup_finds_and_removes_what_a_killed_run_left() {
         lines.contains(&format!("deployment.apps/redis-deployment -n default (run {run_id})").as_str()),
         "{listed}"
     );
-    assert!(t.lab.store.get("configmaps", "default", "my-redis-config").is_some(), "a dry run removes nothing");
+    assert!(t.api_get("configmaps", "default", "my-redis-config").await.is_some(), "a dry run removes nothing");
 
     // Another namespace, or another run's id, finds nothing of this run.
     let out = runbook(&["cleanup", "--kubeconfig", &kubeconfig, "-n", "kube-system"], t.dir.path()).await;
@@ -184,18 +192,19 @@ async fn cleanup_finds_and_removes_what_a_killed_run_left() {
     );
     let out = runbook(&["cleanup", "--kubeconfig", &kubeconfig, "--run-id", "zzzzzzzz"], t.dir.path()).await;
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing labelled"));
-    assert!(t.lab.store.get("configmaps", "default", "my-redis-config").is_some());
+    assert!(t.api_get("configmaps", "default", "my-redis-config").await.is_some());
 
     let out = runbook(&["cleanup", "--kubeconfig", &kubeconfig, "--run-id", &run_id], t.dir.path()).await;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert_eq!(text.lines().last(), Some("removed 2; nothing left"), "{text}");
-    assert_eq!(labelled(&t), Vec::<String>::new());
+    assert_eq!(labelled(&t).await, Vec::<String>::new());
     wait_for_no_pod_processes(&t).await;
 }
 
 #[tokio::test]
 async fn scenarios_run_side_by_side_in_namespaces_of_their_own() {
+    requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let kubeconfig = t.lab.kubeconfig.display().to_string();
@@ -222,9 +231,9 @@ async fn scenarios_run_side_by_side_in_namespaces_of_their_own() {
     namespaces.dedup();
     assert_eq!(namespaces.len(), 3, "each run had a namespace of its own: {namespaces:?}");
     for ns in &namespaces {
-        assert!(t.lab.store.get("namespaces", "", ns).is_none(), "{ns} removed at cleanup");
+        assert!(t.api_get("namespaces", "", ns).await.is_none(), "{ns} removed at cleanup");
     }
-    assert_eq!(labelled(&t), Vec::<String>::new());
+    assert_eq!(labelled(&t).await, Vec::<String>::new());
 }
 
 /// What a grader compares: every step's id, status, expected and actual, the score.
@@ -240,6 +249,7 @@ fn verdict(doc: &serde_json::Value) -> String {
 
 #[tokio::test]
 async fn verify_gives_the_same_verdict_twenty_times() {
+    requires!(Root, Kubectl);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     crate::common::deploy_redis_cache_fixture(&t, "maxmemory-4mb", true).await;
@@ -292,6 +302,7 @@ async fn drills_are_refused_on_a_context_that_is_not_the_lab() {
 
 #[tokio::test]
 async fn a_run_that_leaves_something_behind_says_so() {
+    requires!(Kubectl);
     let t = TestLab::start().await;
     let kubeconfig = t.lab.kubeconfig.display().to_string();
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/scenarios/held.yaml");
@@ -313,5 +324,5 @@ async fn a_run_that_leaves_something_behind_says_so() {
     t.kubectl(&["patch", "configmap", "held", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).await;
     let out = runbook(&["cleanup", "--kubeconfig", &kubeconfig, "--run-id", run_id], t.dir.path()).await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(t.lab.store.get("configmaps", "default", "held").is_none());
+    assert!(t.api_get("configmaps", "default", "held").await.is_none());
 }

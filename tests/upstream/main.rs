@@ -7,7 +7,7 @@
 //! test on its own (it removes the cluster).
 
 mod cluster;
-#[allow(dead_code)] // the lab helpers this tier does not use
+#[allow(dead_code, unused_macros, unused_imports)] // the lab helpers this tier does not use
 #[path = "../integration/common.rs"]
 mod common;
 mod fidelity;

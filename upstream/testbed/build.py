@@ -101,7 +101,7 @@ def pause():
 
 def counter_service():
     """The counter-service binary of this checkout (the image the counter-service scenario runs)."""
-    subprocess.run(["cargo", "build", "--quiet", "--bin", "counter-service"], cwd=REPO, check=True)
+    subprocess.run(["cargo", "build", "--quiet", "-p", "counter-service"], cwd=REPO, check=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
     return os.path.join(target, "debug", "counter-service")
 

@@ -1,0 +1,408 @@
+//! One container: start it inside the pod, watch it, restart it by the pod's
+//! restartPolicy with CrashLoopBackOff back-off, stop it gracefully (SIGTERM,
+//! grace period, SIGKILL), and report every state change.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::KubeletCtx;
+use super::env::{self, PodFacts};
+use super::image::{self, ImageInfo};
+use super::pod::PodHandle;
+use super::probes;
+use super::process::{PodNamespaces, SpawnMode, enter_pod, signal_group};
+use super::status::ContainerView;
+use super::termination;
+use crate::api::objects;
+
+/// Everything needed to (re)start one container.
+#[derive(Clone)]
+pub struct ContainerPlan {
+    /// The container spec.
+    pub spec: Value,
+    /// What the image maps to.
+    pub info: ImageInfo,
+    /// An init container (runs to completion).
+    pub is_init: bool,
+    /// The pod's restartPolicy.
+    pub restart_policy: String,
+    /// Container name.
+    pub name: String,
+}
+
+impl ContainerPlan {
+    /// A plan for `spec`.
+    pub fn new(spec: &Value, info: ImageInfo, is_init: bool, restart_policy: &str) -> Self {
+        ContainerPlan {
+            spec: spec.clone(),
+            info,
+            is_init,
+            restart_policy: restart_policy.to_string(),
+            name: spec["name"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+}
+
+/// The default PATH of the images the lab runs.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The full environment of a container: image defaults, then the spec's.
+pub fn environment(
+    ctx: &KubeletCtx,
+    handle: &PodHandle,
+    pod: &Value,
+    spec: &Value,
+) -> Result<Vec<(String, String)>, String> {
+    let ip = handle.view.lock().unwrap_or_else(|e| e.into_inner()).pod_ip.clone().unwrap_or_default();
+    let facts = PodFacts { pod, pod_ip: &ip, host_ip: "127.0.0.1" };
+    let mut all = vec![
+        ("PATH".to_string(), DEFAULT_PATH.to_string()),
+        ("HOSTNAME".to_string(), handle.name.clone()),
+        ("HOME".to_string(), "/root".to_string()),
+    ];
+    for (k, v) in env::build(&ctx.store, &facts, spec)? {
+        all.retain(|(name, _)| *name != k);
+        all.push((k, v));
+    }
+    Ok(all)
+}
+
+fn log_path(handle: &PodHandle, name: &str) -> std::path::PathBuf {
+    handle.dir.join("logs").join(format!("{name}.log"))
+}
+
+/// Path of the log of the previous instance of a container.
+pub fn previous_log_path(handle: &PodHandle, name: &str) -> std::path::PathBuf {
+    handle.dir.join("logs").join(format!("{name}.previous.log"))
+}
+
+/// Path of a container's current log.
+pub fn current_log_path(handle: &PodHandle, name: &str) -> std::path::PathBuf {
+    log_path(handle, name)
+}
+
+enum StartError {
+    Config(String),
+    Run(String),
+}
+
+async fn start(
+    ctx: &KubeletCtx,
+    handle: &PodHandle,
+    pod: &Value,
+    plan: &ContainerPlan,
+) -> Result<tokio::process::Child, StartError> {
+    let env = environment(ctx, handle, pod, &plan.spec).map_err(StartError::Config)?;
+    let strings = |key: &str| -> Vec<String> {
+        plan.spec[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| env::expand(v.as_str().unwrap_or_default(), &env))
+            .collect()
+    };
+    let sandbox = handle.sandbox_pid.load(Ordering::SeqCst);
+    let pod_root = format!("/proc/{sandbox}/root");
+    let argv = image::argv(&plan.info, &strings("command"), &strings("args"), |conf| {
+        let path = format!("{pod_root}/{}", conf.trim_start_matches('/'));
+        std::fs::read_to_string(path).is_ok_and(|t| t.lines().any(|l| l.trim_start().starts_with("protected-mode")))
+    });
+    let Some((program, args)) = argv.split_first() else {
+        return Err(StartError::Run(
+            "no command: the container has neither command nor args and the image no default".into(),
+        ));
+    };
+    let workdir = plan.spec["workingDir"].as_str().unwrap_or(&plan.info.workdir).to_string();
+    let logs = handle.dir.join("logs");
+    let _ = std::fs::create_dir_all(&logs);
+    let path = log_path(handle, &plan.name);
+    if path.exists() {
+        let _ = std::fs::rename(&path, previous_log_path(handle, &plan.name));
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| StartError::Run(e.to_string()))?;
+    let ns = PodNamespaces::of(sandbox).map_err(|e| StartError::Run(format!("pod sandbox gone: {e}")))?;
+    termination::reset(sandbox, &plan.spec);
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| StartError::Run(e.to_string()))?)
+        .stderr(log)
+        .kill_on_drop(true);
+    enter_pod(&mut cmd, &ns, &workdir, SpawnMode { own_group: true, die_with_lab: true });
+    let child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            StartError::Run(format!("exec: \"{program}\": executable file not found in $PATH"))
+        }
+        _ => StartError::Run(format!("exec {program}: {e}")),
+    })?;
+    handle.envs.lock().unwrap_or_else(|e| e.into_inner()).retain(|(n, _)| *n != plan.name);
+    handle.envs.lock().unwrap_or_else(|e| e.into_inner()).push((plan.name.clone(), env));
+    Ok(child)
+}
+
+fn with_container(
+    handle: &PodHandle,
+    ctx: &KubeletCtx,
+    is_init: bool,
+    index: usize,
+    change: impl FnOnce(&mut ContainerView),
+) {
+    handle.update(ctx, |v| {
+        let list = if is_init { &mut v.init } else { &mut v.containers };
+        if let Some(c) = list.get_mut(index) {
+            change(c);
+        }
+    });
+}
+
+fn terminated(code: i64, started: &str, reason_override: Option<&str>) -> Value {
+    let reason = reason_override.unwrap_or(if code == 0 { "Completed" } else { "Error" });
+    json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": objects::now()}})
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i64 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().map(i64::from).or_else(|| status.signal().map(|s| 128 + i64::from(s))).unwrap_or(1)
+}
+
+/// Stops a running container: SIGTERM to its process group, then SIGKILL after `grace`.
+async fn stop(child: &mut tokio::process::Child, grace: i64) -> i64 {
+    if let Some(pid) = child.id() {
+        signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+        let waited = tokio::time::timeout(Duration::from_secs(grace.max(0) as u64), child.wait()).await;
+        if let Ok(Ok(status)) = waited {
+            signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+            return exit_code(status);
+        }
+        signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    child.wait().await.map(exit_code).unwrap_or(137)
+}
+
+/// Back-off before restart number `restarts` (the first restart is immediate).
+fn backoff(restarts: i64) -> Duration {
+    if restarts <= 1 {
+        return Duration::ZERO;
+    }
+    let secs = 10u64.saturating_mul(1 << (restarts - 2).min(5));
+    Duration::from_secs(secs.min(300))
+}
+
+enum Ended {
+    Exited(i64),
+    Stopped(i64),
+    LivenessFailed(i64),
+}
+
+/// Runs an init container until it succeeds; false when the pod stops first.
+pub async fn run_init(
+    ctx: &Arc<KubeletCtx>,
+    handle: &Arc<PodHandle>,
+    pod: &Value,
+    index: usize,
+    plan: ContainerPlan,
+) -> bool {
+    let mut restarts = 0;
+    loop {
+        let (ended, _) = run_once(ctx, handle, pod, index, &plan, restarts).await;
+        match ended {
+            Some(Ended::Exited(0)) => return true,
+            Some(Ended::Stopped(_)) | None => return false,
+            Some(Ended::Exited(_)) | Some(Ended::LivenessFailed(_)) => {
+                if plan.restart_policy == "Never" {
+                    handle.update(ctx, |v| v.final_phase = Some("Failed"));
+                    handle.terminating().cancelled().await;
+                    return false;
+                }
+                restarts += 1;
+                if !wait_backoff(ctx, handle, pod, index, &plan, restarts).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Runs a container under its restart policy until the pod stops.
+pub async fn supervise(ctx: &Arc<KubeletCtx>, handle: &Arc<PodHandle>, pod: &Value, index: usize, plan: ContainerPlan) {
+    let mut restarts = 0;
+    loop {
+        let (ended, ran_for) = run_once(ctx, handle, pod, index, &plan, restarts).await;
+        let code = match ended {
+            None | Some(Ended::Stopped(_)) => return,
+            Some(Ended::Exited(code)) | Some(Ended::LivenessFailed(code)) => code,
+        };
+        let restart = match plan.restart_policy.as_str() {
+            "Never" => false,
+            "OnFailure" => code != 0,
+            _ => true,
+        };
+        if !restart {
+            return;
+        }
+        // A container that ran ten minutes without trouble starts its back-off over.
+        if ran_for > Duration::from_secs(600) {
+            restarts = 0;
+        }
+        restarts += 1;
+        if !wait_backoff(ctx, handle, pod, index, &plan, restarts).await {
+            return;
+        }
+    }
+}
+
+async fn wait_backoff(
+    ctx: &KubeletCtx,
+    handle: &PodHandle,
+    pod: &Value,
+    index: usize,
+    plan: &ContainerPlan,
+    restarts: i64,
+) -> bool {
+    let delay = backoff(restarts);
+    with_container(handle, ctx, plan.is_init, index, |c| {
+        // The count goes up when the container is started again, not while
+        // it waits out its back-off (as the kubelet reports it).
+        c.restart_count = if delay.is_zero() { restarts } else { restarts - 1 };
+        c.last_state = c.state.clone();
+        if !delay.is_zero() {
+            let reason = "CrashLoopBackOff";
+            let message =
+                format!("back-off {}s restarting failed container={} pod={}", delay.as_secs(), plan.name, handle.name);
+            c.state = json!({"waiting": {"reason": reason, "message": message}});
+        }
+    });
+    if !delay.is_zero() {
+        ctx.event(
+            pod,
+            "Warning",
+            "BackOff",
+            &format!("Back-off restarting failed container {} in pod {}", plan.name, handle.name),
+        );
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {
+            with_container(handle, ctx, plan.is_init, index, |c| c.restart_count = restarts);
+            true
+        }
+        _ = handle.terminating().cancelled() => false,
+    }
+}
+
+/// Starts the container once and waits for it to end; None if it never started
+/// because the pod is stopping.
+async fn run_once(
+    ctx: &Arc<KubeletCtx>,
+    handle: &Arc<PodHandle>,
+    pod: &Value,
+    index: usize,
+    plan: &ContainerPlan,
+    restarts: i64,
+) -> (Option<Ended>, Duration) {
+    let image = plan.spec["image"].as_str().unwrap_or_default().to_string();
+    let mut child = loop {
+        if handle.terminating().is_cancelled() {
+            return (None, Duration::ZERO);
+        }
+        match start(ctx, handle, pod, plan).await {
+            Ok(child) => break child,
+            Err(StartError::Config(why)) => {
+                ctx.event(pod, "Warning", "Failed", &format!("Error: {why}"));
+                with_container(handle, ctx, plan.is_init, index, |c| {
+                    c.state = json!({"waiting": {"reason": "CreateContainerConfigError", "message": why}});
+                });
+            }
+            Err(StartError::Run(why)) => {
+                ctx.event(pod, "Warning", "Failed", &format!("Error: {why}"));
+                with_container(handle, ctx, plan.is_init, index, |c| {
+                    c.state = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": why}});
+                });
+                return (Some(Ended::Exited(128)), Duration::ZERO);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = handle.terminating().cancelled() => return (None, Duration::ZERO),
+        }
+    };
+    let pid = child.id().unwrap_or_default();
+    handle.groups.lock().unwrap_or_else(|e| e.into_inner()).insert(pid);
+    let started_at = objects::now();
+    let began = Instant::now();
+    if restarts == 0 {
+        ctx.event(pod, "Normal", "Pulled", &format!("Container image \"{image}\" already present on machine"));
+    }
+    ctx.event(pod, "Normal", "Created", &format!("Created container: {}", plan.name));
+    ctx.event(pod, "Normal", "Started", &format!("Started container {}", plan.name));
+    let has_readiness = plan.spec["readinessProbe"].is_object() && !plan.is_init;
+    with_container(handle, ctx, plan.is_init, index, |c| {
+        c.state = json!({"running": {"startedAt": started_at}});
+        c.container_id = format!("runbook://{pid}");
+        c.started = true;
+        c.ready = !has_readiness && !plan.is_init;
+    });
+    let probe_stop = CancellationToken::new();
+    let (liveness_tx, mut liveness_rx) = mpsc::channel::<()>(1);
+    if !plan.is_init {
+        probes::spawn(ctx, handle, pod, index, plan, probe_stop.clone(), liveness_tx);
+    }
+    let ended = tokio::select! {
+        status = child.wait() => {
+            let code = status.map(exit_code).unwrap_or(1);
+            // Whatever the main process left running in its group goes with it.
+            signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+            Ended::Exited(code)
+        }
+        _ = handle.terminating().cancelled() => {
+            ctx.event(pod, "Normal", "Killing", &format!("Stopping container {}", plan.name));
+            Ended::Stopped(stop(&mut child, handle.grace()).await)
+        }
+        Some(()) = liveness_rx.recv() => {
+            let grace = plan.spec["terminationGracePeriodSeconds"].as_i64()
+                .or(pod["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30);
+            Ended::LivenessFailed(stop(&mut child, grace).await)
+        }
+    };
+    probe_stop.cancel();
+    handle.groups.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+    let (code, reason) = match &ended {
+        Ended::Exited(code) => (*code, None),
+        Ended::Stopped(code) => (*code, None),
+        Ended::LivenessFailed(code) => (*code, Some("Error")),
+    };
+    let sandbox = handle.sandbox_pid.load(Ordering::SeqCst);
+    let message = termination::message(sandbox, &plan.spec, code, &current_log_path(handle, &plan.name));
+    with_container(handle, ctx, plan.is_init, index, |c| {
+        c.state = terminated(code, &started_at, reason);
+        if let Some(message) = message {
+            c.state["terminated"]["message"] = json!(message);
+        }
+        // A completed init container counts as ready (the kubelet says so).
+        c.ready = plan.is_init && code == 0 && matches!(ended, Ended::Exited(_));
+        c.started = false;
+    });
+    (Some(ended), began.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_ten_seconds_to_five_minutes() {
+        let delays: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [0, 10, 20, 40, 80, 160, 300, 300]);
+    }
+}

@@ -1,0 +1,108 @@
+//! The scheduler's resource check on the lab's node: a pod whose CPU or
+//! memory requests do not fit in what the node has left stays Pending,
+//! Unschedulable, with the scheduler's message (NodeResourcesFit).
+
+use serde_json::Value;
+
+use runbook_units::Quantity;
+
+/// What a pod asks for: the larger of its containers' sum and its largest
+/// init container, as the scheduler computes it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// CPU in millicores.
+    pub cpu_millis: i128,
+    /// Memory in bytes.
+    pub memory_bytes: i128,
+}
+
+fn amount(resources: &Value, name: &str) -> Request {
+    let q = |v: &Value| v.as_str().map(String::from).or_else(|| v.as_number().map(|n| n.to_string()));
+    let parse = |v: &Value| q(v).and_then(|t| Quantity::parse(&t).ok());
+    Request {
+        cpu_millis: parse(&resources[name]["cpu"]).map_or(0, |c| c.millis()),
+        memory_bytes: parse(&resources[name]["memory"]).map_or(0, |m| m.units_ceil()),
+    }
+}
+
+/// The pod's effective request.
+pub fn request_of(pod: &Value) -> Request {
+    let spec = &pod["spec"];
+    let mut sum = Request::default();
+    for c in spec["containers"].as_array().into_iter().flatten() {
+        let r = amount(&c["resources"], "requests");
+        sum.cpu_millis += r.cpu_millis;
+        sum.memory_bytes += r.memory_bytes;
+    }
+    for c in spec["initContainers"].as_array().into_iter().flatten() {
+        let r = amount(&c["resources"], "requests");
+        sum.cpu_millis = sum.cpu_millis.max(r.cpu_millis);
+        sum.memory_bytes = sum.memory_bytes.max(r.memory_bytes);
+    }
+    sum
+}
+
+/// Why `pod` does not fit on a node with `allocatable` already running
+/// `placed` (pods bound there and not finished); None when it fits.
+pub fn misfit(pod: &Value, allocatable: &Value, placed: &[&Value]) -> Option<String> {
+    let want = request_of(pod);
+    let free = placed.iter().fold(amount(&serde_json::json!({"a": allocatable}), "a"), |left, p| {
+        let used = request_of(p);
+        Request { cpu_millis: left.cpu_millis - used.cpu_millis, memory_bytes: left.memory_bytes - used.memory_bytes }
+    });
+    let mut short = Vec::new();
+    if want.cpu_millis > free.cpu_millis {
+        short.push("1 Insufficient cpu");
+    }
+    if want.memory_bytes > free.memory_bytes {
+        short.push("1 Insufficient memory");
+    }
+    if short.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "0/1 nodes are available: {}. no new claims to deallocate, preemption: 0/1 nodes are available: 1 \
+         Preemption is not helpful for scheduling.",
+        short.join(", ")
+    ))
+}
+
+/// The node's memory in bytes (MemTotal), for its capacity.
+pub fn host_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(cpu: &str, memory: &str) -> Value {
+        json!({"spec": {"containers": [{"resources": {"requests": {"cpu": cpu, "memory": memory}}}]}})
+    }
+
+    #[test]
+    fn requests_beyond_what_is_left_do_not_fit() {
+        let node = json!({"cpu": "2", "memory": "4Gi"});
+        assert_eq!(misfit(&pod("1", "1Gi"), &node, &[]), None);
+        let message = misfit(&pod("100", "1Gi"), &node, &[]).unwrap();
+        assert!(message.starts_with("0/1 nodes are available: 1 Insufficient cpu. no new claims"), "{message}");
+        let both = misfit(&pod("3", "5Gi"), &node, &[]).unwrap();
+        assert!(both.contains("1 Insufficient cpu, 1 Insufficient memory."));
+        // What runs already counts.
+        let running = pod("1500m", "1Gi");
+        assert!(misfit(&pod("1", "1Gi"), &node, &[&running]).is_some());
+        // Init containers run one at a time, before the others.
+        let init = json!({"spec": {"initContainers": [{"resources": {"requests": {"cpu": "2"}}}],
+                                   "containers": [{"resources": {"requests": {"cpu": "500m"}}}]}});
+        assert_eq!(request_of(&init).cpu_millis, 2000);
+    }
+}

@@ -1,0 +1,111 @@
+//! `pods/portforward` over websocket with the v4 channel framing kube-rs uses:
+//! port i has data channel 2i and error channel 2i+1; the server first sends
+//! the port number (little-endian) on both; the pod side of each port is a TCP
+//! connection opened inside the pod's network namespace.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::extract::ws::{Message, WebSocket};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::exec::{normal_close, upgrade};
+use super::netutil::connect_in_netns;
+use super::pod::PodHandle;
+use crate::api::route::Query;
+use crate::api::status::{ApiError, ApiResult};
+
+/// Serves a port-forward session.
+pub async fn serve(handle: Arc<PodHandle>, query: &Query, req: Request) -> ApiResult<Response> {
+    let mut ports = Vec::new();
+    for value in query.all("ports") {
+        for p in value.split(',') {
+            let port: u16 = p.trim().parse().map_err(|_| ApiError::bad_request(format!("invalid port {p:?}")))?;
+            ports.push(port);
+        }
+    }
+    if ports.is_empty() {
+        return Err(ApiError::bad_request("at least one port must be given (ports=6379)"));
+    }
+    let sandbox = handle.sandbox_pid.load(Ordering::SeqCst);
+    let ws = upgrade(req).await?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        let _ = session(socket, sandbox, ports).await;
+    }))
+}
+
+async fn session(socket: WebSocket, sandbox: u32, ports: Vec<u16>) -> anyhow::Result<()> {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(64);
+    let mut writers = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let data = (2 * i) as u8;
+        let [lo, hi] = port.to_le_bytes();
+        for ch in [data, data + 1] {
+            sink.send(Message::Binary(Bytes::from(vec![ch, lo, hi]))).await?;
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], *port));
+        match connect_in_netns(sandbox, addr, Duration::from_secs(5)).await {
+            Ok(conn) => {
+                let (mut read, write) = conn.into_split();
+                writers.push(Some(write));
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match read.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                let mut frame = Vec::with_capacity(n + 1);
+                                frame.push(data);
+                                frame.extend_from_slice(&buf[..n]);
+                                if tx.send(Message::Binary(Bytes::from(frame))).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    let _ = tx.send(normal_close()).await;
+                });
+            }
+            Err(e) => {
+                writers.push(None);
+                let mut frame = vec![data + 1];
+                frame.extend(format!("error forwarding port {port} to pod: {e}").into_bytes());
+                sink.send(Message::Binary(Bytes::from(frame))).await?;
+            }
+        }
+    }
+    drop(tx);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+    });
+    while let Some(Ok(message)) = stream.next().await {
+        match message {
+            Message::Binary(data) if data.len() > 1 => {
+                let index = (data[0] / 2) as usize;
+                if data[0] % 2 == 0
+                    && let Some(Some(w)) = writers.get_mut(index)
+                    && w.write_all(&data[1..]).await.is_err()
+                {
+                    break;
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    writer.abort();
+    Ok(())
+}

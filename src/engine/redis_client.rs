@@ -1,0 +1,219 @@
+//! Talking to Redis in a pod: the password from its Secret, a connection
+//! through a port-forward, commands with a deadline, and replies shown as
+//! redis-cli shows them or read as JSON. The `redis` check, the cluster and the
+//! Sentinel drills all build on it.
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::Api;
+use redis::Value as Reply;
+use serde_json::Value;
+
+use super::StepError;
+use super::context::Ctx;
+use crate::scenario::SecretKey;
+
+/// Reads a password from a Secret; the value joins the redacted secrets.
+pub async fn password(ctx: &Ctx, auth: &SecretKey, namespace: &str) -> Result<String, StepError> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = ctx.render(&auth.secret);
+    let secret = secrets.get_opt(&name).await?.ok_or_else(|| {
+        StepError::failed(format!("Secret {name} with key {}", auth.key), "no such Secret", format!("secret/{name}"))
+    })?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&auth.key))
+        .map(|b| b.0.clone())
+        .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&auth.key)).map(|s| s.as_bytes().to_vec()));
+    let Some(bytes) = bytes else {
+        return Err(StepError::failed(
+            format!("key {} in Secret {name}", auth.key),
+            "no such key",
+            format!("secret/{name}"),
+        ));
+    };
+    let value = String::from_utf8_lossy(&bytes).into_owned();
+    ctx.redactor.lock().unwrap_or_else(|e| e.into_inner()).add(value.clone());
+    Ok(value)
+}
+
+/// How long one reply may take: `WAIT` and `CLUSTER` commands legitimately
+/// take seconds (the client's default of 500 ms is for caches).
+pub const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// How long a Redis that is not accepting connections yet is waited for: a pod
+/// without a readiness probe is Ready as soon as its process starts.
+pub const CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens a Redis connection to `pod`'s `port` through a port-forward, retrying
+/// with back-off while the server is not accepting connections yet.
+pub async fn connect(
+    ctx: &Ctx,
+    pod: &Value,
+    port: u16,
+    password: Option<String>,
+) -> Result<redis::aio::MultiplexedConnection, StepError> {
+    let started = std::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(50);
+    loop {
+        match connect_once(ctx, pod, port, password.clone()).await {
+            Ok(conn) => return Ok(conn),
+            Err(StepError::Failed { actual, .. }) if started.elapsed() + delay < CONNECT_PATIENCE => {
+                ctx.progress(&format!("Redis not answering yet ({actual}); retrying"));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn connect_once(
+    ctx: &Ctx,
+    pod: &Value,
+    port: u16,
+    password: Option<String>,
+) -> Result<redis::aio::MultiplexedConnection, StepError> {
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let mut forwarder = pods.portforward(name, &[port]).await?;
+    let stream = forwarder.take_stream(port).ok_or_else(|| StepError::infra(format!("no stream for port {port}")))?;
+    // The forwarder runs until the stream is dropped with the connection.
+    tokio::spawn(async move {
+        let _ = forwarder.join().await;
+    });
+    let mut info = redis::RedisConnectionInfo::default().set_skip_set_lib_name();
+    if let Some(p) = password {
+        info = info.set_password(p);
+    }
+    let (mut conn, driver) = redis::aio::MultiplexedConnection::new_with_config(
+        &info,
+        stream,
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT)),
+    )
+    .await
+    .map_err(|e| redis_error(ctx, e, name, port))?;
+    tokio::spawn(driver);
+    // A forwarded port whose server is not listening yet accepts and then
+    // drops: a PING proves a Redis is behind it (an auth error counts too).
+    match query(&mut conn, &["PING".to_string()]).await {
+        Ok(_) => Ok(conn),
+        Err(e) => Err(redis_error(ctx, e, name, port)),
+    }
+}
+
+/// A Redis error as a step error, naming the pod and port.
+pub fn redis_error(ctx: &Ctx, e: redis::RedisError, pod: &str, port: u16) -> StepError {
+    StepError::failed(
+        format!("a Redis answering on {pod}:{port}"),
+        ctx.redact(&e.to_string()),
+        format!("pod {pod} port {port}"),
+    )
+}
+
+/// A reply as redis-cli prints it.
+pub fn show(reply: &Reply, indent: usize) -> String {
+    match reply {
+        Reply::Nil => "(nil)".into(),
+        Reply::Int(n) => format!("(integer) {n}"),
+        Reply::BulkString(b) => format!("\"{}\"", String::from_utf8_lossy(b)),
+        Reply::SimpleString(s) => s.clone(),
+        Reply::Okay => "OK".into(),
+        Reply::Array(items) | Reply::Set(items) if items.is_empty() => "(empty array)".into(),
+        Reply::Array(items) | Reply::Set(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{}{}) {}", " ".repeat(if i == 0 { 0 } else { indent }), i + 1, show(v, indent + 3)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Reply::Map(pairs) => pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| format!("{}) {} => {}", i + 1, show(k, 0), show(v, 0)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Reply::Double(d) => format!("(double) {d}"),
+        Reply::Boolean(b) => format!("(boolean) {b}"),
+        Reply::ServerError(e) => format!(
+            "(error) {}",
+            e.details().map(|d| format!("{} {d}", e.code())).unwrap_or_else(|| e.code().to_string())
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A reply as a value to compare: strings, numbers, arrays.
+pub fn to_value(reply: &Reply) -> Value {
+    match reply {
+        Reply::Nil => Value::Null,
+        Reply::Int(n) => Value::from(*n),
+        Reply::BulkString(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+        Reply::SimpleString(s) => Value::String(s.clone()),
+        Reply::Okay => Value::String("OK".into()),
+        Reply::Array(items) | Reply::Set(items) => Value::Array(items.iter().map(to_value).collect()),
+        Reply::Map(pairs) => Value::Object(pairs.iter().map(|(k, v)| (plain(&to_value(k)), to_value(v))).collect()),
+        Reply::Double(d) => Value::from(*d),
+        Reply::Boolean(b) => Value::Bool(*b),
+        Reply::ServerError(_) => Value::String(show(reply, 0)),
+        other => Value::String(format!("{other:?}")),
+    }
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A field of a reply: a key of a key/value array or map, or of INFO text.
+pub fn field(reply: &Value, key: &str) -> Option<Value> {
+    match reply {
+        Value::Object(map) => map.get(key).cloned(),
+        Value::Array(items) => {
+            items.chunks(2).find(|pair| pair.len() == 2 && plain(&pair[0]) == key).map(|pair| pair[1].clone())
+        }
+        Value::String(text) => text.lines().find_map(|l| {
+            l.trim_end_matches('\r').strip_prefix(&format!("{key}:")).map(|v| Value::String(v.to_string()))
+        }),
+        _ => None,
+    }
+}
+
+/// Sends one command and returns the raw reply (server errors included).
+pub async fn query(
+    conn: &mut redis::aio::MultiplexedConnection,
+    command: &[String],
+) -> Result<Reply, redis::RedisError> {
+    let mut cmd = redis::cmd(&command[0]);
+    for arg in &command[1..] {
+        cmd.arg(arg);
+    }
+    match cmd.query_async::<Reply>(conn).await {
+        Ok(v) => Ok(v),
+        // A reply the server sent as an error (NOAUTH, WRONGPASS, ERR …) is an
+        // answer to compare, shown as redis-cli shows it.
+        Err(e) if e.code().is_some() => {
+            let detail = e.detail().map(|d| format!(" {d}")).unwrap_or_default();
+            Ok(Reply::SimpleString(format!("(error) {}{detail}", e.code().unwrap_or_default())))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shows_like_redis_cli_and_picks_fields() {
+        let reply =
+            Reply::Array(vec![Reply::BulkString(b"maxmemory".to_vec()), Reply::BulkString(b"2097152".to_vec())]);
+        assert_eq!(show(&reply, 0), "1) \"maxmemory\"\n2) \"2097152\"");
+        assert_eq!(field(&to_value(&reply), "maxmemory"), Some(Value::String("2097152".into())));
+        let info = Value::String("# Replication\r\nrole:master\r\nconnected_slaves:2\r\n".into());
+        assert_eq!(field(&info, "connected_slaves"), Some(Value::String("2".into())));
+        assert_eq!(field(&info, "role"), Some(Value::String("master".into())));
+    }
+}

@@ -1,0 +1,388 @@
+//! What a step does, as a type: the file format (`StepFile`) names an action
+//! by which one of its fields is set; a loaded step holds exactly one
+//! [`Action`], with its durations parsed and their defaults applied here, so
+//! every later use is an exhaustive `match` and a new action cannot be
+//! half-wired. Adding a field to `StepFile` fails to compile until
+//! [`Action::named_in`] handles it.
+
+use std::time::Duration;
+
+use super::model::*;
+use runbook_units::parse_duration;
+
+/// How long a `wait` waits unless it says (`kubectl rollout status` waits
+/// forever; a scenario should not).
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a `delete` waits for the object to be gone.
+pub const DELETE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a Redis Cluster failover may take to recover.
+pub const CLUSTER_FAILOVER_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the Sentinels may take to agree on a new master.
+pub const SENTINEL_FAILOVER_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a restarted Sentinel may take to come back.
+pub const SENTINEL_RESTART_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long an `httpLoad` disruption may take to settle.
+pub const HTTP_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `httpLoad` keeps the load on after the disruption settled.
+pub const HTTP_LOAD_SETTLE: Duration = Duration::from_secs(2);
+
+/// One step's action.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Server-side apply of manifests.
+    Apply(Apply),
+    /// Wait for a rollout, ready pods or a deletion.
+    Wait { spec: Wait, timeout: Duration },
+    /// A command in a pod, its output checked.
+    Exec(Exec),
+    /// A field of a live object compared.
+    Assert(Assert),
+    /// A Redis command through a port-forward, its reply checked.
+    Redis(Redis),
+    /// Delete an object and wait until it is gone.
+    Delete { spec: Delete, timeout: Duration },
+    /// A value read for later steps.
+    Capture(Capture),
+    /// Keys written to or read from Redis.
+    RedisKeys(RedisKeys),
+    /// Redis Cluster failover drill.
+    ClusterFailover { spec: ClusterFailover, timeout: Duration },
+    /// Sentinel failover drill.
+    SentinelFailover { spec: SentinelFailover, timeout: Duration },
+    /// A Sentinel restarted; the master must stay.
+    SentinelRestart { spec: SentinelRestart, timeout: Duration },
+    /// One master, its replicas linked.
+    Replication(Replication),
+    /// What every Sentinel says about a master.
+    Sentinels(Sentinels),
+    /// `SENTINEL RESET` on every Sentinel.
+    SentinelReset(SentinelReset),
+    /// HTTP GETs against a LoadBalancer.
+    Http(Http),
+    /// HTTP load kept on while a pod is deleted or a rollout runs.
+    HttpLoad { spec: HttpLoad, timeout: Duration, settle: Duration },
+}
+
+/// Parses the durations of one action, noting every one that is not a
+/// duration (all of them, not only the first).
+#[derive(Default)]
+struct Durations {
+    problems: Vec<String>,
+}
+
+impl Durations {
+    /// `text` parsed, or `default` when the step leaves it out.
+    fn read(&mut self, field: &str, text: &Option<String>, default: Duration) -> Duration {
+        match text.as_deref().map(|t| (t, parse_duration(t))) {
+            None => default,
+            Some((_, Some(d))) => d,
+            Some((t, None)) => {
+                self.problems.push(format!("{field} {t:?} is not a duration (90s, 2m, 500ms)"));
+                default
+            }
+        }
+    }
+}
+
+/// The action fields of a step as written: (name in the file, present).
+type Named = Vec<(&'static str, bool)>;
+
+impl Action {
+    /// Which action fields a step sets, by their names in the file. Every
+    /// field of `StepFile` is named here (no `..`): a new one must be placed.
+    pub fn named_in(step: &StepFile) -> Vec<&'static str> {
+        let StepFile {
+            id: _,
+            title: _,
+            explanation: _,
+            kind: _,
+            points: _,
+            hint: _,
+            unless: _,
+            retry_for: _,
+            apply,
+            wait,
+            exec,
+            assert,
+            redis,
+            delete,
+            capture,
+            redis_keys,
+            cluster_failover,
+            sentinel_failover,
+            sentinel_restart,
+            replication,
+            sentinels,
+            http,
+            http_load,
+            sentinel_reset,
+        } = step;
+        let named: Named = vec![
+            ("apply", apply.is_some()),
+            ("wait", wait.is_some()),
+            ("exec", exec.is_some()),
+            ("assert", assert.is_some()),
+            ("redis", redis.is_some()),
+            ("delete", delete.is_some()),
+            ("capture", capture.is_some()),
+            ("redisKeys", redis_keys.is_some()),
+            ("clusterFailover", cluster_failover.is_some()),
+            ("sentinelFailover", sentinel_failover.is_some()),
+            ("sentinelRestart", sentinel_restart.is_some()),
+            ("replication", replication.is_some()),
+            ("sentinels", sentinels.is_some()),
+            ("sentinelReset", sentinel_reset.is_some()),
+            ("http", http.is_some()),
+            ("httpLoad", http_load.is_some()),
+        ];
+        named.into_iter().filter(|(_, present)| *present).map(|(name, _)| name).collect()
+    }
+
+    /// The one action of a step, its durations parsed; or every problem.
+    pub fn of(step: &StepFile) -> Result<Action, Vec<String>> {
+        let named = Self::named_in(step);
+        if named.len() != 1 {
+            let found = if named.is_empty() { "none".to_string() } else { named.join(", ") };
+            return Err(vec![format!("a step needs exactly one action ({}); found {found}", ALL.join(", "))]);
+        }
+        let mut d = Durations::default();
+        // Every field named (no `..`): a new action field that is not used
+        // below is an unused variable, which CI's clippy refuses.
+        let StepFile {
+            id: _,
+            title: _,
+            explanation: _,
+            kind: _,
+            points: _,
+            hint: _,
+            unless: _,
+            retry_for: _,
+            apply,
+            wait,
+            exec,
+            assert,
+            redis,
+            delete,
+            capture,
+            redis_keys,
+            cluster_failover,
+            sentinel_failover,
+            sentinel_restart,
+            replication,
+            sentinels,
+            http,
+            http_load,
+            sentinel_reset,
+        } = step.clone();
+        let action = if let Some(spec) = apply {
+            Action::Apply(spec)
+        } else if let Some(spec) = wait {
+            Action::Wait { timeout: d.read("wait.timeout", &spec.timeout, WAIT_TIMEOUT), spec }
+        } else if let Some(spec) = exec {
+            Action::Exec(spec)
+        } else if let Some(spec) = assert {
+            Action::Assert(spec)
+        } else if let Some(spec) = redis {
+            Action::Redis(spec)
+        } else if let Some(spec) = delete {
+            Action::Delete { timeout: d.read("delete.timeout", &spec.timeout, DELETE_TIMEOUT), spec }
+        } else if let Some(spec) = capture {
+            Action::Capture(spec)
+        } else if let Some(spec) = redis_keys {
+            Action::RedisKeys(spec)
+        } else if let Some(spec) = cluster_failover {
+            let timeout = d.read("clusterFailover.timeout", &spec.timeout, CLUSTER_FAILOVER_TIMEOUT);
+            Action::ClusterFailover { spec, timeout }
+        } else if let Some(spec) = sentinel_failover {
+            let timeout = d.read("sentinelFailover.timeout", &spec.timeout, SENTINEL_FAILOVER_TIMEOUT);
+            Action::SentinelFailover { spec, timeout }
+        } else if let Some(spec) = sentinel_restart {
+            let timeout = d.read("sentinelRestart.timeout", &spec.timeout, SENTINEL_RESTART_TIMEOUT);
+            Action::SentinelRestart { spec, timeout }
+        } else if let Some(spec) = replication {
+            Action::Replication(spec)
+        } else if let Some(spec) = sentinels {
+            Action::Sentinels(spec)
+        } else if let Some(spec) = sentinel_reset {
+            Action::SentinelReset(spec)
+        } else if let Some(spec) = http {
+            Action::Http(spec)
+        } else if let Some(spec) = http_load {
+            let timeout = d.read("httpLoad.timeout", &spec.timeout, HTTP_LOAD_TIMEOUT);
+            let settle = d.read("httpLoad.settle", &spec.settle, HTTP_LOAD_SETTLE);
+            Action::HttpLoad { spec, timeout, settle }
+        } else {
+            unreachable!("named_in found exactly one action")
+        };
+        if d.problems.is_empty() { Ok(action) } else { Err(d.problems) }
+    }
+
+    /// The read-only check of an `unless` probe.
+    pub fn of_probe(probe: &Probe) -> Result<Action, String> {
+        let Probe { redis, exec, assert } = probe.clone();
+        match (redis, exec, assert) {
+            (Some(r), None, None) => Ok(Action::Redis(r)),
+            (None, Some(e), None) => Ok(Action::Exec(e)),
+            (None, None, Some(a)) => Ok(Action::Assert(a)),
+            _ => Err("unless needs exactly one of redis, exec, assert".into()),
+        }
+    }
+
+    /// The action's name as the file writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Apply(_) => "apply",
+            Action::Wait { .. } => "wait",
+            Action::Exec(_) => "exec",
+            Action::Assert(_) => "assert",
+            Action::Redis(_) => "redis",
+            Action::Delete { .. } => "delete",
+            Action::Capture(_) => "capture",
+            Action::RedisKeys(_) => "redisKeys",
+            Action::ClusterFailover { .. } => "clusterFailover",
+            Action::SentinelFailover { .. } => "sentinelFailover",
+            Action::SentinelRestart { .. } => "sentinelRestart",
+            Action::Replication(_) => "replication",
+            Action::Sentinels(_) => "sentinels",
+            Action::SentinelReset(_) => "sentinelReset",
+            Action::Http(_) => "http",
+            Action::HttpLoad { .. } => "httpLoad",
+        }
+    }
+
+    /// Whether the action changes the cluster (a check must not: `verify`
+    /// runs checks and never writes).
+    pub fn writes(&self) -> bool {
+        match self {
+            Action::Apply(_)
+            | Action::Delete { .. }
+            | Action::ClusterFailover { .. }
+            | Action::SentinelFailover { .. }
+            | Action::SentinelRestart { .. }
+            | Action::SentinelReset(_)
+            | Action::HttpLoad { .. } => true,
+            Action::Replication(r) => r.write_probe,
+            Action::RedisKeys(k) => k.write.is_some(),
+            Action::Wait { .. }
+            | Action::Exec(_)
+            | Action::Assert(_)
+            | Action::Redis(_)
+            | Action::Capture(_)
+            | Action::Sentinels(_)
+            | Action::Http(_) => false,
+        }
+    }
+
+    /// The kind a step has when it does not say: drills are disruptive;
+    /// apply, delete, capture and whatever writes keys are setup; the rest
+    /// are checks.
+    pub fn default_kind(&self) -> StepKind {
+        match self {
+            Action::ClusterFailover { .. }
+            | Action::SentinelFailover { .. }
+            | Action::SentinelRestart { .. }
+            | Action::HttpLoad { .. } => StepKind::Disruptive,
+            Action::Apply(_) | Action::Delete { .. } | Action::Capture(_) | Action::SentinelReset(_) => StepKind::Setup,
+            Action::RedisKeys(k) if k.write.is_some() => StepKind::Setup,
+            Action::Replication(r) if r.write_probe => StepKind::Setup,
+            Action::RedisKeys(_)
+            | Action::Replication(_)
+            | Action::Wait { .. }
+            | Action::Exec(_)
+            | Action::Assert(_)
+            | Action::Redis(_)
+            | Action::Sentinels(_)
+            | Action::Http(_) => StepKind::Check,
+        }
+    }
+
+    /// What the action expects of a reply or output, for `plan`.
+    pub fn expectation(&self) -> Option<&Expect> {
+        match self {
+            Action::Assert(a) => Some(&a.expect),
+            Action::Redis(r) => Some(&r.expect),
+            Action::Exec(e) => Some(&e.expect),
+            Action::Apply(_)
+            | Action::Wait { .. }
+            | Action::Delete { .. }
+            | Action::Capture(_)
+            | Action::RedisKeys(_)
+            | Action::ClusterFailover { .. }
+            | Action::SentinelFailover { .. }
+            | Action::SentinelRestart { .. }
+            | Action::Replication(_)
+            | Action::Sentinels(_)
+            | Action::SentinelReset(_)
+            | Action::Http(_)
+            | Action::HttpLoad { .. } => None,
+        }
+    }
+}
+
+/// Every action's name, in the order the docs list them.
+pub const ALL: [&str; 16] = [
+    "apply",
+    "wait",
+    "exec",
+    "assert",
+    "redis",
+    "delete",
+    "capture",
+    "redisKeys",
+    "clusterFailover",
+    "sentinelFailover",
+    "sentinelRestart",
+    "replication",
+    "sentinels",
+    "sentinelReset",
+    "http",
+    "httpLoad",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(yaml: &str) -> StepFile {
+        serde_yaml_ng::from_str(&format!("id: s\ntitle: t\n{yaml}")).unwrap()
+    }
+
+    #[test]
+    fn durations_are_parsed_with_their_defaults() {
+        let Action::SentinelFailover { timeout, .. } = Action::of(&step(
+            "sentinelFailover: {redis: {selector: app=r}, sentinels: {selector: app=s}, masterName: m, keys: 10, \
+             downAfterMs: '5000', failoverTimeoutMs: '10000', timeout: 3m}",
+        ))
+        .unwrap() else {
+            panic!("a sentinelFailover")
+        };
+        assert_eq!(timeout, Duration::from_secs(180));
+        let Action::Wait { timeout, .. } = Action::of(&step("wait: {podsReady: {selector: app=x}}")).unwrap() else {
+            panic!("a wait")
+        };
+        assert_eq!(timeout, WAIT_TIMEOUT);
+    }
+
+    #[test]
+    fn a_duration_that_is_not_one_is_refused_naming_the_field() {
+        let err = Action::of(&step(
+            "sentinelFailover: {redis: {selector: app=r}, sentinels: {selector: app=s}, masterName: m, keys: 10, \
+             downAfterMs: '5000', failoverTimeoutMs: '10000', timeout: 3 minutes}",
+        ))
+        .unwrap_err();
+        assert_eq!(err, ["sentinelFailover.timeout \"3 minutes\" is not a duration (90s, 2m, 500ms)"]);
+        let err =
+            Action::of(&step("httpLoad: {service: {kind: Service, name: s}, path: /, timeout: 1 min, settle: soon}"))
+                .unwrap_err();
+        assert_eq!(err.len(), 2, "both named: {err:?}");
+    }
+
+    #[test]
+    fn exactly_one_action() {
+        let err =
+            Action::of(&step("exec: {pod: {name: p}, command: [true]}\nredis: {pod: {name: p}, command: [PING]}"))
+                .unwrap_err();
+        assert!(err[0].ends_with("found exec, redis"), "{err:?}");
+        assert!(Action::of(&step("")).unwrap_err()[0].ends_with("found none"));
+    }
+}
