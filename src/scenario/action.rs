@@ -84,70 +84,12 @@ impl Durations {
     }
 }
 
-/// The action fields of a step as written: (name in the file, present).
-type Named = Vec<(&'static str, bool)>;
-
 impl Action {
-    /// Which action fields a step sets, by their names in the file. Every
-    /// field of `StepFile` is named here (no `..`): a new one must be placed.
-    pub fn named_in(step: &StepFile) -> Vec<&'static str> {
-        let StepFile {
-            id: _,
-            title: _,
-            explanation: _,
-            kind: _,
-            points: _,
-            hint: _,
-            unless: _,
-            retry_for: _,
-            apply,
-            wait,
-            exec,
-            assert,
-            redis,
-            delete,
-            capture,
-            redis_keys,
-            cluster_failover,
-            sentinel_failover,
-            sentinel_restart,
-            replication,
-            sentinels,
-            http,
-            http_load,
-            sentinel_reset,
-        } = step;
-        let named: Named = vec![
-            ("apply", apply.is_some()),
-            ("wait", wait.is_some()),
-            ("exec", exec.is_some()),
-            ("assert", assert.is_some()),
-            ("redis", redis.is_some()),
-            ("delete", delete.is_some()),
-            ("capture", capture.is_some()),
-            ("redisKeys", redis_keys.is_some()),
-            ("clusterFailover", cluster_failover.is_some()),
-            ("sentinelFailover", sentinel_failover.is_some()),
-            ("sentinelRestart", sentinel_restart.is_some()),
-            ("replication", replication.is_some()),
-            ("sentinels", sentinels.is_some()),
-            ("sentinelReset", sentinel_reset.is_some()),
-            ("http", http.is_some()),
-            ("httpLoad", http_load.is_some()),
-        ];
-        named.into_iter().filter(|(_, present)| *present).map(|(name, _)| name).collect()
-    }
-
-    /// The one action of a step, its durations parsed; or every problem.
-    pub fn of(step: &StepFile) -> Result<Action, Vec<String>> {
-        let named = Self::named_in(step);
-        if named.len() != 1 {
-            let found = if named.is_empty() { "none".to_string() } else { named.join(", ") };
-            return Err(vec![format!("a step needs exactly one action ({}); found {found}", ALL.join(", "))]);
-        }
-        let mut d = Durations::default();
-        // Every field named (no `..`): a new action field that is not used
-        // below is an unused variable, which CI's clippy refuses.
+    /// An action for every action field a step sets (exactly one is valid),
+    /// durations read into `d`. Every field of `StepFile` is named here (no
+    /// `..`): a new one does not compile until it is placed, and one named
+    /// but not used is an unused variable, which CI's clippy refuses.
+    fn every_in(step: &StepFile, d: &mut Durations) -> Vec<Action> {
         let StepFile {
             id: _,
             title: _,
@@ -174,47 +116,58 @@ impl Action {
             http_load,
             sentinel_reset,
         } = step.clone();
-        let action = if let Some(spec) = apply {
-            Action::Apply(spec)
-        } else if let Some(spec) = wait {
-            Action::Wait { timeout: d.read("wait.timeout", &spec.timeout, WAIT_TIMEOUT), spec }
-        } else if let Some(spec) = exec {
-            Action::Exec(spec)
-        } else if let Some(spec) = assert {
-            Action::Assert(spec)
-        } else if let Some(spec) = redis {
-            Action::Redis(spec)
-        } else if let Some(spec) = delete {
-            Action::Delete { timeout: d.read("delete.timeout", &spec.timeout, DELETE_TIMEOUT), spec }
-        } else if let Some(spec) = capture {
-            Action::Capture(spec)
-        } else if let Some(spec) = redis_keys {
-            Action::RedisKeys(spec)
-        } else if let Some(spec) = cluster_failover {
-            let timeout = d.read("clusterFailover.timeout", &spec.timeout, CLUSTER_FAILOVER_TIMEOUT);
-            Action::ClusterFailover { spec, timeout }
-        } else if let Some(spec) = sentinel_failover {
-            let timeout = d.read("sentinelFailover.timeout", &spec.timeout, SENTINEL_FAILOVER_TIMEOUT);
-            Action::SentinelFailover { spec, timeout }
-        } else if let Some(spec) = sentinel_restart {
-            let timeout = d.read("sentinelRestart.timeout", &spec.timeout, SENTINEL_RESTART_TIMEOUT);
-            Action::SentinelRestart { spec, timeout }
-        } else if let Some(spec) = replication {
-            Action::Replication(spec)
-        } else if let Some(spec) = sentinels {
-            Action::Sentinels(spec)
-        } else if let Some(spec) = sentinel_reset {
-            Action::SentinelReset(spec)
-        } else if let Some(spec) = http {
-            Action::Http(spec)
-        } else if let Some(spec) = http_load {
-            let timeout = d.read("httpLoad.timeout", &spec.timeout, HTTP_LOAD_TIMEOUT);
-            let settle = d.read("httpLoad.settle", &spec.settle, HTTP_LOAD_SETTLE);
-            Action::HttpLoad { spec, timeout, settle }
-        } else {
-            unreachable!("named_in found exactly one action")
-        };
-        if d.problems.is_empty() { Ok(action) } else { Err(d.problems) }
+        [
+            apply.map(Action::Apply),
+            wait.map(|spec| Action::Wait { timeout: d.read("wait.timeout", &spec.timeout, WAIT_TIMEOUT), spec }),
+            exec.map(Action::Exec),
+            assert.map(Action::Assert),
+            redis.map(Action::Redis),
+            delete
+                .map(|spec| Action::Delete { timeout: d.read("delete.timeout", &spec.timeout, DELETE_TIMEOUT), spec }),
+            capture.map(Action::Capture),
+            redis_keys.map(Action::RedisKeys),
+            cluster_failover.map(|spec| Action::ClusterFailover {
+                timeout: d.read("clusterFailover.timeout", &spec.timeout, CLUSTER_FAILOVER_TIMEOUT),
+                spec,
+            }),
+            sentinel_failover.map(|spec| Action::SentinelFailover {
+                timeout: d.read("sentinelFailover.timeout", &spec.timeout, SENTINEL_FAILOVER_TIMEOUT),
+                spec,
+            }),
+            sentinel_restart.map(|spec| Action::SentinelRestart {
+                timeout: d.read("sentinelRestart.timeout", &spec.timeout, SENTINEL_RESTART_TIMEOUT),
+                spec,
+            }),
+            replication.map(Action::Replication),
+            sentinels.map(Action::Sentinels),
+            sentinel_reset.map(Action::SentinelReset),
+            http.map(Action::Http),
+            http_load.map(|spec| Action::HttpLoad {
+                timeout: d.read("httpLoad.timeout", &spec.timeout, HTTP_LOAD_TIMEOUT),
+                settle: d.read("httpLoad.settle", &spec.settle, HTTP_LOAD_SETTLE),
+                spec,
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// Which actions a step sets, by their names in the file.
+    pub fn named_in(step: &StepFile) -> Vec<&'static str> {
+        Self::every_in(step, &mut Durations::default()).iter().map(Action::name).collect()
+    }
+
+    /// The one action of a step, its durations parsed; or every problem.
+    pub fn of(step: &StepFile) -> Result<Action, Vec<String>> {
+        let mut d = Durations::default();
+        let mut actions = Self::every_in(step, &mut d);
+        if actions.len() != 1 {
+            let named: Vec<&str> = actions.iter().map(Action::name).collect();
+            let found = if named.is_empty() { "none".to_string() } else { named.join(", ") };
+            return Err(vec![format!("a step needs exactly one action ({}); found {found}", ALL.join(", "))]);
+        }
+        if d.problems.is_empty() { Ok(actions.remove(0)) } else { Err(d.problems) }
     }
 
     /// The read-only check of an `unless` probe.

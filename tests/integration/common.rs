@@ -105,7 +105,7 @@ impl TestLab {
         let config = LabConfig {
             run_pods,
             sandbox_program: Some(env!("CARGO_BIN_EXE_runbook").into()),
-            built_images: runbook::lab_host::built_images(env!("CARGO_BIN_EXE_runbook").as_ref()),
+            built_images: if run_pods { built_images() } else { Vec::new() },
             faults: Some(faults.to_string()),
             ..LabConfig::new(dir.path().join("state"))
         };
@@ -194,6 +194,19 @@ pub async fn kubectl_with(
     }
     drop(input);
     child.wait_with_output().await.unwrap()
+}
+
+/// The images built from this workspace, beside the runbook binary. `cargo
+/// test` does not build another package's binary: `scripts/test` runs `cargo
+/// build` first, and a test started otherwise says what is missing.
+fn built_images() -> Vec<(String, PathBuf)> {
+    let images = runbook::lab_host::built_images(env!("CARGO_BIN_EXE_runbook").as_ref());
+    assert!(
+        images.iter().any(|(name, _)| name == "counter-service"),
+        "no counter-service binary beside {}: run `cargo build` (or scripts/test) first",
+        env!("CARGO_BIN_EXE_runbook")
+    );
+    images
 }
 
 /// The API path of a resource's collection (`/apis/apps/v1/namespaces/NS/deployments`).

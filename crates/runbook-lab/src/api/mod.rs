@@ -125,6 +125,10 @@ pub async fn serve(
                     Err(_) => continue,
                 },
             };
+            // Port-forward and exec carry small request/reply messages: with
+            // Nagle's algorithm a reply written in two parts (websocket frame,
+            // TLS record) waits for the client's delayed ACK, ~40 ms each.
+            let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
             let service = hyper_util::service::TowerToHyperService::new(app.clone());
             let watcher = graceful.watcher();

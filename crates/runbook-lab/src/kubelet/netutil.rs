@@ -19,6 +19,8 @@ pub async fn connect_in_netns(pid: u32, addr: SocketAddr, timeout: Duration) -> 
             setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
             let stream = TcpStream::connect_timeout(&addr, timeout)?;
             stream.set_nonblocking(true)?;
+            // Forwarded bytes go on at once (see the API server's accept loop).
+            stream.set_nodelay(true)?;
             Ok(stream)
         })();
         let _ = tx.send(result);

@@ -236,6 +236,8 @@ impl ServiceProxy {
                     Err(_) => continue,
                 },
             };
+            // A proxy must not add Nagle delays that kube-proxy's DNAT would not.
+            let _ = client.set_nodelay(true);
             let targets = self.endpoints(&listener);
             if targets.is_empty() {
                 drop(client); // no Ready endpoint: refuse, as kube-proxy rejects
