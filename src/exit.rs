@@ -11,6 +11,9 @@ pub const INFRASTRUCTURE: u8 = 2;
 pub const INVALID_INPUT: u8 = 3;
 /// Interrupted by Ctrl-C (cleanup ran, reports were written), as shells report SIGINT.
 pub const INTERRUPTED: u8 = 130;
+/// Standard output was closed by its reader (`| head`): ended quietly, as a
+/// shell reports SIGPIPE (128 + 13).
+pub const BROKEN_PIPE: u8 = 141;
 
 /// An error that knows its exit code. Errors without one are infrastructure
 /// problems (exit 2): anything unexpected is the tool's fault, not a verdict.

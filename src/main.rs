@@ -19,8 +19,12 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(exit::process_exit_code(&e))
+            let code = exit::process_exit_code(&e);
+            // A closed stdout (`| head`) is not worth a message.
+            if code != exit::BROKEN_PIPE {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(code)
         }
     }
 }

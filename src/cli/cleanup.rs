@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::common::{KubeconfigArgs, duration_arg};
+use super::out::outln;
 use crate::exit;
 use crate::k8s::client::{self, ClusterChoice};
 use crate::k8s::leftovers;
@@ -60,26 +61,26 @@ async fn execute(args: &CleanupArgs, patience: Duration) -> anyhow::Result<u8> {
         None => "the cluster".into(),
     };
     if found.is_empty() {
-        println!("nothing labelled {selector} in {place} (context {})", conn.context);
+        outln!("nothing labelled {selector} in {place} (context {})", conn.context)?;
         return Ok(exit::SUCCESS);
     }
-    println!("{} objects labelled {selector} in {place} (context {}):", found.len(), conn.context);
+    outln!("{} objects labelled {selector} in {place} (context {}):", found.len(), conn.context)?;
     for object in &found {
         let run = object.run_id.as_deref().map(|id| format!(" (run {id})")).unwrap_or_default();
-        println!("  {}{run}", object.display());
+        outln!("  {}{run}", object.display())?;
     }
     if args.dry_run {
-        println!("dry run: nothing removed");
+        outln!("dry run: nothing removed")?;
         return Ok(exit::SUCCESS);
     }
     let remaining = leftovers::remove(&conn.client, &found, patience).await;
     if remaining.is_empty() {
-        println!("removed {}; nothing left", found.len());
+        outln!("removed {}; nothing left", found.len())?;
         return Ok(exit::SUCCESS);
     }
-    println!("still there after {}:", args.timeout);
+    outln!("still there after {}:", args.timeout)?;
     for object in &remaining {
-        println!("  {}", object.display());
+        outln!("  {}", object.display())?;
     }
     Ok(exit::CHECK_FAILED)
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::common::ScenarioArgs;
+use super::out::outln;
 use crate::engine::command;
 use crate::exit;
 use crate::scenario::{Scenario, StepKind, template};
@@ -14,7 +15,7 @@ use crate::scenario::{Scenario, StepKind, template};
 pub fn list() -> anyhow::Result<u8> {
     for name in Scenario::embedded_names() {
         let title = Scenario::embedded(&name).map(|s| s.file.title).unwrap_or_else(|_| "(invalid)".into());
-        println!("{name:<18} {title}");
+        outln!("{name:<18} {title}")?;
     }
     Ok(exit::SUCCESS)
 }
@@ -30,22 +31,22 @@ pub struct DescribeArgs {
 /// Prints a scenario's purpose, parameters and steps.
 pub fn describe(args: DescribeArgs) -> anyhow::Result<u8> {
     let s = args.scenario.load()?;
-    println!("{} — {}\n", s.file.name, s.file.title);
-    println!("{}\n", s.file.objective.trim());
+    outln!("{} — {}\n", s.file.name, s.file.title)?;
+    outln!("{}\n", s.file.objective.trim())?;
     if !s.file.parameters.is_empty() {
-        println!("Parameters:");
+        outln!("Parameters:")?;
         for (k, p) in &s.file.parameters {
             let value = if p.secret { "(secret)".to_string() } else { p.default.clone() };
-            println!("  {k:<16} {value:<16} {}", p.description);
+            outln!("  {k:<16} {value:<16} {}", p.description)?;
         }
-        println!();
+        outln!()?;
     }
-    println!("Steps:");
+    outln!("Steps:")?;
     for step in s.steps() {
-        println!("  {:<10} {:<22} {}", format!("{:?}", step.kind).to_lowercase(), step.spec.id, step.spec.title);
+        outln!("  {:<10} {:<22} {}", format!("{:?}", step.kind).to_lowercase(), step.spec.id, step.spec.title)?;
     }
     if let Some(readme) = s.readme() {
-        println!("\n{}", readme.trim());
+        outln!("\n{}", readme.trim())?;
     }
     Ok(exit::SUCCESS)
 }
@@ -68,25 +69,25 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     let render = |t: &str| template::render(t, &vars).unwrap_or_else(|_| t.to_string());
     let steps: Vec<_> = s.steps().iter().filter(|st| !args.verify || st.kind == StepKind::Check).collect();
     for (i, step) in steps.iter().enumerate() {
-        println!(
+        outln!(
             "{:>2}. [{}] {} — {}",
             i + 1,
             format!("{:?}", step.kind).to_lowercase(),
             step.spec.id,
             render(&step.spec.title)
-        );
-        println!("    $ {}", command::kubectl(&step.action, None, &render));
+        )?;
+        outln!("    $ {}", command::kubectl(&step.action, None, &render))?;
         if let Some(e) = step.action.expectation() {
             let words = crate::engine::expect::describe(e, &render);
             if !words.is_empty() {
-                println!("    expect: {words}");
+                outln!("    expect: {words}")?;
             }
         }
     }
     if !args.verify && !s.file.cleanup.is_empty() {
-        println!("cleanup:");
+        outln!("cleanup:")?;
         for step in s.cleanup_steps() {
-            println!("    $ {}", command::kubectl(&step.action, None, &render));
+            outln!("    $ {}", command::kubectl(&step.action, None, &render))?;
         }
     }
     Ok(exit::SUCCESS)
@@ -107,7 +108,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
         let name = f.display().to_string();
         let loaded = if f.exists() { Scenario::from_path(f) } else { Scenario::embedded(&name) };
         match loaded {
-            Ok(s) => println!("{}: valid ({} steps, {} cleanup)", s.path, s.file.steps.len(), s.file.cleanup.len()),
+            Ok(s) => outln!("{}: valid ({} steps, {} cleanup)", s.path, s.file.steps.len(), s.file.cleanup.len())?,
             Err(problems) => {
                 bad = true;
                 for p in problems {
@@ -121,7 +122,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
 
 /// Prints the JSON Schema of the scenario format.
 pub fn schema() -> anyhow::Result<u8> {
-    println!("{}", scenario_schema());
+    outln!("{}", scenario_schema())?;
     Ok(exit::SUCCESS)
 }
 

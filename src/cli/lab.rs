@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::out::outln;
 use crate::exit;
 use crate::lab::{Lab, LabConfig, state_dir};
 
@@ -89,7 +90,7 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<u8> {
             let path = state_dir::kubeconfig(&args.dir.dir());
             running_pid(&args.dir.dir()).ok_or_else(|| no_lab(&args.dir.dir()))?;
             if args.path {
-                println!("{}", path.display());
+                outln!("{}", path.display())?;
             } else {
                 print!("{}", std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?);
             }
@@ -124,8 +125,8 @@ async fn up_foreground(args: &UpArgs) -> anyhow::Result<u8> {
     let config = LabConfig { port: args.port, run_pods: !args.api_only, ..crate::lab_host::lab_config(dir.clone())? };
     let lab = Lab::start(config).await?;
     std::fs::write(state_dir::pid_file(&dir), std::process::id().to_string())?;
-    println!("runbook lab serving on {} (context {})", lab.server_url(), crate::lab::CONTEXT);
-    println!("export KUBECONFIG={}", lab.kubeconfig.display());
+    outln!("runbook lab serving on {} (context {})", lab.server_url(), crate::lab::CONTEXT)?;
+    outln!("export KUBECONFIG={}", lab.kubeconfig.display())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
@@ -166,8 +167,8 @@ fn up_detached(args: &UpArgs) -> anyhow::Result<u8> {
             anyhow::bail!("the lab exited during start-up ({status}):\n{log}");
         }
         if state_dir::read_pid(&dir) == Some(child.id() as i32) && health(&dir).is_ok() {
-            println!("runbook lab running (pid {})", child.id());
-            println!("export KUBECONFIG={}", state_dir::kubeconfig(&dir).display());
+            outln!("runbook lab running (pid {})", child.id())?;
+            outln!("export KUBECONFIG={}", state_dir::kubeconfig(&dir).display())?;
             return Ok(exit::SUCCESS);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -199,7 +200,7 @@ fn health(dir: &Path) -> anyhow::Result<()> {
 fn down(dir: &Path) -> anyhow::Result<u8> {
     let Some(pid) = running_pid(dir) else {
         let _ = std::fs::remove_file(state_dir::pid_file(dir));
-        println!("no lab running from {}", dir.display());
+        outln!("no lab running from {}", dir.display())?;
         return Ok(exit::SUCCESS);
     };
     kill(Pid::from_raw(pid), Signal::SIGTERM).context("signalling the lab")?;
@@ -212,22 +213,22 @@ fn down(dir: &Path) -> anyhow::Result<u8> {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     let _ = std::fs::remove_file(state_dir::pid_file(dir));
-    println!("runbook lab stopped (pid {pid})");
+    outln!("runbook lab stopped (pid {pid})")?;
     Ok(exit::SUCCESS)
 }
 
 fn status(dir: &Path) -> anyhow::Result<u8> {
     match running_pid(dir) {
         None => {
-            println!("no lab running from {}", dir.display());
+            outln!("no lab running from {}", dir.display())?;
             Ok(exit::CHECK_FAILED)
         }
         Some(pid) => {
             let answering = health(dir).is_ok();
-            println!("runbook lab running (pid {pid})");
-            println!("server:     {}", server_of(dir).unwrap_or_default());
-            println!("kubeconfig: {}", state_dir::kubeconfig(dir).display());
-            println!("healthy:    {}", if answering { "yes" } else { "no (not answering /healthz)" });
+            outln!("runbook lab running (pid {pid})")?;
+            outln!("server:     {}", server_of(dir).unwrap_or_default())?;
+            outln!("kubeconfig: {}", state_dir::kubeconfig(dir).display())?;
+            outln!("healthy:    {}", if answering { "yes" } else { "no (not answering /healthz)" })?;
             Ok(if answering { exit::SUCCESS } else { exit::INFRASTRUCTURE })
         }
     }

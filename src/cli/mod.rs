@@ -4,6 +4,7 @@ pub mod cleanup;
 pub mod common;
 pub mod inspect;
 pub mod lab;
+pub mod out;
 pub mod run;
 
 use clap::{Parser, Subcommand};

@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::common::{ClusterArgs, ReportArgs, ScenarioArgs, duration_arg};
+use super::out::outln;
 use crate::engine::{self, RunOptions, Target};
 use crate::k8s::client;
 use crate::report::event::Mode;
@@ -88,12 +89,12 @@ async fn execute(
     if let Some(note) = &conn.note
         && !report.quiet
     {
-        println!("{note}");
+        outln!("{note}")?;
     }
     if flags.ephemeral_namespace {
         create_namespace(&conn.client, &conn.namespace, &run_id).await?;
         if !report.quiet {
-            println!("namespace {} created for this run", conn.namespace);
+            outln!("namespace {} created for this run", conn.namespace)?;
         }
     }
     let options = RunOptions {

@@ -1,5 +1,6 @@
 //! The kubectl command equivalent to each step, for `plan` and the audit report.
 
+use crate::k8s::jsonpath::to_kubectl as jsonpath;
 use crate::scenario::{Action, ObjectRef, PodRef};
 
 fn shell_quote(arg: &str) -> String {
@@ -39,33 +40,6 @@ fn count(c: &crate::scenario::Count) -> String {
         crate::scenario::Count::Number(n) => n.to_string(),
         crate::scenario::Count::Template(t) => t.clone(),
     }
-}
-
-/// Converts a dotted field path to kubectl's JSONPath (`[name=x]` → `[?(@.name=="x")]`).
-fn jsonpath(path: &str) -> String {
-    let mut out = String::from("{.");
-    let mut in_bracket = false;
-    let mut bracket = String::new();
-    for c in path.chars() {
-        match c {
-            '[' => {
-                in_bracket = true;
-                bracket.clear();
-            }
-            ']' => {
-                in_bracket = false;
-                match bracket.split_once('=') {
-                    Some((k, v)) => out.push_str(&format!("[?(@.{k}==\"{v}\")]")),
-                    None => out.push_str(&format!("[{bracket}]")),
-                }
-            }
-            c if in_bracket => bracket.push(c),
-            '.' if out.ends_with(']') => out.push('.'),
-            c => out.push(c),
-        }
-    }
-    out.push('}');
-    out
 }
 
 /// The kubectl equivalent of a step's action. `resolved_pod` is the pod a

@@ -71,6 +71,7 @@ pub fn compare(expect: &Expect, actual: Option<&Value>, render: &dyn Fn(&str) ->
         }
     }
     let has_comparison = expect.equals.is_some()
+        || expect.not_equals.is_some()
         || expect.one_of.is_some()
         || expect.matches.is_some()
         || expect.quantity.is_some()
@@ -84,6 +85,12 @@ pub fn compare(expect: &Expect, actual: Option<&Value>, render: &dyn Fn(&str) ->
         let want = render_value(want);
         if !values_equal(&want, actual) {
             return fail(show(Some(&want)));
+        }
+    }
+    if let Some(unwanted) = &expect.not_equals {
+        let unwanted = render_value(unwanted);
+        if values_equal(&unwanted, actual) {
+            return fail(format!("not {}", show(Some(&unwanted))));
         }
     }
     if let Some(options) = &expect.one_of {
@@ -138,6 +145,12 @@ pub fn describe(expect: &Expect, render: &dyn Fn(&str) -> String) -> String {
             other => other.to_string(),
         });
     }
+    if let Some(v) = &expect.not_equals {
+        parts.push(match v {
+            Value::String(s) => format!("not {}", render(s)),
+            other => format!("not {other}"),
+        });
+    }
     if let Some(o) = &expect.one_of {
         parts.push(format!("one of {}", Value::Array(o.clone())));
     }
@@ -186,6 +199,20 @@ mod tests {
         assert!(compare(&e, Some(&json!("20971520")), &id).is_err());
         let e = expect(json!({"equals": "PONG"}));
         assert!(compare(&e, Some(&json!("PONG!")), &id).is_err());
+    }
+
+    #[test]
+    fn not_equals_compares_against_a_captured_value() {
+        // `{{ old_pod }}` as a capture step leaves it for the steps after it.
+        let render = |t: &str| t.replace("{{ old_pod }}", "redis-0-abc");
+        let e = expect(json!({"notEquals": "{{ old_pod }}"}));
+        assert!(compare(&e, Some(&json!("redis-0-xyz")), &render).is_ok(), "a new pod");
+        let err = compare(&e, Some(&json!("redis-0-abc")), &render).unwrap_err();
+        assert_eq!(err, Mismatch { expected: "not redis-0-abc".into(), actual: "redis-0-abc".into() });
+        assert_eq!(describe(&e, &render), "not redis-0-abc");
+        let numeric = expect(json!({"notEquals": 0}));
+        assert!(compare(&numeric, Some(&json!("0")), &id).is_err(), "numbers compare as numbers");
+        assert!(compare(&numeric, None, &id).is_err(), "a missing value is not a different one");
     }
 
     #[test]

@@ -279,16 +279,29 @@ async fn disrupt(ctx: &Ctx, step: &HttpLoad, log: &mut Vec<String>) -> Result<()
         log.push(format!("deleted pod {name}"));
         // Settled when as many pods are Ready as before, none of them the victim.
         let want = pods.iter().filter(|p| conditions::pod_ready(p)).count();
-        for _ in 0..240 {
-            let now = ctx.pods(pod).await?;
-            if now.iter().filter(|p| conditions::pod_ready(p) && p["metadata"]["name"] != name.as_str()).count() >= want
-            {
+        let settled = Poller::new(Duration::from_secs(60))
+            .until(async |_| {
+                let now = ctx.pods(pod).await?;
+                let ready =
+                    now.iter().filter(|p| conditions::pod_ready(p) && p["metadata"]["name"] != name.as_str()).count();
+                Ok::<_, StepError>(if ready >= want {
+                    Probe::Ready(())
+                } else {
+                    Probe::NotYet(format!("{ready} of {want} Ready"))
+                })
+            })
+            .await?;
+        return match settled {
+            Ok(()) => {
                 log.push(format!("{want} pods Ready again"));
-                return Ok(());
+                Ok(())
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        return Err(StepError::failed(format!("{want} Ready pods again"), "not within 60s", ctx.describe_pod(pod)));
+            Err(timed_out) => Err(StepError::failed(
+                format!("{want} Ready pods again within 60s"),
+                timed_out.last,
+                ctx.describe_pod(pod),
+            )),
+        };
     }
     if let Some(deployment) = &step.rolling_update {
         let name = ctx.render(deployment);
@@ -301,17 +314,17 @@ async fn disrupt(ctx: &Ctx, step: &HttpLoad, log: &mut Vec<String>) -> Result<()
         let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": container, "env": [{"name": "UPDATE_TIMESTAMP", "value": stamp}]}]}}}});
         api.patch(&name, &PatchParams::default(), &Patch::Strategic(&patch)).await?;
         log.push(format!("kubectl set env deployment/{name} UPDATE_TIMESTAMP=\"{stamp}\""));
-        for _ in 0..480 {
-            let d = serde_json::to_value(api.get(&name).await?).unwrap_or_default();
-            if conditions::rollout_complete(&d).is_ok()
-                && d["metadata"]["generation"] == d["status"]["observedGeneration"]
-            {
-                log.push(format!("deployment \"{name}\" successfully rolled out"));
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        return Err(StepError::failed("the rollout to complete", "not within 120s", format!("deployment/{name}")));
+        // The same wait as a `wait: {rollout: …}` step.
+        let deployment = ObjectRef {
+            kind: "Deployment".into(),
+            api_version: Some("apps/v1".into()),
+            name: Some(name.clone()),
+            selector: None,
+            namespace: None,
+        };
+        super::wait::rollout(ctx, &deployment, crate::scenario::action::WAIT_TIMEOUT).await?;
+        log.push(format!("deployment \"{name}\" successfully rolled out"));
+        return Ok(());
     }
     Err(StepError::Invalid("httpLoad needs deletePod or rollingUpdate".into()))
 }

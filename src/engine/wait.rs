@@ -42,7 +42,9 @@ fn selector_of(object: &Value) -> String {
         .join(",")
 }
 
-async fn rollout(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result<Done, StepError> {
+/// Waits until a Deployment or StatefulSet has rolled out (also the rolling
+/// update of an `httpLoad` drill).
+pub async fn rollout(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result<Done, StepError> {
     let name = ctx.render(object.name.as_deref().unwrap_or_default());
     let ns = object.namespace.as_deref().map(|n| ctx.render(n));
     let (api, _, _) = ctx.api(object.api_version.as_deref(), &object.kind, ns.as_deref()).await?;

@@ -67,6 +67,25 @@ fn parse(path: &str) -> Result<Vec<Segment>, PathError> {
     Ok(segments)
 }
 
+/// The same path in kubectl's JSONPath, for the kubectl equivalent of a check
+/// (`spec.containers[name=redis].image` →
+/// `{.spec.containers[?(@.name=="redis")].image}`). A path that does not
+/// parse is shown as written.
+pub fn to_kubectl(path: &str) -> String {
+    let Ok(segments) = parse(path) else { return format!("{{.{path}}}") };
+    let mut out = String::from("{");
+    for segment in segments {
+        match segment {
+            Segment::Key(k) if k.contains(['.', '/']) => out.push_str(&format!("[\"{k}\"]")),
+            Segment::Key(k) => out.push_str(&format!(".{k}")),
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+            Segment::Filter(k, v) => out.push_str(&format!("[?(@.{k}==\"{v}\")]")),
+        }
+    }
+    out.push('}');
+    out
+}
+
 /// The value at `path`, or None when any part is missing.
 pub fn get<'a>(object: &'a Value, path: &str) -> Result<Option<&'a Value>, PathError> {
     let mut current = object;
@@ -106,5 +125,15 @@ mod tests {
         assert_eq!(get(&pod, "metadata.annotations[\"a.b/c\"]").unwrap(), Some(&json!("1")));
         assert_eq!(get(&pod, "spec.containers[name=nope].image").unwrap(), None);
         assert!(get(&pod, "spec.containers[").is_err());
+    }
+
+    #[test]
+    fn kubectl_jsonpath_from_the_same_parse() {
+        assert_eq!(
+            to_kubectl("spec.containers[name=redis].resources.requests.cpu"),
+            "{.spec.containers[?(@.name==\"redis\")].resources.requests.cpu}"
+        );
+        assert_eq!(to_kubectl("items[0].status.qosClass"), "{.items[0].status.qosClass}");
+        assert_eq!(to_kubectl("metadata.annotations[\"a.b/c\"]"), "{.metadata.annotations[\"a.b/c\"]}");
     }
 }

@@ -414,6 +414,11 @@ pub struct Expect {
     /// Equal to one of these values.
     #[serde(default)]
     pub one_of: Option<Vec<Value>>,
+    /// Different from this value (compared as `equals` compares): with a
+    /// captured value, "the replacement is a new pod"
+    /// (`notEquals: "{{ old_pod }}"`).
+    #[serde(default)]
+    pub not_equals: Option<Value>,
     /// Matches this regular expression in full.
     #[serde(default)]
     pub matches: Option<String>,

@@ -240,3 +240,60 @@ async fn redis_check_waits_for_a_server_that_starts_late() {
     let out = runbook(&["run", "-f", &path.display().to_string(), "--kubeconfig", &kubeconfig], t.dir.path()).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 }
+
+/// `runbook plan redis-cache | head -1` used to panic (exit 101). A reader
+/// that has gone away ends every listing quietly with 141, as a shell reports
+/// SIGPIPE. The pipe's reading end is closed before runbook starts, so every
+/// write fails.
+#[test]
+fn a_closed_stdout_ends_quietly_with_141() {
+    for args in [
+        &["list"][..],
+        &["describe", "redis-cluster"],
+        &["plan", "redis-cache"],
+        &["validate", "redis-cache"],
+        &["schema"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "runbook {args:?}: {stderr}");
+        assert_eq!(stderr, "", "runbook {args:?} says nothing");
+    }
+}
+
+/// `notEquals` against a captured value: the replacement of a deleted pod is
+/// a new pod. With nothing deleted (the delete's selector matches no pod),
+/// the same check fails and names the pod that stayed.
+#[tokio::test]
+async fn not_equals_tells_a_replacement_from_the_same_pod() {
+    requires!(Root);
+    let t = TestLab::with_pods().await;
+    let path = fixture("scenarios/replacement.yaml").display().to_string();
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let run = async |name: &str, extra: &[&str]| {
+        let report = t.dir.path().join(format!("{name}.json"));
+        let report_arg = format!("json={}", report.display());
+        let mut args = vec!["run", "-f", &path, "--kubeconfig", &kubeconfig, "--report", &report_arg];
+        args.extend(extra);
+        let out = runbook(&args, t.dir.path()).await;
+        (out.status.code(), crate::common::report(&report), output_text(&out))
+    };
+    let (code, doc, text) = run("replaced", &[]).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(crate::common::step(&doc, "new-pod")["status"], "passed");
+
+    let (code, doc, text) = run("kept", &["--set", "delete_selector=app=nobody"]).await;
+    assert_eq!(code, Some(1), "{text}");
+    let check = crate::common::step(&doc, "new-pod");
+    assert_eq!(check["status"], "failed", "{text}");
+    let stayed = check["actual"].as_str().unwrap();
+    assert!(stayed.starts_with("replaced-"), "{check}");
+    assert_eq!(check["expected"], format!("not {stayed}"));
+}
