@@ -60,11 +60,11 @@ pub fn kubectl(action: &Action, resolved_pod: Option<&str>, render: &dyn Fn(&str
             if let Some(r) = &w.rollout {
                 format!("kubectl rollout status {} --timeout={timeout}", object(r))
             } else if let Some(p) = &w.pods_ready {
-                format!(
-                    "kubectl wait --for=condition=Ready pod -l {}{} --timeout={timeout}",
-                    shell_quote(&p.selector),
-                    ns_flag(&p.namespace)
-                )
+                let pods = match (&p.name, &p.selector) {
+                    (Some(name), _) => format!("pod/{name}"),
+                    (None, selector) => format!("pod -l {}", shell_quote(selector.as_deref().unwrap_or_default())),
+                };
+                format!("kubectl wait --for=condition=Ready {pods}{} --timeout={timeout}", ns_flag(&p.namespace))
             } else if let Some(d) = &w.deleted {
                 format!("kubectl wait --for=delete {} --timeout={timeout}", object(d))
             } else {

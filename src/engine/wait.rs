@@ -112,8 +112,11 @@ pub async fn rollout(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result
 
 async fn pods_ready(ctx: &Ctx, p: &crate::scenario::PodsReady, timeout: Duration) -> Result<Done, StepError> {
     let want = p.count.unwrap_or(1) as usize;
-    let selector = ctx.render(&p.selector);
-    let pod_ref = PodRef { selector: Some(selector.clone()), namespace: p.namespace.clone(), name: None };
+    let pod_ref = PodRef { selector: p.selector.clone(), namespace: p.namespace.clone(), name: p.name.clone() };
+    let selector = match (&p.name, &p.selector) {
+        (Some(name), _) => format!("pod/{}", ctx.render(name)),
+        (None, selector) => format!("pods -l {}", ctx.render(selector.as_deref().unwrap_or_default())),
+    };
     let mut last_seen: Vec<Value> = Vec::new();
     let waited = Poller::new(timeout)
         .until(async |elapsed| {
@@ -128,7 +131,12 @@ async fn pods_ready(ctx: &Ctx, p: &crate::scenario::PodsReady, timeout: Duration
                 return Ok::<_, StepError>(Probe::Ready((output, elapsed)));
             }
             ctx.progress(&format!("{} of {want} pods Ready ({:.0}s)", ready.len(), elapsed.as_secs_f64()));
-            Ok(Probe::NotYet(format!("{} of {} Ready", ready.len(), last_seen.len())))
+            // "0 of 0 Ready" hides the usual mistake: nothing matches.
+            Ok(Probe::NotYet(if last_seen.is_empty() {
+                format!("no pod matches ({selector})")
+            } else {
+                format!("{} of {} Ready", ready.len(), last_seen.len())
+            }))
         })
         .await?;
     match waited {
@@ -138,9 +146,9 @@ async fn pods_ready(ctx: &Ctx, p: &crate::scenario::PodsReady, timeout: Duration
             Ok(done)
         }
         Err(timed_out) => Err(StepError::Failed {
-            expected: format!("{want} Ready pod(s) matching {selector} within {}s", timeout.as_secs()),
+            expected: format!("{want} Ready pod(s) ({selector}) within {}s", timeout.as_secs()),
             actual: timed_out.last,
-            looked_at: format!("pods -l {selector}"),
+            looked_at: selector,
             output: String::new(),
             diagnostics: diagnostics::for_pods(ctx, &last_seen).await,
         }),

@@ -296,8 +296,12 @@ pub struct Wait {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PodsReady {
-    /// Label selector.
-    pub selector: String,
+    /// Label selector (`app=redis`); or `name`.
+    #[serde(default)]
+    pub selector: Option<String>,
+    /// One pod by name (`redis`); or `selector`.
+    #[serde(default)]
+    pub name: Option<String>,
     /// How many must be Ready; default 1.
     #[serde(default)]
     pub count: Option<u32>,

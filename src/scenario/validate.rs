@@ -11,6 +11,9 @@ use super::template::{self, line_col};
 use super::{Action, Problem, Scenario, StepFile, StepKind};
 use runbook_units::{Quantity, parse_redis_memory};
 
+/// The kinds `kubectl rollout status` knows.
+const ROLLS_OUT: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
+
 struct Checker<'a> {
     scenario: &'a Scenario,
     problems: Vec<Problem>,
@@ -217,6 +220,25 @@ impl Checker<'_> {
             if n != 1 {
                 self.at_step(&step.id, "wait needs exactly one of rollout, podsReady, deleted".into());
             }
+            // `rollout status` means something for these kinds only; on a
+            // Pod it would wait out its whole timeout.
+            if let Some(r) = &w.rollout
+                && !ROLLS_OUT.contains(&r.kind.as_str())
+            {
+                self.at_step(
+                    &step.id,
+                    format!(
+                        "wait.rollout applies to {}, not {}; for a pod use podsReady with its name or a selector",
+                        ROLLS_OUT.join(", "),
+                        r.kind
+                    ),
+                );
+            }
+            if let Some(p) = &w.pods_ready
+                && p.name.is_some() == p.selector.is_some()
+            {
+                self.at_step(&step.id, "wait.podsReady needs exactly one of name, selector".into());
+            }
         }
         for (pod, what) in
             [(step.exec.as_ref().map(|e| &e.pod), "exec.pod"), (step.redis.as_ref().map(|r| &r.pod), "redis.pod")]
@@ -298,5 +320,23 @@ mod tests {
         let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
         assert!(messages.iter().any(|m| m.contains("\"3 minutes\" is not a duration")), "{messages:?}");
         assert!(messages.iter().any(|m| m.contains("\"soon\" is not a duration")), "{messages:?}");
+    }
+
+    #[test]
+    fn waits_name_a_pod_and_roll_out_only_what_rolls_out() {
+        let scenario = |wait: &str| {
+            let text = format!("name: t\ntitle: t\nobjective: t\nsteps:\n- id: w\n  title: t\n  wait: {wait}\n");
+            crate::scenario::Scenario::from_memory("t.yaml", &text, BTreeMap::new())
+        };
+        let problems = scenario("{rollout: {kind: Pod, name: redis}}").unwrap_err();
+        assert_eq!(
+            problems[0].message,
+            "step \"w\": wait.rollout applies to Deployment, StatefulSet, DaemonSet, not Pod; \
+             for a pod use podsReady with its name or a selector"
+        );
+        assert!(scenario("{podsReady: {name: redis}}").is_ok());
+        assert!(scenario("{rollout: {kind: StatefulSet, name: redis}}").is_ok());
+        let problems = scenario("{podsReady: {name: redis, selector: app=redis}}").unwrap_err();
+        assert_eq!(problems[0].message, "step \"w\": wait.podsReady needs exactly one of name, selector");
     }
 }

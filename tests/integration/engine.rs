@@ -297,3 +297,29 @@ async fn not_equals_tells_a_replacement_from_the_same_pod() {
     assert!(stayed.starts_with("replaced-"), "{check}");
     assert_eq!(check["expected"], format!("not {stayed}"));
 }
+
+/// A Pod waited for by name (a selector `metadata.name=redis` used to wait
+/// forever with "0 of 0 Ready"); a name that matches nothing says so.
+#[tokio::test]
+async fn pods_ready_by_name_and_a_name_that_matches_nothing() {
+    requires!(Root);
+    let t = TestLab::with_pods().await;
+    let path = fixture("scenarios/pod-by-name.yaml").display().to_string();
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let report = t.dir.path().join("r.json");
+    let report_arg = format!("json={}", report.display());
+    let args = ["run", "-f", &path, "--kubeconfig", &kubeconfig, "--report", &report_arg];
+    let out = runbook(&args, t.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let doc = crate::common::report(&report);
+    assert_eq!(
+        crate::common::step(&doc, "ready")["command"],
+        "kubectl wait --for=condition=Ready pod/solo --timeout=5s"
+    );
+
+    let out = runbook(&[&args[..], &["--set", "wait_for=nobody"]].concat(), t.dir.path()).await;
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let ready = crate::common::step(&crate::common::report(&report), "ready").clone();
+    assert_eq!(ready["status"], "failed");
+    assert_eq!(ready["actual"], "no pod matches (pod/nobody)", "{ready}");
+}
