@@ -23,12 +23,7 @@ pub fn unmet(needs: &[Need]) -> Option<String> {
         .iter()
         .filter_map(|need| match need {
             Need::Root if !nix::unistd::geteuid().is_root() => Some("root (the lab's pods)"),
-            Need::Kubectl
-                if !std::process::Command::new(kubectl())
-                    .args(["version", "--client"])
-                    .output()
-                    .is_ok_and(|o| o.status.success()) =>
-            {
+            Need::Kubectl if !kubectl_works() => {
                 Some("kubectl (set KUBECTL or put it on PATH; scripts/install-deps installs it)")
             }
             _ => None,
@@ -40,6 +35,15 @@ pub fn unmet(needs: &[Need]) -> Option<String> {
     let why = format!("needs {}", missing.join(" and "));
     assert!(std::env::var_os("RUNBOOK_TESTS_MUST_RUN").is_none(), "RUNBOOK_TESTS_MUST_RUN is set, but this test {why}");
     Some(why)
+}
+
+/// Whether kubectl answers `version --client`: asked once per test binary,
+/// not once per test.
+fn kubectl_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        std::process::Command::new(kubectl()).args(["version", "--client"]).output().is_ok_and(|o| o.status.success())
+    })
 }
 
 /// Skips the test (it passes, saying why on stderr) when the machine lacks
@@ -67,6 +71,8 @@ pub struct TestLab {
     /// set up would stall the service proxy and skew what drills measure.
     _runtime: LabRuntime,
     pub dir: tempfile::TempDir,
+    /// A kube-rs client, made on first use (on the test's runtime).
+    client: tokio::sync::OnceCell<kube::Client>,
 }
 
 /// The lab's runtime; dropped without waiting (the lab kills its processes).
@@ -112,7 +118,7 @@ impl TestLab {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("lab runtime");
         let lab = runtime.spawn(Lab::start(config)).await.expect("lab start task").expect("lab starts");
-        TestLab { lab, _runtime: LabRuntime(Some(runtime)), dir }
+        TestLab { lab, _runtime: LabRuntime(Some(runtime)), dir, client: Default::default() }
     }
 
     /// An object as the API serves it, or None when it does not exist:
@@ -137,7 +143,12 @@ impl TestLab {
     }
 
     async fn api_request(&self, path: &str) -> Option<serde_json::Value> {
-        let client = runbook::k8s::client::client_for(&self.lab.kubeconfig).await.expect("a client for the lab");
+        let client = self
+            .client
+            .get_or_init(async || {
+                runbook::k8s::client::client_for(&self.lab.kubeconfig).await.expect("a client for the lab")
+            })
+            .await;
         let request = http::Request::get(path).body(Vec::new()).unwrap();
         match client.request::<serde_json::Value>(request).await {
             Ok(value) => Some(value),
