@@ -87,21 +87,37 @@ async fn connect_once(
     if let Some(p) = password {
         info = info.set_password(p);
     }
-    let (mut conn, driver) = redis::aio::MultiplexedConnection::new_with_config(
-        &info,
-        stream,
-        redis::AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT)),
-    )
-    .await
-    .map_err(|e| redis_error(ctx, e, name, port))?;
-    tokio::spawn(driver);
-    // A forwarded port whose server is not listening yet accepts and then
-    // drops: a PING proves a Redis is behind it (an auth error counts too).
-    match query(&mut conn, &["PING".to_string()]).await {
-        Ok(_) => Ok(conn),
-        Err(e) => Err(redis_error(ctx, e, name, port)),
-    }
+    let handshake = async {
+        let (mut conn, driver) = redis::aio::MultiplexedConnection::new_with_config(
+            &info,
+            stream,
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT)),
+        )
+        .await
+        .map_err(|e| redis_error(ctx, e, name, port))?;
+        tokio::spawn(driver);
+        // A forwarded port whose server is not listening yet accepts and then
+        // drops: a PING proves a Redis is behind it (an auth error counts too).
+        match query(&mut conn, &["PING".to_string()]).await {
+            Ok(_) => Ok(conn),
+            Err(e) => Err(redis_error(ctx, e, name, port)),
+        }
+    };
+    // Sometimes such a forward neither answers nor drops (seen on the lab: a
+    // check right after a rollout waited the whole 15 s reply timeout): the
+    // handshake gets a bound of its own, so `connect` tries again.
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await.unwrap_or_else(|_| {
+        Err(StepError::failed(
+            format!("a Redis answering on {name}:{port}"),
+            format!("no answer to PING within {HANDSHAKE_TIMEOUT:?}"),
+            format!("pod {name} port {port}"),
+        ))
+    })
 }
+
+/// How long a new connection's AUTH and PING may take before it is tried
+/// again (well above a round trip to a remote cluster).
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A Redis error as a step error, naming the pod and port.
 pub fn redis_error(ctx: &Ctx, e: redis::RedisError, pod: &str, port: u16) -> StepError {
