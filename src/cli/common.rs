@@ -7,7 +7,7 @@ use clap::Args;
 use crate::exit;
 use crate::k8s::client::ClusterChoice;
 use crate::report::{Reporter, Sink, audit::AuditReport, json::JsonReport, junit::JunitReport, progress::Progress};
-use crate::scenario::Scenario;
+use crate::scenario::{Problem, Scenario};
 
 /// Which scenario.
 #[derive(Debug, Args)]
@@ -23,7 +23,8 @@ pub struct ScenarioArgs {
     pub set: Vec<(String, String)>,
 }
 
-fn parse_key_value(text: &str) -> Result<(String, String), String> {
+/// `KEY=VALUE` of `--set`.
+pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.to_string()))
         .filter(|(k, _)| !k.is_empty())
@@ -38,8 +39,17 @@ impl ScenarioArgs {
             (None, Some(n)) => Scenario::embedded(n),
             (None, None) => return Err(exit::invalid("name a scenario or give -f FILE")),
         };
-        loaded
-            .map_err(|problems| exit::invalid(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
+        let invalid = |problems: Vec<Problem>| {
+            exit::invalid(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        };
+        let scenario = loaded.map_err(invalid)?;
+        // A value given with --set that breaks a manifest is refused here,
+        // before anything touches the cluster, and named.
+        let problems = scenario.problems_with(&self.set);
+        if !problems.is_empty() {
+            return Err(invalid(problems));
+        }
+        Ok(scenario)
     }
 }
 

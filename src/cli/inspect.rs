@@ -99,6 +99,9 @@ pub struct ValidateArgs {
     /// Scenario files to check (or built-in names).
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
+    /// Check with this parameter value, as `run --set` would use it (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = super::common::parse_key_value)]
+    pub set: Vec<(String, String)>,
 }
 
 /// Checks scenario files; every problem is printed as file:line:column.
@@ -106,9 +109,16 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
     let mut bad = false;
     for f in &args.files {
         let name = f.display().to_string();
-        let loaded = if f.exists() { Scenario::from_path(f) } else { Scenario::embedded(&name) };
+        let looks_like_a_path = name.contains('/') || name.ends_with(".yaml") || name.ends_with(".yml");
+        let loaded = if f.exists() || looks_like_a_path { Scenario::from_path(f) } else { Scenario::embedded(&name) };
+        let loaded = loaded.and_then(|s| {
+            let problems = s.problems_with(&args.set);
+            if problems.is_empty() { Ok(s) } else { Err(problems) }
+        });
         match loaded {
-            Ok(s) => outln!("{}: valid ({} steps, {} cleanup)", s.path, s.file.steps.len(), s.file.cleanup.len())?,
+            Ok(s) => {
+                outln!("{}: valid ({}, {} cleanup)", s.path, plural(s.file.steps.len(), "step"), s.file.cleanup.len())?
+            }
             Err(problems) => {
                 bad = true;
                 for p in problems {
@@ -118,6 +128,10 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(if bad { exit::INVALID_INPUT } else { exit::SUCCESS })
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
 }
 
 /// Prints the JSON Schema of the scenario format.

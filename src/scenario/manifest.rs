@@ -16,9 +16,13 @@ pub fn render(text: &str, vars: &BTreeMap<String, String>) -> Result<String, tem
 /// The documents of a rendered manifest, empty ones skipped; stops at the
 /// first that is not valid YAML.
 pub fn documents(rendered: &str) -> impl Iterator<Item = Result<Value, serde_yaml_ng::Error>> + '_ {
-    serde_yaml_ng::Deserializer::from_str(rendered)
-        .map(serde::Deserialize::deserialize)
-        .filter(|value: &Result<Value, _>| !matches!(value, Ok(Value::Null)))
+    all_documents(rendered).filter(|value: &Result<Value, _>| !matches!(value, Ok(Value::Null)))
+}
+
+/// Every document of a rendered manifest, empty ones included (as null), so
+/// that their index matches the text's; stops at the first that is not valid YAML.
+pub fn all_documents(rendered: &str) -> impl Iterator<Item = Result<Value, serde_yaml_ng::Error>> + '_ {
+    serde_yaml_ng::Deserializer::from_str(rendered).map(serde::Deserialize::deserialize)
 }
 
 /// Reads, renders and parses the manifests of an apply step: (file as shown,

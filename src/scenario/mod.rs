@@ -4,8 +4,12 @@
 pub mod action;
 #[cfg(test)]
 mod fuzz;
+pub mod locate;
 pub mod manifest;
+mod manifest_types;
 pub mod model;
+mod structure;
+mod suggest;
 pub mod template;
 mod validate;
 
@@ -66,6 +70,8 @@ pub struct Scenario {
     source: Source,
     steps: Vec<Step>,
     cleanup: Vec<Step>,
+    /// Where each key and value of the scenario file is written.
+    locations: locate::Lazy,
 }
 
 /// A step as it runs: its one action (durations parsed), its kind decided.
@@ -164,18 +170,40 @@ impl Scenario {
     }
 
     fn parse(text: String, path: String, source: Source) -> Result<Scenario, Vec<Problem>> {
-        let file: ScenarioFile = serde_yaml_ng::from_str(&text).map_err(|e| {
+        let serde_problem = |e: serde_yaml_ng::Error| {
             let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-            vec![Problem {
+            Problem {
                 file: path.clone(),
                 line,
                 column,
                 message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
-            }]
-        })?;
-        let mut scenario = Scenario { file, path, text, source, steps: Vec::new(), cleanup: Vec::new() };
-        let problems = validate::validate(&scenario);
+            }
+        };
+        // A YAML syntax error ends the reading; a shape error does not: every
+        // one is reported, and the checks of a typed scenario still run on
+        // what remains once the unknown keys are set aside.
+        let value: serde_json::Value = serde_yaml_ng::from_str(&text).map_err(|e| vec![serde_problem(e)])?;
+        let locations = locate::Lazy::default();
+        let checked = structure::check(value, &text, &locations, &path);
+        let mut problems = checked.problems;
+        let file = match serde_json::from_value::<ScenarioFile>(checked.known) {
+            Ok(file) => file,
+            Err(e) if problems.is_empty() => {
+                // The schema and serde disagree: serde's word (with its location) is final.
+                let problem = serde_yaml_ng::from_str::<ScenarioFile>(&text).err().map(serde_problem);
+                return Err(vec![problem.unwrap_or_else(|| Problem {
+                    file: path.clone(),
+                    line: 0,
+                    column: 0,
+                    message: e.to_string(),
+                })]);
+            }
+            Err(_) => return Err(problems),
+        };
+        let mut scenario = Scenario { file, path, text, source, steps: Vec::new(), cleanup: Vec::new(), locations };
+        problems.extend(validate::validate(&scenario));
         if !problems.is_empty() {
+            problems.sort_by_key(|p| (p.line == 0, p.line, p.column));
             return Err(problems);
         }
         // validate refused every step whose action cannot be made.
@@ -225,12 +253,30 @@ impl Scenario {
             self.file.parameters.iter().map(|(k, p)| (k.clone(), p.default.clone())).collect();
         for (k, v) in overrides {
             if !values.contains_key(k) {
-                let known: Vec<&String> = self.file.parameters.keys().collect();
-                return Err(format!("--set {k}: the scenario has no parameter {k:?} (it has {known:?})"));
+                let known: Vec<&str> = self.file.parameters.keys().map(String::as_str).collect();
+                let hint = suggest::did_you_mean(k, known.iter().copied());
+                return Err(format!(
+                    "--set {k}: the scenario has no parameter {k:?}{hint} (it has {})",
+                    known.join(", ")
+                ));
             }
             values.insert(k.clone(), v.clone());
         }
         Ok(values)
+    }
+
+    /// Every problem the scenario has with these overrides (`--set`): an
+    /// unknown name, or a value that breaks a manifest or a step, named
+    /// where it breaks it. Empty when the values fit.
+    pub fn problems_with(&self, overrides: &[(String, String)]) -> Vec<Problem> {
+        match self.parameters(overrides) {
+            Err(message) => vec![Problem { file: self.path.clone(), line: 0, column: 0, message }],
+            Ok(values) => {
+                let mut problems = validate::validate_with(self, values);
+                problems.sort_by_key(|p| (p.line == 0, p.line, p.column));
+                problems
+            }
+        }
     }
 
     /// The values of secret parameters (for redaction).
@@ -246,6 +292,12 @@ impl Scenario {
     /// The cleanup steps (setup steps: they run in `run` only).
     pub fn cleanup_steps(&self) -> &[Step] {
         &self.cleanup
+    }
+
+    /// Where `pointer` (`/steps/2/apply/files/0`) is written in the scenario
+    /// file: its line and column, or (0, 0).
+    pub fn location(&self, pointer: &str) -> (usize, usize) {
+        self.locations.get(&self.text).at(pointer).map_or((0, 0), |m| (m.line, m.column))
     }
 
     /// The 1-based line where a step starts.

@@ -40,9 +40,13 @@ pub fn render(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Tem
     let mut last = 0;
     for (name, start) in refs {
         let end = start + text[start..].find("}}").expect("found by references") + 2;
-        let value = vars
-            .get(&name)
-            .ok_or_else(|| TemplateError { offset: start, message: format!("unknown parameter `{name}`") })?;
+        let value = vars.get(&name).ok_or_else(|| TemplateError {
+            offset: start,
+            message: format!(
+                "unknown parameter `{name}`{}",
+                super::suggest::did_you_mean(&name, vars.keys().map(String::as_str))
+            ),
+        })?;
         out.push_str(&text[last..start]);
         out.push_str(value);
         last = end;

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
-use super::manifest;
 use super::template::{self, line_col};
-use super::{Action, Problem, Scenario, StepFile, StepKind};
+use super::{Action, Problem, Scenario, StepFile, StepKind, suggest};
+use super::{locate, manifest, manifest_types};
 use runbook_units::{Quantity, parse_redis_memory};
 
 /// The kinds `kubectl rollout status` knows.
@@ -18,15 +18,24 @@ struct Checker<'a> {
     scenario: &'a Scenario,
     problems: Vec<Problem>,
     params: BTreeMap<String, String>,
+    /// The JSON pointer of the step being checked (`/steps/3`).
+    step: String,
 }
 
 impl Checker<'_> {
+    /// A problem of the step being checked, at the step's `id:`.
     fn at_step(&mut self, id: &str, message: String) {
-        let line = self.scenario.step_line(id);
+        self.at_field(id, "id", message);
+    }
+
+    /// A problem of the step being checked, at one of its fields
+    /// (`apply/files/0`), or the nearest enclosing node that is written.
+    fn at_field(&mut self, id: &str, field: &str, message: String) {
+        let (line, column) = self.scenario.location(&format!("{}/{field}", self.step));
         self.problems.push(Problem {
             file: self.scenario.path.clone(),
             line,
-            column: 0,
+            column,
             message: format!("step {id:?}: {message}"),
         });
     }
@@ -46,6 +55,7 @@ impl Checker<'_> {
                 Ok(refs) => {
                     for (name, _) in refs {
                         if !self.params.contains_key(&name) {
+                            let hint = suggest::did_you_mean(&name, self.params.keys().map(String::as_str));
                             // Point at the reference in the scenario file itself.
                             let needle = format!("{{{{ {name} }}}}");
                             match self
@@ -60,10 +70,10 @@ impl Checker<'_> {
                                         self.scenario.path.clone(),
                                         &text,
                                         offset,
-                                        format!("unknown parameter `{name}`"),
+                                        format!("unknown parameter `{name}`{hint}"),
                                     );
                                 }
-                                None => self.at_step(&step.id, format!("unknown parameter `{name}`")),
+                                None => self.at_step(&step.id, format!("unknown parameter `{name}`{hint}")),
                             }
                         }
                     }
@@ -77,8 +87,10 @@ impl Checker<'_> {
             Ok(r) => r,
             Err(e) => return self.at_text(file, text, e.offset, e.message),
         };
-        for (i, doc) in manifest::documents(&rendered).enumerate() {
+        let located = locate::documents(&rendered);
+        for (i, doc) in manifest::all_documents(&rendered).enumerate() {
             let value: Value = match doc {
+                Ok(Value::Null) => continue,
                 Ok(v) => v,
                 Err(e) => {
                     let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
@@ -88,24 +100,46 @@ impl Checker<'_> {
                     return;
                 }
             };
-            for (field, present) in [
-                ("apiVersion", value["apiVersion"].is_string()),
-                ("kind", value["kind"].is_string()),
-                ("metadata.name", value["metadata"]["name"].is_string()),
+            let locations = located.get(i).cloned().unwrap_or_default();
+            let at = |pointer: &str| locations.at(pointer).map_or((0, 0), |m| (m.line, m.column));
+            let mut found = Vec::new();
+            for (field, pointer, present) in [
+                ("apiVersion", "", value["apiVersion"].is_string()),
+                ("kind", "", value["kind"].is_string()),
+                ("metadata.name", "/metadata", value["metadata"]["name"].is_string()),
             ] {
                 if !present {
-                    self.problems.push(Problem {
-                        file: file.clone(),
-                        line: 0,
-                        column: 0,
-                        message: format!(
-                            "document {} (applied by step {step_id:?}): missing {field}, which kubectl requires",
-                            i + 1
-                        ),
-                    });
+                    found.push((at(pointer), format!("missing {field}, which kubectl requires")));
                 }
             }
+            if found.is_empty() {
+                for problem in manifest_types::check(&value) {
+                    found.push((at(&problem.pointer), problem.message));
+                }
+            }
+            for ((line, column), message) in found {
+                let params = self.parameters_on_line(text, line);
+                self.problems.push(Problem {
+                    file: file.clone(),
+                    line,
+                    column,
+                    message: format!("document {} (applied by step {step_id:?}): {message}{params}", i + 1),
+                });
+            }
         }
+    }
+
+    /// `; line 5 uses parameter `replicas` = "two"` when the manifest's line
+    /// (as written, before rendering) refers to parameters: the value given
+    /// is usually the mistake.
+    fn parameters_on_line(&self, text: &str, line: usize) -> String {
+        let Some(source) = text.lines().nth(line.wrapping_sub(1)) else { return String::new() };
+        let used: Vec<String> = template::references(source)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(name, _)| self.params.get(&name).map(|v| format!("`{name}` = {v:?}")))
+            .collect();
+        if used.is_empty() { String::new() } else { format!(" (line {line} uses parameter {})", used.join(", ")) }
     }
 
     fn check_expect(&mut self, id: &str, action: &str, e: &super::Expect) {
@@ -151,7 +185,8 @@ impl Checker<'_> {
             self.at_step(&step.id, "the id must not be empty".into());
         }
         if !seen.insert(step.id.clone()) {
-            self.at_step(&step.id, "duplicate step id".into());
+            let first = self.scenario.step_line(&step.id);
+            self.at_step(&step.id, format!("duplicate step id (first used at line {first})"));
         }
         let action = match super::Step::from_file(step) {
             Ok(parsed) => Some(parsed.action),
@@ -204,10 +239,12 @@ impl Checker<'_> {
             if apply.files.is_empty() && apply.inline.is_none() {
                 self.at_step(&step.id, "apply needs files or inline".into());
             }
-            for f in &apply.files {
+            for (i, f) in apply.files.iter().enumerate() {
                 match self.scenario.read(f) {
                     Ok(text) => self.check_manifest(&step.id, self.scenario.display_path(f), &text),
-                    Err(e) => self.at_step(&step.id, format!("manifest file missing: {e}")),
+                    Err(e) => {
+                        self.at_field(&step.id, &format!("apply/files/{i}"), format!("manifest file missing: {e}"))
+                    }
                 }
             }
             if let Some(inline) = &apply.inline {
@@ -286,23 +323,32 @@ fn collect_strings(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// Every problem in a scenario (empty when it is valid).
+/// Every problem in a scenario with its parameters' defaults (empty when it is valid).
 pub fn validate(scenario: &Scenario) -> Vec<Problem> {
-    let mut params: BTreeMap<String, String> =
-        scenario.file.parameters.iter().map(|(k, p)| (k.clone(), p.default.clone())).collect();
+    let params = scenario.file.parameters.iter().map(|(k, p)| (k.clone(), p.default.clone())).collect();
+    validate_with(scenario, params)
+}
+
+/// Every problem in a scenario with these parameter values (`--set`).
+pub fn validate_with(scenario: &Scenario, mut params: BTreeMap<String, String>) -> Vec<Problem> {
     params.insert("run_id".into(), "<run_id>".into());
-    let mut checker = Checker { scenario, problems: Vec::new(), params };
+    let mut checker = Checker { scenario, problems: Vec::new(), params, step: String::new() };
     let mut seen = HashSet::new();
-    for step in scenario.file.steps.iter().chain(&scenario.file.cleanup) {
+    let sections = [("steps", &scenario.file.steps), ("cleanup", &scenario.file.cleanup)];
+    for (section, step, index) in
+        sections.iter().flat_map(|(name, steps)| steps.iter().enumerate().map(move |(i, s)| (name, s, i)))
+    {
+        checker.step = format!("/{section}/{index}");
         checker.check_step(step, &mut seen);
         // A captured value may be used by the steps after it.
         if let Some(c) = &step.capture {
             checker.params.insert(c.name.clone(), format!("<{}>", c.name));
         }
     }
-    for step in &scenario.file.cleanup {
+    for (index, step) in scenario.file.cleanup.iter().enumerate() {
         if step.apply.is_some() {
-            checker.at_step(&step.id, "cleanup steps delete; they cannot apply".into());
+            checker.step = format!("/cleanup/{index}");
+            checker.at_field(&step.id, "apply", "cleanup steps delete; they cannot apply".into());
         }
     }
     checker.problems

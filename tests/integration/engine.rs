@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::common::requires;
 use crate::common::{TestLab, output_text, runbook};
 
-fn fixture(path: &str) -> PathBuf {
+pub fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path)
 }
 
@@ -165,28 +165,6 @@ async fn verify_wrong_image_fails_the_image_and_runtime_checks() {
     for passing in ["verify-configmap", "cpu-request", "qos-class"] {
         assert_eq!(steps[passing].0, "passed", "{passing}");
     }
-}
-
-#[tokio::test]
-async fn invalid_scenarios_exit_3_with_file_line_column() {
-    requires!(Root);
-    let home = tempfile::tempdir().unwrap();
-    for (file, message) in [
-        ("unknown-key.yaml", "unknown-key.yaml:10:7: steps[0].redis: unknown field `expct`"),
-        ("missing-file.yaml", "missing-file.yaml:5: step \"deploy\": manifest file missing: manifests/nope.yaml"),
-        ("bad-template.yaml", "bad-template.yaml:12:35: unknown parameter `max_memory`"),
-        ("check-that-writes.yaml", "check-that-writes.yaml:5: step \"sneaky\": a check cannot apply or delete"),
-        ("bad-manifest.yaml", "manifests/no-name.yaml: document 1 (applied by step \"deploy\"): missing metadata.name"),
-    ] {
-        let path = fixture(&format!("scenarios/{file}"));
-        let out = runbook(&["validate", &path.display().to_string()], home.path()).await;
-        assert_eq!(out.status.code(), Some(3), "{file}: {}", output_text(&out));
-        assert!(output_text(&out).contains(message), "{file}: expected {message:?} in\n{}", output_text(&out));
-        let out = runbook(&["run", "-f", &path.display().to_string(), "--lab"], home.path()).await;
-        assert_eq!(out.status.code(), Some(3), "run refuses {file} before touching a cluster");
-    }
-    let out = runbook(&["validate", "redis-cache"], home.path()).await;
-    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 }
 
 #[tokio::test]

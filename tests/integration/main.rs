@@ -2,6 +2,7 @@
 //! embedded lab. One harness binary; modules by theme.
 
 mod architecture;
+mod authoring;
 mod common;
 mod counter_service;
 mod engine;
