@@ -146,6 +146,22 @@ async fn port_forward_from_kube_rs_gets_pong() {
 }
 
 #[tokio::test]
+async fn port_forward_to_a_port_nothing_listens_on_ends_the_stream() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    let pod = deploy_seed(&t).await;
+    let pods: Api<Pod> = Api::namespaced(runbook::k8s::client::client_for(&t.lab.kubeconfig).await.unwrap(), "default");
+    let mut forwarder = pods.portforward(&pod, &[6380]).await.unwrap();
+    let mut stream = forwarder.take_stream(6380).unwrap();
+    // The kubelet ends the session once the port's forwarding failed: the
+    // client reads the end of the stream at once rather than waiting forever.
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the stream must end, got {read:?}");
+    forwarder.abort();
+}
+
+#[tokio::test]
 async fn pods_talk_to_each_other_by_pod_ip() {
     requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;

@@ -7,6 +7,23 @@ use serde_json::{Value, json};
 use super::admission::qos_class;
 use super::resources::ResourceType;
 
+/// The finalizer that keeps a claim while a pod uses it.
+pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+/// The finalizer that keeps a volume while a claim is bound to it.
+pub const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
+
+fn add_finalizer(object: &mut Value, finalizer: &str) {
+    let finalizers = &mut object["metadata"]["finalizers"];
+    if !finalizers.is_array() {
+        *finalizers = json!([]);
+    }
+    if let Some(list) = finalizers.as_array_mut()
+        && !list.iter().any(|f| f == finalizer)
+    {
+        list.push(json!(finalizer));
+    }
+}
+
 /// Fills the defaults the API server sets on create, kind by kind.
 pub fn apply(rt: &ResourceType, object: &mut Value) {
     match rt.kind {
@@ -80,6 +97,7 @@ pub fn apply(rt: &ResourceType, object: &mut Value) {
             object["status"] = json!({"phase": "Active"});
         }
         "PersistentVolume" => {
+            add_finalizer(object, PV_PROTECTION);
             default_field(&mut object["spec"], "persistentVolumeReclaimPolicy", json!("Retain"));
             default_field(&mut object["spec"], "volumeMode", json!("Filesystem"));
             if object["status"]["phase"].is_null() {
@@ -90,6 +108,9 @@ pub fn apply(rt: &ResourceType, object: &mut Value) {
             default_field(&mut object["spec"], "minReplicas", json!(1));
         }
         "PersistentVolumeClaim" => {
+            // StorageObjectInUseProtection: a claim in use by a pod is not
+            // removed until the pod is (controllers::volumes lifts it).
+            add_finalizer(object, PVC_PROTECTION);
             default_field(&mut object["spec"], "volumeMode", json!("Filesystem"));
             if object["status"]["phase"].is_null() {
                 object["status"] = json!({"phase": "Pending"});

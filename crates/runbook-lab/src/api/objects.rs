@@ -217,7 +217,17 @@ pub fn update(
         next["metadata"]["generation"] = json!(generation);
     }
     admission::validate_update(rt, &current, &next)?;
-    store.update(rt.key(), next, expected_rv.as_deref()).map_err(|e| write_error(rt, name, e))
+    let stored = store.update(rt.key(), next, expected_rv.as_deref()).map_err(|e| write_error(rt, name, e))?;
+    // An object marked for deletion goes once its last finalizer is removed,
+    // as the API server's store does (pods are finished by their kubelet,
+    // namespaces by their controller).
+    let finalized = !stored["metadata"]["deletionTimestamp"].is_null()
+        && stored["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty)
+        && !matches!(rt.kind, "Pod" | "Namespace");
+    if finalized {
+        return store.delete(rt.key(), ns, name).map_err(|e| write_error(rt, name, e));
+    }
+    Ok(stored)
 }
 
 fn spec_of(object: &Value) -> Value {

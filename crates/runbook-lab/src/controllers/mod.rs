@@ -33,7 +33,7 @@ pub fn start(store: Arc<Store>, shutdown: CancellationToken) -> Vec<tokio::task:
         spawn_reconciler(
             store.clone(),
             shutdown.clone(),
-            &["persistentvolumes", "persistentvolumeclaims", "storageclasses"],
+            &["persistentvolumes", "persistentvolumeclaims", "storageclasses", "pods"],
             volumes::reconcile_all,
         ),
         spawn_reconciler(store.clone(), shutdown.clone(), &["services", "pods", "endpoints"], endpoints::reconcile_all),

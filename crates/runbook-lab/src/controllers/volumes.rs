@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use crate::api::defaults;
 use crate::api::objects::{self, Part, Propagation};
 use crate::api::resources::by_key;
 use crate::api::store::Store;
@@ -105,8 +106,56 @@ fn provision(store: &Store, pvc: &Value) -> Option<Value> {
     Some((*created).clone())
 }
 
+/// Lifts the protection of claims being deleted that no pod uses any more,
+/// and of volumes being deleted that no claim is bound to, as Kubernetes'
+/// pvc-protection and pv-protection controllers do: a volume's data is not
+/// removed under a running pod.
+fn lift_protections(store: &Store) {
+    let (Some(pvcs_rt), Some(pvs_rt)) = (by_key("persistentvolumeclaims"), by_key("persistentvolumes")) else {
+        return;
+    };
+    let pods = store.list("pods", None).0;
+    for pvc in store.list("persistentvolumeclaims", None).0 {
+        let (ns, name) = objects::ns_name(&pvc);
+        let in_use = pods.iter().any(|pod| {
+            pod["metadata"]["namespace"] == ns.as_str()
+                && !matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+                && pod["spec"]["volumes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v["persistentVolumeClaim"]["claimName"] == name.as_str())
+        });
+        if !in_use {
+            drop_finalizer(store, pvcs_rt, &pvc, defaults::PVC_PROTECTION);
+        }
+    }
+    let claims = store.list("persistentvolumeclaims", None).0;
+    for pv in store.list("persistentvolumes", None).0 {
+        let claim = &pv["spec"]["claimRef"];
+        let bound = claims.iter().any(|c| c["metadata"]["uid"] == claim["uid"] && !claim["uid"].is_null());
+        if !bound {
+            drop_finalizer(store, pvs_rt, &pv, defaults::PV_PROTECTION);
+        }
+    }
+}
+
+fn drop_finalizer(store: &Store, rt: &'static crate::api::resources::ResourceType, object: &Value, finalizer: &str) {
+    let listed = object["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|x| x == finalizer));
+    if object["metadata"]["deletionTimestamp"].is_null() || !listed {
+        return;
+    }
+    let mut next = object.clone();
+    if let Some(list) = next["metadata"]["finalizers"].as_array_mut() {
+        list.retain(|f| f != finalizer);
+    }
+    let (ns, name) = objects::ns_name(object);
+    let _ = objects::update(store, rt, &ns, &name, next, Part::Main);
+}
+
 /// Binds pending claims and releases volumes whose claims are gone.
 pub fn reconcile_all(store: &Store) {
+    lift_protections(store);
     let Some(pvs_rt) = by_key("persistentvolumes") else { return };
     // New volumes become Available.
     for pv in store.list("persistentvolumes", None).0 {

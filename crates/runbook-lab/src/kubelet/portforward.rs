@@ -83,6 +83,13 @@ async fn session(socket: WebSocket, sandbox: u32, ports: Vec<u16>) -> anyhow::Re
         }
     }
     drop(tx);
+    // No port could be reached: end the session, as the kubelet does once
+    // every port's forwarding is over, so the client's data stream ends
+    // instead of waiting for bytes that will never come.
+    if writers.iter().all(Option::is_none) {
+        let _ = sink.send(normal_close()).await;
+        return Ok(());
+    }
     let writer = tokio::spawn(async move {
         while let Some(message) = rx.recv().await {
             let closing = matches!(message, Message::Close(_));
