@@ -92,7 +92,8 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<u8> {
             if args.path {
                 outln!("{}", path.display())?;
             } else {
-                print!("{}", std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?);
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                outln!("{}", text.trim_end())?;
             }
             Ok(exit::SUCCESS)
         }

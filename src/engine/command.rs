@@ -67,6 +67,13 @@ pub fn kubectl(action: &Action, resolved_pod: Option<&str>, render: &dyn Fn(&str
                 format!("kubectl wait --for=condition=Ready {pods}{} --timeout={timeout}", ns_flag(&p.namespace))
             } else if let Some(d) = &w.deleted {
                 format!("kubectl wait --for=delete {} --timeout={timeout}", object(d))
+            } else if let Some(c) = &w.condition {
+                let status = c.status.as_deref().unwrap_or("True");
+                format!(
+                    "kubectl wait --for=condition={}={status} {} --timeout={timeout}",
+                    c.condition_type,
+                    object(&c.object)
+                )
             } else {
                 String::new()
             }

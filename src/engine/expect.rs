@@ -104,7 +104,7 @@ pub fn compare(expect: &Expect, actual: Option<&Value>, render: &dyn Fn(&str) ->
         let anchored = regex::Regex::new(&format!("^(?:{pattern})$"))
             .map_err(|e| Mismatch { expected: format!("a valid regex: {e}"), actual: found.clone() })?;
         if !anchored.is_match(&found) {
-            return fail(format!("a value matching /{pattern}/"));
+            return fail(format!("a value matching /{pattern}/ in full"));
         }
     }
     if let Some(q) = &expect.quantity {
@@ -155,7 +155,8 @@ pub fn describe(expect: &Expect, render: &dyn Fn(&str) -> String) -> String {
         parts.push(format!("one of {}", Value::Array(o.clone())));
     }
     if let Some(m) = &expect.matches {
-        parts.push(format!("matching /{}/", render(m)));
+        // The whole value must match: say so, a partial match is the usual surprise.
+        parts.push(format!("matching /{}/ in full", render(m)));
     }
     if let Some(q) = &expect.quantity {
         parts.push(format!("{} (as a quantity)", render(q)));

@@ -17,6 +17,7 @@ pub mod http;
 pub mod redis;
 pub mod redis_client;
 pub mod sentinel;
+mod troubles;
 pub mod wait;
 
 use std::sync::{Arc, Mutex};
@@ -402,6 +403,13 @@ pub async fn run(
             results.push((info, r));
             continue;
         }
+        if let Some(reason) = unmet_need(step, &results) {
+            let mut r = StepResult::new(Status::Skipped);
+            r.message = Some(reason);
+            emit(Event::StepFinished(info.clone(), r.clone()));
+            results.push((info, r));
+            continue;
+        }
         if step.kind == StepKind::Disruptive && !options.allow_disruption {
             let mut r = StepResult::new(Status::Skipped);
             r.message = Some("disruptive step: runs only on the lab or with --allow-disruption".into());
@@ -453,11 +461,7 @@ pub async fn run(
         .filter(|(i, r)| scored(i, r) && r.status == Status::Passed)
         .map(|(i, _)| i.points.unwrap_or(0))
         .sum();
-    let to_fix = results
-        .iter()
-        .filter(|(i, r)| scored(i, r) && matches!(r.status, Status::Failed | Status::Error))
-        .map(fix)
-        .collect();
+    let to_fix = results.iter().filter(|(i, r)| scored(i, r) && r.status != Status::Passed).map(fix).collect();
     let verdict = Verdict::of(interrupted, results.iter().map(|(_, r)| r));
     Ok(Summary {
         verdict,
@@ -473,11 +477,30 @@ pub async fn run(
     })
 }
 
+/// Why a step cannot run: a step it needs ran and did not pass. A needed
+/// step that did not run in this mode (a setup step in `verify`) is no reason.
+fn unmet_need(step: &Step, results: &[(StepInfo, StepResult)]) -> Option<String> {
+    step.needs.iter().find_map(|need| {
+        let (_, result) = results.iter().find(|(info, _)| &info.id == need)?;
+        let how = match result.status {
+            Status::Passed => return None,
+            Status::Failed => "failed",
+            Status::Error => "ended in an error",
+            Status::Skipped => "was skipped",
+        };
+        Some(format!("needs step {need:?}, which {how}"))
+    })
+}
+
 /// What a learner should do about a step that did not pass.
 fn fix((info, result): &(StepInfo, StepResult)) -> Fix {
-    let advice = match (&info.hint, &result.expected, &result.actual) {
-        (Some(hint), _, _) => hint.clone(),
-        (None, Some(expected), Some(actual)) => format!("expected {expected}, found {actual}"),
+    // A check that did not run lost its points too: say why it did not.
+    let skipped = (result.status == Status::Skipped)
+        .then(|| format!("not checked: {}", result.message.as_deref().unwrap_or("skipped")));
+    let advice = match (&skipped, &info.hint, &result.expected, &result.actual) {
+        (Some(why), ..) => why.clone(),
+        (None, Some(hint), _, _) => hint.clone(),
+        (None, None, Some(expected), Some(actual)) => format!("expected {expected}, found {actual}"),
         _ => result.message.clone().unwrap_or_else(|| "see the step's output".into()),
     };
     Fix { id: info.id.clone(), title: info.title.clone(), points: info.points.unwrap_or(0), advice }

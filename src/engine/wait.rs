@@ -9,10 +9,11 @@ use serde_json::Value;
 
 use super::context::Ctx;
 use super::diagnostics;
+use super::troubles::{self, Troubles};
 use super::{Done, StepError};
 use crate::k8s::conditions::{self, pod_troubles};
 use crate::poll::{Poller, Probe};
-use crate::scenario::{ObjectRef, PodRef, Wait};
+use crate::scenario::{ConditionWait, ObjectRef, PodRef, Wait};
 
 /// Runs a wait step (`timeout` as the step gives it, or its default).
 pub async fn run(ctx: &Ctx, wait: &Wait, mut timeout: Duration) -> Result<Done, StepError> {
@@ -23,12 +24,14 @@ pub async fn run(ctx: &Ctx, wait: &Wait, mut timeout: Duration) -> Result<Done, 
         rollout(ctx, object, timeout).await
     } else if let Some(p) = &wait.pods_ready {
         pods_ready(ctx, p, timeout).await
+    } else if let Some(c) = &wait.condition {
+        condition(ctx, c, timeout).await
     } else if let Some(object) = &wait.deleted {
         deleted(ctx, object, timeout)
             .await
             .map(|_| Done { output: format!("{} deleted", object.kind.to_lowercase()), ..Done::default() })
     } else {
-        Err(StepError::Invalid("wait needs rollout, podsReady or deleted".into()))
+        Err(StepError::Invalid("wait needs rollout, podsReady, deleted or condition".into()))
     }
 }
 
@@ -53,6 +56,7 @@ pub async fn rollout(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let changes = watcher::watcher(api.clone(), config).default_backoff();
     let mut troubles_seen: Vec<String> = Vec::new();
+    let mut troubles = Troubles::default();
     let mut selector = String::new();
     let waited = Poller::new(timeout)
         .every(Duration::from_secs(1))
@@ -63,7 +67,15 @@ pub async fn rollout(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result
                 let value = serde_json::to_value(&current).unwrap_or(Value::Null);
                 selector = selector_of(&value);
                 match conditions::rollout_complete(&value) {
-                    Ok(()) => return Ok::<_, StepError>(Probe::Ready((value, elapsed))),
+                    Ok(()) => {
+                        let pods = PodRef { selector: Some(selector.clone()), namespace: ns.clone(), name: None };
+                        let pods =
+                            if selector.is_empty() { Vec::new() } else { ctx.pods(&pods).await.unwrap_or_default() };
+                        match pods.iter().find_map(troubles::settling) {
+                            None => return Ok::<_, StepError>(Probe::Ready(Ok((value, elapsed)))),
+                            Some(why) => reason = why,
+                        }
+                    }
                     Err(why) => reason = why,
                 }
             }
@@ -71,6 +83,9 @@ pub async fn rollout(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result
             if !selector.is_empty() {
                 let pods = PodRef { selector: Some(selector.clone()), namespace: ns.clone(), name: None };
                 for pod in ctx.pods(&pods).await.unwrap_or_default() {
+                    if let Some(why) = troubles.hopeless(&pod, elapsed) {
+                        return Ok(Probe::Ready(Err(format!("{reason}; {why}"))));
+                    }
                     for trouble in pod_troubles(&pod) {
                         let line = format!("pod {}: {trouble}", pod["metadata"]["name"].as_str().unwrap_or_default());
                         if !troubles_seen.contains(&line) {
@@ -84,8 +99,20 @@ pub async fn rollout(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result
             Ok(Probe::NotYet(reason))
         })
         .await?;
+    let diagnose = async || {
+        if selector.is_empty() { None } else { diagnostics::for_selector(ctx, ns.as_deref(), &selector).await }
+    };
+    let expected = format!("{} {name} rolled out within {}s", object.kind, timeout.as_secs());
+    let looked_at = format!("{}/{name} status", object.kind.to_lowercase());
     match waited {
-        Ok((value, elapsed)) => {
+        Ok(Err(hopeless)) => Err(StepError::Failed {
+            expected,
+            actual: hopeless,
+            looked_at,
+            output: String::new(),
+            diagnostics: diagnose().await,
+        }),
+        Ok(Ok((value, elapsed))) => {
             let ready = value["status"]["readyReplicas"].as_i64().unwrap_or(0);
             let replicas = value["spec"]["replicas"].as_i64().unwrap_or(1);
             let output =
@@ -97,15 +124,11 @@ pub async fn rollout(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result
             Ok(done)
         }
         Err(timed_out) => Err(StepError::Failed {
-            expected: format!("{} {name} rolled out within {}s", object.kind, timeout.as_secs()),
+            expected,
             actual: timed_out.last,
-            looked_at: format!("{}/{name} status", object.kind.to_lowercase()),
+            looked_at,
             output: String::new(),
-            diagnostics: if selector.is_empty() {
-                None
-            } else {
-                diagnostics::for_selector(ctx, ns.as_deref(), &selector).await
-            },
+            diagnostics: diagnose().await,
         }),
     }
 }
@@ -118,41 +141,126 @@ async fn pods_ready(ctx: &Ctx, p: &crate::scenario::PodsReady, timeout: Duration
         (None, selector) => format!("pods -l {}", ctx.render(selector.as_deref().unwrap_or_default())),
     };
     let mut last_seen: Vec<Value> = Vec::new();
+    let mut troubles = Troubles::default();
     let waited = Poller::new(timeout)
         .until(async |elapsed| {
             last_seen = ctx.pods(&pod_ref).await?;
+            if let Some(why) = last_seen.iter().find_map(|pod| troubles.hopeless(pod, elapsed)) {
+                return Ok(Probe::Ready(Err(why)));
+            }
+            let settling: Vec<String> = last_seen.iter().filter_map(troubles::settling).collect();
             let ready: Vec<&str> = last_seen
                 .iter()
-                .filter(|p| conditions::pod_ready(p))
+                .filter(|p| conditions::pod_ready(p) && troubles::settling(p).is_none())
                 .filter_map(|p| p["metadata"]["name"].as_str())
                 .collect();
             if ready.len() >= want {
                 let output = ready.iter().map(|n| format!("pod/{n} condition met")).collect::<Vec<_>>().join("\n");
-                return Ok::<_, StepError>(Probe::Ready((output, elapsed)));
+                return Ok::<_, StepError>(Probe::Ready(Ok((output, elapsed))));
             }
             ctx.progress(&format!("{} of {want} pods Ready ({:.0}s)", ready.len(), elapsed.as_secs_f64()));
             // "0 of 0 Ready" hides the usual mistake: nothing matches.
             Ok(Probe::NotYet(if last_seen.is_empty() {
                 format!("no pod matches ({selector})")
+            } else if let Some(why) = settling.first() {
+                format!("{} of {} Ready; {why}", ready.len(), last_seen.len())
             } else {
                 format!("{} of {} Ready", ready.len(), last_seen.len())
             }))
         })
         .await?;
-    match waited {
-        Ok((output, elapsed)) => {
+    let expected = format!("{want} Ready pod(s) ({selector}) within {}s", timeout.as_secs());
+    let (actual, diagnostics) = match waited {
+        Ok(Ok((output, elapsed))) => {
             let mut done = Done { output, ..Done::default() };
             done.measure("time to ready", elapsed.as_secs_f64() * 1000.0, "ms");
-            Ok(done)
+            return Ok(done);
         }
-        Err(timed_out) => Err(StepError::Failed {
-            expected: format!("{want} Ready pod(s) ({selector}) within {}s", timeout.as_secs()),
-            actual: timed_out.last,
-            looked_at: selector,
-            output: String::new(),
-            diagnostics: diagnostics::for_pods(ctx, &last_seen).await,
-        }),
-    }
+        Ok(Err(hopeless)) => (hopeless, diagnostics::for_pods(ctx, &last_seen).await),
+        Err(timed_out) => (timed_out.last, diagnostics::for_pods(ctx, &last_seen).await),
+    };
+    Err(StepError::Failed { expected, actual, looked_at: selector, output: String::new(), diagnostics })
+}
+
+/// Waits until an object (every object a selector matches, at least one)
+/// has a condition with a status; a pod that cannot get there (a crash loop)
+/// ends the wait early, as for `podsReady`.
+async fn condition(ctx: &Ctx, c: &ConditionWait, timeout: Duration) -> Result<Done, StepError> {
+    let want = c.status.as_deref().unwrap_or("True");
+    let ns = c.object.namespace.as_deref().map(|n| ctx.render(n));
+    let (api, _, _) = ctx.api(c.object.api_version.as_deref(), &c.object.kind, ns.as_deref()).await?;
+    let kind = c.object.kind.to_lowercase();
+    let shown = match (&c.object.name, &c.object.selector) {
+        (Some(name), _) => format!("{kind}/{}", ctx.render(name)),
+        (None, selector) => format!("{kind} -l {}", ctx.render(selector.as_deref().unwrap_or_default())),
+    };
+    let mut troubles = Troubles::default();
+    let waited = Poller::new(timeout)
+        .until(async |elapsed| {
+            let objects: Vec<Value> = match &c.object.name {
+                Some(name) => api.get_opt(&ctx.render(name)).await?.into_iter().collect(),
+                None => {
+                    let selector = ctx.render(c.object.selector.as_deref().unwrap_or_default());
+                    api.list(&kube::api::ListParams::default().labels(&selector)).await?.items
+                }
+            }
+            .into_iter()
+            .map(|o| serde_json::to_value(o).unwrap_or(Value::Null))
+            .collect();
+            if c.object.kind == "Pod"
+                && let Some(why) = objects.iter().find_map(|pod| troubles.hopeless(pod, elapsed))
+            {
+                return Ok::<_, StepError>(Probe::Ready(Err(why)));
+            }
+            let status_of = |o: &Value| {
+                o["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|cond| cond["type"] == c.condition_type.as_str())
+                    .and_then(|cond| cond["status"].as_str())
+                    .map(String::from)
+            };
+            let lagging: Vec<String> = objects
+                .iter()
+                .filter(|o| status_of(o).as_deref() != Some(want))
+                .map(|o| {
+                    let name = o["metadata"]["name"].as_str().unwrap_or_default();
+                    match status_of(o) {
+                        Some(s) => format!("{kind}/{name}: {} is {s}", c.condition_type),
+                        None => format!("{kind}/{name}: no condition {}", c.condition_type),
+                    }
+                })
+                .collect();
+            if objects.is_empty() {
+                return Ok(Probe::NotYet(format!("nothing matches ({shown})")));
+            }
+            if lagging.is_empty() {
+                let met = objects
+                    .iter()
+                    .map(|o| format!("{kind}/{} condition met", o["metadata"]["name"].as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Ok(Probe::Ready(Ok((met, elapsed))));
+            }
+            ctx.progress(&format!("{} ({:.0}s)", lagging.join("; "), elapsed.as_secs_f64()));
+            Ok(Probe::NotYet(lagging.join("; ")))
+        })
+        .await?;
+    let actual = match waited {
+        Ok(Ok((output, elapsed))) => {
+            let mut done = Done { output, ..Done::default() };
+            done.measure("time to condition", elapsed.as_secs_f64() * 1000.0, "ms");
+            return Ok(done);
+        }
+        Ok(Err(hopeless)) => hopeless,
+        Err(timed_out) => timed_out.last,
+    };
+    Err(StepError::failed(
+        format!("{} {want} on {shown} within {}s", c.condition_type, timeout.as_secs()),
+        actual,
+        shown,
+    ))
 }
 
 /// Waits until an object is gone.

@@ -71,15 +71,7 @@ impl AuditReport {
         }
         if let Some(s) = &self.summary {
             let _ = writeln!(md, "## Verdict\n");
-            let _ = writeln!(
-                md,
-                "**{}**: {} passed, {} failed, {} errors, {} skipped.",
-                s.verdict.as_str().to_uppercase(),
-                s.passed,
-                s.failed,
-                s.errors,
-                s.skipped
-            );
+            let _ = writeln!(md, "**{}**: {}.", s.verdict.as_str().to_uppercase(), s.counts());
             if s.score.1 > 0 {
                 let _ = writeln!(md, "\nScore: {}/{}", s.score.0, s.score.1);
             }

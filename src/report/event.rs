@@ -275,6 +275,14 @@ pub struct Summary {
     pub to_fix: Vec<Fix>,
 }
 
+impl Summary {
+    /// "3 passed, 1 failed, 1 error, 0 skipped", as every reporter says it.
+    pub fn counts(&self) -> String {
+        let errors = if self.errors == 1 { "1 error".to_string() } else { format!("{} errors", self.errors) };
+        format!("{} passed, {} failed, {errors}, {} skipped", self.passed, self.failed, self.skipped)
+    }
+}
+
 /// One thing to fix: a check or drill that did not pass.
 #[derive(Debug, Clone, Serialize)]
 pub struct Fix {

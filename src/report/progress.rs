@@ -124,12 +124,9 @@ impl Reporter for Progress {
                     String::new()
                 };
                 self.line(&format!(
-                    "{}: {} passed, {} failed, {} errors, {} skipped{score} in {:.1?}",
+                    "{}: {}{score} in {:.1?}",
                     summary.verdict.as_str().to_uppercase(),
-                    summary.passed,
-                    summary.failed,
-                    summary.errors,
-                    summary.skipped,
+                    summary.counts(),
                     summary.duration
                 ));
                 if !summary.to_fix.is_empty() {

@@ -63,6 +63,18 @@ pub enum Action {
     HttpLoad { spec: HttpLoad, timeout: Duration, settle: Duration },
 }
 
+impl Action {
+    /// Whether the action talks to pods (a port-forward, an exec, a request
+    /// through a Service): it means nothing until the pods it needs are
+    /// ready, so by default it needs the wait before it.
+    pub fn talks_to_pods(&self) -> bool {
+        !matches!(
+            self,
+            Action::Apply(_) | Action::Wait { .. } | Action::Assert(_) | Action::Delete { .. } | Action::Capture(_)
+        )
+    }
+}
+
 /// Parses the durations of one action, noting every one that is not a
 /// duration (all of them, not only the first).
 #[derive(Default)]
@@ -98,6 +110,7 @@ impl Action {
             points: _,
             hint: _,
             unless: _,
+            needs: _,
             retry_for: _,
             apply,
             wait,

@@ -87,6 +87,9 @@ pub struct Step {
     pub unless: Option<Action>,
     /// How long a failing check is tried again (`retryFor`).
     pub retry_for: Option<std::time::Duration>,
+    /// The ids of the steps that must have passed for this one to run
+    /// (`needs`, or its default: see [`StepFile::needs`]).
+    pub needs: Vec<String>,
 }
 
 impl Step {
@@ -103,6 +106,7 @@ impl Step {
         match (action, unless, retry_for) {
             (Ok(action), Ok(unless), Ok(retry_for)) => Ok(Step {
                 kind: spec.kind.unwrap_or_else(|| action.default_kind()),
+                needs: spec.needs.clone().unwrap_or_default(),
                 spec: spec.clone(),
                 action,
                 unless,
@@ -119,7 +123,7 @@ impl Step {
 
     /// A read-only check run on its own (an `unless` probe).
     pub fn check(spec: &StepFile, action: Action) -> Step {
-        Step { spec: spec.clone(), action, kind: StepKind::Check, unless: None, retry_for: None }
+        Step { spec: spec.clone(), action, kind: StepKind::Check, unless: None, retry_for: None, needs: Vec::new() }
     }
 }
 
@@ -211,6 +215,21 @@ impl Scenario {
             steps.iter().map(|s| Step::from_file(s).expect("a validated step has one action")).collect()
         };
         scenario.steps = made(&scenario.file.steps);
+        // A step that talks to pods needs, unless it says otherwise, the
+        // nearest wait before it: a PING to a pod that never became ready
+        // proves nothing.
+        let mut last_wait: Option<String> = None;
+        for step in &mut scenario.steps {
+            if step.spec.needs.is_none()
+                && step.action.talks_to_pods()
+                && let Some(wait) = &last_wait
+            {
+                step.needs = vec![wait.clone()];
+            }
+            if matches!(step.action, Action::Wait { .. }) {
+                last_wait = Some(step.spec.id.clone());
+            }
+        }
         scenario.cleanup = made(&scenario.file.cleanup);
         for step in &mut scenario.cleanup {
             step.kind = StepKind::Setup;

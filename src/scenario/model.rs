@@ -135,6 +135,12 @@ pub struct StepFile {
     /// Skip the step (as already done) when this read-only probe passes.
     #[serde(default)]
     pub unless: Option<Box<Probe>>,
+    /// Steps that must have passed for this one to run (their ids); a step
+    /// whose needs did not pass is skipped, saying which. Default: a step
+    /// that talks to pods (redis, exec, http, drills) needs the nearest wait
+    /// before it; `needs: []` runs it whatever happened before.
+    #[serde(default)]
+    pub needs: Option<Vec<String>>,
     /// Run a check again until it passes or this much time has gone (`30s`),
     /// for state that settles (cluster gossip); the last result counts.
     #[serde(default)]
@@ -287,9 +293,27 @@ pub struct Wait {
     /// An object that must be gone.
     #[serde(default)]
     pub deleted: Option<ObjectRef>,
+    /// A condition of an object (every object a selector matches) with a
+    /// status, as `kubectl wait --for=condition=Type=Status` waits for it.
+    #[serde(default)]
+    pub condition: Option<ConditionWait>,
     /// How long to wait (`90s`, `2m`); default 120s.
     #[serde(default)]
     pub timeout: Option<String>,
+}
+
+/// A condition to wait for.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConditionWait {
+    /// The object (by name, or every object a selector matches).
+    pub object: ObjectRef,
+    /// The condition's type (`Ready`, `Available`, `Complete`, `PodScheduled`).
+    #[serde(rename = "type")]
+    pub condition_type: String,
+    /// The status it must have: `"True"` (default), `"False"` or `"Unknown"`.
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 /// Ready pods.

@@ -20,6 +20,8 @@ struct Checker<'a> {
     params: BTreeMap<String, String>,
     /// The JSON pointer of the step being checked (`/steps/3`).
     step: String,
+    /// The ids of the steps before the one being checked (what `needs` may name).
+    earlier: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -207,6 +209,14 @@ impl Checker<'_> {
         {
             self.at_step(&step.id, "a check cannot apply or delete: `verify` runs checks and must never write".into());
         }
+        for (i, need) in step.needs.iter().flatten().enumerate() {
+            if !self.earlier.contains(need) {
+                let hint = suggest::did_you_mean(need, self.earlier.iter().map(String::as_str));
+                let exists = self.scenario.file.steps.iter().chain(&self.scenario.file.cleanup).any(|s| &s.id == need);
+                let what = if exists { "is not a step before this one" } else { "is not a step id" };
+                self.at_field(&step.id, &format!("needs/{i}"), format!("needs {need:?}, which {what}{hint}"));
+            }
+        }
         if step.retry_for.is_some() && step.http.is_some() {
             self.at_step(
                 &step.id,
@@ -253,9 +263,34 @@ impl Checker<'_> {
             }
         }
         if let Some(w) = &step.wait {
-            let n = [w.rollout.is_some(), w.pods_ready.is_some(), w.deleted.is_some()].iter().filter(|x| **x).count();
+            let n = [w.rollout.is_some(), w.pods_ready.is_some(), w.deleted.is_some(), w.condition.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count();
             if n != 1 {
-                self.at_step(&step.id, "wait needs exactly one of rollout, podsReady, deleted".into());
+                self.at_field(
+                    &step.id,
+                    "wait",
+                    "wait needs exactly one of rollout, podsReady, deleted, condition".into(),
+                );
+            }
+            if let Some(c) = &w.condition {
+                if c.object.name.is_some() == c.object.selector.is_some() {
+                    self.at_field(
+                        &step.id,
+                        "wait/condition/object",
+                        "wait.condition.object needs exactly one of name, selector".into(),
+                    );
+                }
+                if let Some(status) = &c.status
+                    && !matches!(status.as_str(), "True" | "False" | "Unknown")
+                {
+                    self.at_field(
+                        &step.id,
+                        "wait/condition/status",
+                        format!("wait.condition.status {status:?} is not one of \"True\", \"False\", \"Unknown\""),
+                    );
+                }
             }
             // `rollout status` means something for these kinds only; on a
             // Pod it would wait out its whole timeout.
@@ -332,20 +367,28 @@ pub fn validate(scenario: &Scenario) -> Vec<Problem> {
 /// Every problem in a scenario with these parameter values (`--set`).
 pub fn validate_with(scenario: &Scenario, mut params: BTreeMap<String, String>) -> Vec<Problem> {
     params.insert("run_id".into(), "<run_id>".into());
-    let mut checker = Checker { scenario, problems: Vec::new(), params, step: String::new() };
+    let mut checker = Checker { scenario, problems: Vec::new(), params, step: String::new(), earlier: Vec::new() };
     let mut seen = HashSet::new();
     let sections = [("steps", &scenario.file.steps), ("cleanup", &scenario.file.cleanup)];
     for (section, step, index) in
         sections.iter().flat_map(|(name, steps)| steps.iter().enumerate().map(move |(i, s)| (name, s, i)))
     {
         checker.step = format!("/{section}/{index}");
+        if index == 0 {
+            checker.earlier.clear();
+        }
         checker.check_step(step, &mut seen);
+        checker.earlier.push(step.id.clone());
         // A captured value may be used by the steps after it.
         if let Some(c) = &step.capture {
             checker.params.insert(c.name.clone(), format!("<{}>", c.name));
         }
     }
     for (index, step) in scenario.file.cleanup.iter().enumerate() {
+        if step.needs.is_some() {
+            checker.step = format!("/cleanup/{index}");
+            checker.at_field(&step.id, "needs", "cleanup steps always run; they cannot have needs".into());
+        }
         if step.apply.is_some() {
             checker.step = format!("/cleanup/{index}");
             checker.at_field(&step.id, "apply", "cleanup steps delete; they cannot apply".into());

@@ -14,6 +14,17 @@ async fn validate(args: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), output_text(&out))
 }
 
+/// Runs a scenario file on a fresh lab with a JSON report: exit code, output, report.
+async fn run_on_lab(file: &str, extra: &[&str]) -> (Option<i32>, String, serde_json::Value) {
+    let home = tempfile::tempdir().unwrap();
+    let json = home.path().join("report.json");
+    let report = format!("json={}", json.display());
+    let mut args = vec!["run", "-f", file, "--lab", "--report", &report];
+    args.extend_from_slice(extra);
+    let out = runbook(&args, home.path()).await;
+    (out.status.code(), output_text(&out), crate::common::report(&json))
+}
+
 fn path(file: &str) -> String {
     fixture(&format!("scenarios/{file}")).display().to_string()
 }
@@ -124,4 +135,95 @@ async fn a_manifest_with_a_wrong_type_or_an_unknown_field_fails_validate() {
         ),
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn a_crash_loop_ends_the_wait_and_skips_the_checks_that_need_it() {
+    requires!(Root);
+    let (code, out, doc) = run_on_lab(&path("crash-loop.yaml"), &[]).await;
+    assert_eq!(code, Some(1), "{out}");
+    let ready = crate::common::step(&doc, "ready");
+    assert_eq!(ready["status"], "failed");
+    let actual = ready["actual"].as_str().unwrap();
+    assert!(actual.contains("container redis: CrashLoopBackOff, restarted"), "{actual}");
+    assert!(actual.contains("last exit: Error, code 1"), "{actual}");
+    // Far from its 120 s timeout: the loop was certain after two restarts.
+    assert!(ready["duration"].as_f64().unwrap() < 60_000.0, "{ready}");
+    let ping = crate::common::step(&doc, "ping");
+    assert_eq!(
+        (ping["status"].as_str(), ping["message"].as_str()),
+        (Some("skipped"), Some("needs step \"ready\", which failed"))
+    );
+    // A check of the spec needs no pod and still gives its verdict.
+    assert_eq!(crate::common::step(&doc, "image")["status"], "passed");
+    // `needs: []` opts out of the default: the PING runs, and fails.
+    assert_eq!(crate::common::step(&doc, "ping-anyway")["status"], "failed");
+}
+
+#[tokio::test]
+async fn needs_must_name_an_earlier_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name: n\ntitle: t\nobjective: t\nsteps:\n  - id: ping\n    title: t\n    needs: [redy, later]\n    \
+                redis: {pod: {selector: app=r}, command: [PING]}\n  - id: later\n    title: t\n    \
+                wait: {podsReady: {selector: app=r}}\n";
+    std::fs::write(dir.path().join("s.yaml"), text).unwrap();
+    let file = dir.path().join("s.yaml").display().to_string();
+    let (code, out) = validate(&[&file]).await;
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains(&format!("{file}:7:13: step \"ping\": needs \"redy\", which is not a step id")), "{out}");
+    assert!(
+        out.contains(&format!("{file}:7:19: step \"ping\": needs \"later\", which is not a step before this one")),
+        "{out}"
+    );
+}
+
+/// The examples/ scenarios, as a user runs them.
+fn example(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .join("scenario.yaml")
+        .display()
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_examples_validate_and_run_green_on_the_lab() {
+    requires!(Root);
+    for name in ["configmap-tutorial", "durability"] {
+        let (code, out) = validate(&[&example(name)]).await;
+        assert_eq!(code, Some(0), "{name}: {out}");
+        let (code, out, doc) = run_on_lab(&example(name), &[]).await;
+        assert_eq!(code, Some(0), "{name}: {out}");
+        let steps = doc["steps"].as_array().unwrap();
+        assert!(steps.iter().all(|s| s["status"] == "passed"), "{name}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn the_tutorial_with_a_bad_policy_stops_at_the_crash_loop() {
+    requires!(Root);
+    // A policy Redis does not know: the new Redis refuses to start, the wait
+    // says so as soon as the crash loop is certain, the checks of the new
+    // Redis are skipped, and the checks before the change still pass.
+    let (code, out, doc) = run_on_lab(&example("configmap-tutorial"), &["--set", "policy=volatile-lfu-typo"]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(crate::common::failed(&doc), ["ready-again"], "{out}");
+    assert_eq!(crate::common::step(&doc, "new-policy")["status"], "skipped");
+    assert_eq!(crate::common::step(&doc, "default-policy")["status"], "passed");
+    let actual = crate::common::step(&doc, "ready-again")["actual"].as_str().unwrap().to_string();
+    assert!(actual.contains("CrashLoopBackOff"), "{actual}");
+}
+
+#[tokio::test]
+async fn condition_waits_hold_for_a_name_and_a_selector_and_say_what_they_saw() {
+    requires!(Root);
+    let (code, out, doc) = run_on_lab(&path("condition.yaml"), &[]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(crate::common::failed(&doc), ["never"], "{out}");
+    let pods = crate::common::step(&doc, "pods-ready");
+    assert_eq!(pods["output"].as_str().unwrap().lines().count(), 2, "{pods}");
+    let never = crate::common::step(&doc, "never");
+    assert_eq!(never["actual"], "deployment/conditioned: Available is True", "{never}");
+    assert_eq!(never["command"], "kubectl wait --for=condition=Available=False deployment/conditioned --timeout=2s");
 }
