@@ -63,6 +63,12 @@ pub struct UpArgs {
     /// Running pods needs root (Linux namespaces); this mode does not.
     #[arg(long)]
     pub api_only: bool,
+    /// Delay every API request and every exec/port-forward message by this
+    /// much (`50ms`), to rehearse a cluster a network round trip away.
+    ///
+    /// `--lab` runs take the same from RUNBOOK_LAB_LATENCY.
+    #[arg(long, value_name = "DURATION", value_parser = parse_latency)]
+    pub latency: Option<Duration>,
     /// State directory (see `lab down --help`).
     #[command(flatten)]
     pub dir: DirArgs,
@@ -115,6 +121,10 @@ fn running_pid(dir: &Path) -> Option<i32> {
     state_dir::read_pid(dir).filter(|pid| state_dir::is_lab_process(*pid))
 }
 
+fn parse_latency(text: &str) -> Result<Duration, String> {
+    crate::lab::latency::Latency::parse(text).map(|l| l.0)
+}
+
 async fn up_foreground(args: &UpArgs) -> anyhow::Result<u8> {
     let dir = args.dir.dir();
     if let Some(pid) = running_pid(&dir) {
@@ -123,7 +133,12 @@ async fn up_foreground(args: &UpArgs) -> anyhow::Result<u8> {
             dir.display()
         )));
     }
-    let config = LabConfig { port: args.port, run_pods: !args.api_only, ..crate::lab_host::lab_config(dir.clone())? };
+    let config = LabConfig {
+        port: args.port,
+        run_pods: !args.api_only,
+        latency: args.latency,
+        ..crate::lab_host::lab_config(dir.clone())?
+    };
     let lab = Lab::start(config).await?;
     std::fs::write(state_dir::pid_file(&dir), std::process::id().to_string())?;
     outln!("runbook lab serving on {} (context {})", lab.server_url(), crate::lab::CONTEXT)?;
@@ -154,6 +169,7 @@ fn up_detached(args: &UpArgs) -> anyhow::Result<u8> {
         .args(["lab", "up", "--port", &args.port.to_string(), "--state-dir"])
         .arg(&dir)
         .args(args.api_only.then_some("--api-only"))
+        .args(args.latency.map(|l| format!("--latency={}ms", l.as_millis())))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

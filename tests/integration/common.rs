@@ -106,9 +106,19 @@ impl TestLab {
         Self::start_with_faults(true, spec).await
     }
 
+    /// A lab that runs pods a network round trip away (`--latency`).
+    pub async fn with_latency(latency: std::time::Duration) -> TestLab {
+        Self::start_with_config(true, "", Some(latency)).await
+    }
+
     async fn start_with_faults(run_pods: bool, faults: &str) -> TestLab {
+        Self::start_with_config(run_pods, faults, None).await
+    }
+
+    async fn start_with_config(run_pods: bool, faults: &str, latency: Option<std::time::Duration>) -> TestLab {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = LabConfig {
+            latency,
             run_pods,
             sandbox_program: Some(env!("CARGO_BIN_EXE_runbook").into()),
             built_images: if run_pods { built_images() } else { Vec::new() },

@@ -162,6 +162,30 @@ async fn port_forward_to_a_port_nothing_listens_on_ends_the_stream() {
 }
 
 #[tokio::test]
+async fn latency_delays_every_request_and_every_stream_message() {
+    requires!(Root, Kubectl);
+    let latency = Duration::from_millis(300);
+    let t = TestLab::with_latency(latency).await;
+    let pod = deploy_seed(&t).await;
+    let client = runbook::k8s::client::client_for(&t.lab.kubeconfig).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let started = std::time::Instant::now();
+    pods.get(&pod).await.unwrap();
+    assert!(started.elapsed() >= latency, "a GET took {:?}", started.elapsed());
+    let mut forwarder = pods.portforward(&pod, &[6379]).await.unwrap();
+    let mut stream = forwarder.take_stream(6379).unwrap();
+    // A PING and its PONG each travel the latency once.
+    let started = std::time::Instant::now();
+    stream.write_all(b"PING\r\n").await.unwrap();
+    let mut reply = [0u8; 7];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut reply)).await.unwrap().unwrap();
+    assert_eq!(&reply, b"+PONG\r\n");
+    assert!(started.elapsed() >= 2 * latency, "a PING round trip took {:?}", started.elapsed());
+    drop(stream);
+    forwarder.abort();
+}
+
+#[tokio::test]
 async fn pods_talk_to_each_other_by_pod_ip() {
     requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;

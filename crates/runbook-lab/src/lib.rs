@@ -5,6 +5,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod controllers;
 pub mod kubelet;
+pub mod latency;
 pub mod net;
 pub mod state_dir;
 pub mod tls;
@@ -40,6 +41,9 @@ pub struct LabConfig {
     /// Faults to inject, as `RUNBOOK_LAB_FAULTS` writes them (default: that
     /// variable, else none).
     pub faults: Option<String>,
+    /// A delay on every API request and stream message (default:
+    /// `RUNBOOK_LAB_LATENCY`, else none); see [`latency`].
+    pub latency: Option<std::time::Duration>,
     /// Remove the whole state dir when the lab stops (a lab started for one
     /// run); otherwise only pod data goes and the volumes stay.
     pub discard_state: bool,
@@ -55,6 +59,7 @@ impl LabConfig {
             sandbox_program: None,
             built_images: Vec::new(),
             faults: None,
+            latency: None,
             discard_state: false,
         }
     }
@@ -88,6 +93,10 @@ impl Lab {
     pub async fn start(config: LabConfig) -> anyhow::Result<Lab> {
         std::fs::create_dir_all(&config.state_dir)
             .with_context(|| format!("cannot create the lab state dir {}", config.state_dir.display()))?;
+        let latency = match config.latency {
+            Some(d) => latency::Latency(d),
+            None => latency::Latency::from_env().map_err(|e| anyhow::anyhow!(e))?,
+        };
         let token = random_token();
         let store = Arc::new(Store::new());
         let shutdown = CancellationToken::new();
@@ -102,6 +111,7 @@ impl Lab {
                 .context("LabConfig.sandbox_program is not set: a lab that runs pods needs the program that starts their sandboxes")?;
             let network = Arc::new(kubelet::network::LabNetwork::start().await?);
             let ctx = Arc::new(kubelet::KubeletCtx {
+                latency,
                 store: store.clone(),
                 state_dir: config.state_dir.clone(),
                 network: network.clone(),
@@ -131,6 +141,7 @@ impl Lab {
         };
         let faults = Arc::new(faults.map_err(|e| anyhow::anyhow!("RUNBOOK_LAB_FAULTS: {e}"))?);
         let state = Arc::new(ApiState {
+            latency,
             store: store.clone(),
             token: token.clone(),
             shutdown: shutdown.clone(),

@@ -64,6 +64,8 @@ pub struct ApiState {
     pub pods: Option<Arc<dyn PodSubresources>>,
     /// Injected faults (none unless asked for).
     pub faults: Arc<faults::Faults>,
+    /// A delay on every request (`--latency`).
+    pub latency: crate::latency::Latency,
 }
 
 fn authorized(token: &str, path: &str, headers: &HeaderMap) -> bool {
@@ -86,8 +88,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
             if !authorized(&state.token, req.uri().path(), req.headers()) {
                 return ApiError::unauthorized().into_response();
             }
-            let exempt =
-                matches!(req.uri().path(), "/healthz" | "/readyz" | "/livez") || req.headers().contains_key("upgrade");
+            let health = matches!(req.uri().path(), "/healthz" | "/readyz" | "/livez");
+            if !health {
+                // A round trip away: the request travels the latency before it
+                // is served (websocket upgrades too; their messages, see kubelet).
+                state.latency.wait().await;
+            }
+            let exempt = health || req.headers().contains_key("upgrade");
             if !exempt && let Some(code) = state.faults.before().await {
                 let error = match code {
                     429 => ApiError::too_many_requests(),

@@ -14,12 +14,14 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 use super::logs::choose_container;
 use super::pod::PodHandle;
 use super::process::{PodNamespaces, SpawnMode, enter_pod};
 use crate::api::route::Query;
 use crate::api::status::{ApiError, ApiResult};
+use crate::latency::Latency;
 
 /// The websocket subprotocols the lab speaks, preferred first.
 pub const PROTOCOLS: [&str; 3] = ["v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"];
@@ -58,7 +60,13 @@ pub fn exit_status(code: i32, command: &[String]) -> Value {
 }
 
 /// Serves an exec request against a running pod.
-pub async fn serve(handle: Arc<PodHandle>, pod: &Value, query: &Query, req: Request) -> ApiResult<Response> {
+pub async fn serve(
+    handle: Arc<PodHandle>,
+    pod: &Value,
+    query: &Query,
+    req: Request,
+    latency: Latency,
+) -> ApiResult<Response> {
     let command: Vec<String> = query.all("command").to_vec();
     if command.is_empty() {
         return Err(ApiError::bad_request("you must specify at least 1 command"));
@@ -96,11 +104,11 @@ pub async fn serve(handle: Arc<PodHandle>, pod: &Value, query: &Query, req: Requ
     let ws = upgrade(req).await?;
     let v5 = ws.selected_protocol().is_some_and(|p| p.as_bytes() == PROTOCOLS[0].as_bytes());
     Ok(ws.on_upgrade(move |socket| async move {
-        let _ = session(socket, sandbox, command, env, workdir, stdin, tty, v5).await;
+        let _ = session(socket, sandbox, command, env, workdir, stdin, tty, v5, latency).await;
     }))
 }
 
-async fn pump(mut from: impl AsyncRead + Unpin, channel: u8, tx: tokio::sync::mpsc::Sender<Message>) {
+async fn pump(mut from: impl AsyncRead + Unpin, channel: u8, tx: tokio::sync::mpsc::Sender<(Instant, Message)>) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match from.read(&mut buf).await {
@@ -109,7 +117,7 @@ async fn pump(mut from: impl AsyncRead + Unpin, channel: u8, tx: tokio::sync::mp
                 let mut frame = Vec::with_capacity(n + 1);
                 frame.push(channel);
                 frame.extend_from_slice(&buf[..n]);
-                if tx.send(Message::Binary(Bytes::from(frame))).await.is_err() {
+                if tx.send((Instant::now(), Message::Binary(Bytes::from(frame)))).await.is_err() {
                     return;
                 }
             }
@@ -127,9 +135,10 @@ async fn session(
     stdin: bool,
     tty: bool,
     v5: bool,
+    latency: Latency,
 ) -> anyhow::Result<()> {
     let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(64);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, Message)>(64);
     // Clients wait for this empty first frame on each output channel.
     for ch in [STDOUT, STDERR] {
         if !(tty && ch == STDERR) {
@@ -171,7 +180,8 @@ async fn session(
     drop(tx);
     let mut child_stdin = child.stdin.take();
     let writer = tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
+        while let Some((sent, message)) = rx.recv().await {
+            latency.hold(sent).await;
             if sink.send(message).await.is_err() {
                 break;
             }
@@ -180,6 +190,7 @@ async fn session(
     });
     let reader = async {
         while let Some(Ok(message)) = stream.next().await {
+            latency.wait().await;
             match message {
                 Message::Binary(data) if !data.is_empty() => match data[0] {
                     STDIN => {

@@ -50,6 +50,8 @@ pub struct KubeletCtx {
     pub shutdown: CancellationToken,
     /// Running pods by uid.
     pub pods: Mutex<HashMap<String, Arc<PodHandle>>>,
+    /// A delay on every exec and port-forward message (`--latency`).
+    pub latency: crate::latency::Latency,
 }
 
 impl KubeletCtx {
@@ -252,8 +254,8 @@ impl crate::api::PodSubresources for KubeletSubresources {
             };
             match sub {
                 "log" => logs::serve(ctx, handle, &pod, query).await,
-                "exec" | "attach" => exec::serve(handle, &pod, query, req).await,
-                "portforward" => portforward::serve(handle, query, req).await,
+                "exec" | "attach" => exec::serve(handle, &pod, query, req, ctx.latency).await,
+                "portforward" => portforward::serve(handle, query, req, ctx.latency).await,
                 other => Err(ApiError::no_route(&format!("pods/{name}/{other}"))),
             }
         })

@@ -14,15 +14,17 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 use super::exec::{normal_close, upgrade};
 use super::netutil::connect_in_netns;
 use super::pod::PodHandle;
 use crate::api::route::Query;
 use crate::api::status::{ApiError, ApiResult};
+use crate::latency::Latency;
 
 /// Serves a port-forward session.
-pub async fn serve(handle: Arc<PodHandle>, query: &Query, req: Request) -> ApiResult<Response> {
+pub async fn serve(handle: Arc<PodHandle>, query: &Query, req: Request, latency: Latency) -> ApiResult<Response> {
     let mut ports = Vec::new();
     for value in query.all("ports") {
         for p in value.split(',') {
@@ -36,13 +38,15 @@ pub async fn serve(handle: Arc<PodHandle>, query: &Query, req: Request) -> ApiRe
     let sandbox = handle.sandbox_pid.load(Ordering::SeqCst);
     let ws = upgrade(req).await?;
     Ok(ws.on_upgrade(move |socket| async move {
-        let _ = session(socket, sandbox, ports).await;
+        let _ = session(socket, sandbox, ports, latency).await;
     }))
 }
 
-async fn session(socket: WebSocket, sandbox: u32, ports: Vec<u16>) -> anyhow::Result<()> {
+async fn session(socket: WebSocket, sandbox: u32, ports: Vec<u16>, latency: Latency) -> anyhow::Result<()> {
     let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(64);
+    // Each message with when it was sent, so that the latency delays it
+    // without holding back the ones behind it.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, Message)>(64);
     let mut writers = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let data = (2 * i) as u8;
@@ -65,13 +69,13 @@ async fn session(socket: WebSocket, sandbox: u32, ports: Vec<u16>) -> anyhow::Re
                                 let mut frame = Vec::with_capacity(n + 1);
                                 frame.push(data);
                                 frame.extend_from_slice(&buf[..n]);
-                                if tx.send(Message::Binary(Bytes::from(frame))).await.is_err() {
+                                if tx.send((Instant::now(), Message::Binary(Bytes::from(frame)))).await.is_err() {
                                     return;
                                 }
                             }
                         }
                     }
-                    let _ = tx.send(normal_close()).await;
+                    let _ = tx.send((Instant::now(), normal_close())).await;
                 });
             }
             Err(e) => {
@@ -91,7 +95,8 @@ async fn session(socket: WebSocket, sandbox: u32, ports: Vec<u16>) -> anyhow::Re
         return Ok(());
     }
     let writer = tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
+        while let Some((sent, message)) = rx.recv().await {
+            latency.hold(sent).await;
             let closing = matches!(message, Message::Close(_));
             if sink.send(message).await.is_err() || closing {
                 break;
@@ -99,6 +104,7 @@ async fn session(socket: WebSocket, sandbox: u32, ports: Vec<u16>) -> anyhow::Re
         }
     });
     while let Some(Ok(message)) = stream.next().await {
+        latency.wait().await;
         match message {
             Message::Binary(data) if data.len() > 1 => {
                 let index = (data[0] / 2) as usize;
