@@ -63,8 +63,8 @@ pub struct UpArgs {
     /// Running pods needs root (Linux namespaces); this mode does not.
     #[arg(long)]
     pub api_only: bool,
-    /// Delay every API request and every exec/port-forward message by this
-    /// much (`50ms`), to rehearse a cluster a network round trip away.
+    /// One-way network delay (`50ms`): every API request, its answer and
+    /// every exec/port-forward message travel it, to rehearse a remote cluster.
     ///
     /// `--lab` runs take the same from RUNBOOK_LAB_LATENCY.
     #[arg(long, value_name = "DURATION", value_parser = parse_latency)]

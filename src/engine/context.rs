@@ -74,7 +74,15 @@ pub struct Ctx {
     reporters: Arc<Mutex<Reporters>>,
     current_step: Mutex<String>,
     measured: Mutex<Vec<crate::report::event::Measurement>>,
+    /// Redis connections opened in this run, by pod uid, port and password:
+    /// a later step on the same pod reuses its port-forward (see
+    /// `redis_client::connect`).
+    pub redis_connections: Mutex<HashMap<RedisKey, redis::aio::MultiplexedConnection>>,
 }
+
+/// What a reusable Redis connection is for: the pod (by uid, so a replaced
+/// pod never gets its predecessor's connection), the port and the password.
+pub type RedisKey = (String, u16, Option<String>);
 
 impl Ctx {
     /// A context for one run.
@@ -97,6 +105,7 @@ impl Ctx {
             reporters,
             current_step: Mutex::new(String::new()),
             measured: Mutex::new(Vec::new()),
+            redis_connections: Mutex::new(HashMap::new()),
         }
     }
 

@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use super::context::Ctx;
 use super::exec::running_pod;
-use super::redis_client::{connect, field, password, query, redis_error, show, to_value};
+use super::redis_client::{
+    changes_connection, connect, field, forget_connection, password, query, redis_error, show, to_value,
+};
 use super::{Done, StepError, expect};
 use crate::scenario::Redis;
 
@@ -25,8 +27,14 @@ pub async fn run(ctx: &Ctx, step: &Redis) -> Result<Done, StepError> {
         let mut client = super::cluster::ClusterClient::new(ctx, &step.pod, step.auth.as_ref()).await?;
         client.query(&command).await?
     } else {
-        let mut conn = connect(ctx, &pod, port, password).await?;
-        query(&mut conn, &command).await.map_err(|e| redis_error(ctx, e, &name, port))?
+        let mut conn = connect(ctx, &pod, port, password.clone()).await?;
+        let reply = query(&mut conn, &command).await.map_err(|e| redis_error(ctx, e, &name, port))?;
+        // A command that changes the connection itself (AUTH, SELECT…) must
+        // not reach a later step's check: that connection is not reused.
+        if changes_connection(&command) {
+            forget_connection(ctx, &pod, port, password);
+        }
+        reply
     };
     let output = ctx.redact(&show(&reply, 0));
     let mut value = to_value(&reply);

@@ -9,7 +9,7 @@ use redis::Value as Reply;
 use serde_json::Value;
 
 use super::StepError;
-use super::context::Ctx;
+use super::context::{Ctx, RedisKey};
 use crate::scenario::SecretKey;
 
 /// Reads a password from a Secret; the value joins the redacted secrets.
@@ -45,9 +45,65 @@ pub const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 /// without a readiness probe is Ready as soon as its process starts.
 pub const CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Opens a Redis connection to `pod`'s `port` through a port-forward, retrying
-/// with back-off while the server is not accepting connections yet.
+/// A Redis connection to `pod`'s `port` through a port-forward: the one an
+/// earlier step of this run opened to the same pod, port and password if it
+/// still answers a PING (on a remote cluster a new port-forward costs round
+/// trips a PING does not), else a new one, retrying with back-off while the
+/// server is not accepting connections yet.
 pub async fn connect(
+    ctx: &Ctx,
+    pod: &Value,
+    port: u16,
+    password: Option<String>,
+) -> Result<redis::aio::MultiplexedConnection, StepError> {
+    let key: RedisKey = (pod["metadata"]["uid"].as_str().unwrap_or_default().to_string(), port, password.clone());
+    let cached = ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    if let Some(mut conn) = cached {
+        let alive = tokio::time::timeout(HANDSHAKE_TIMEOUT, query(&mut conn, &["PING".to_string()])).await;
+        if matches!(alive, Ok(Ok(_))) {
+            return Ok(conn);
+        }
+        ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+    }
+    let conn = connect_new(ctx, pod, port, password).await?;
+    if !key.0.is_empty() {
+        ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).insert(key, conn.clone());
+    }
+    Ok(conn)
+}
+
+/// Whether a command changes the state of the connection it is sent on
+/// (who it is authenticated as, its database, protocol, name, transaction,
+/// subscriptions), so that the connection must not serve another step.
+pub fn changes_connection(command: &[String]) -> bool {
+    let name = command.first().map(|c| c.to_ascii_uppercase()).unwrap_or_default();
+    matches!(
+        name.as_str(),
+        "AUTH"
+            | "SELECT"
+            | "HELLO"
+            | "CLIENT"
+            | "RESET"
+            | "MULTI"
+            | "WATCH"
+            | "SUBSCRIBE"
+            | "PSUBSCRIBE"
+            | "SSUBSCRIBE"
+            | "READONLY"
+            | "READWRITE"
+            | "ASKING"
+            | "MONITOR"
+            | "QUIT"
+    )
+}
+
+/// Drops the reusable connection to `pod`'s `port` (see [`connect`]).
+pub fn forget_connection(ctx: &Ctx, pod: &Value, port: u16, password: Option<String>) {
+    let key = (pod["metadata"]["uid"].as_str().unwrap_or_default().to_string(), port, password);
+    ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+}
+
+async fn connect_new(
     ctx: &Ctx,
     pod: &Value,
     port: u16,
@@ -221,6 +277,15 @@ pub async fn query(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_that_change_the_connection_are_known() {
+        let cmd = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(changes_connection(&cmd(&["auth", "s3cret"])));
+        assert!(changes_connection(&cmd(&["SELECT", "2"])));
+        assert!(!changes_connection(&cmd(&["CONFIG", "GET", "maxmemory"])));
+        assert!(!changes_connection(&cmd(&["PING"])));
+    }
 
     #[test]
     fn shows_like_redis_cli_and_picks_fields() {

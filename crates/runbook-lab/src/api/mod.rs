@@ -90,7 +90,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             }
             let health = matches!(req.uri().path(), "/healthz" | "/readyz" | "/livez");
             if !health {
-                // A round trip away: the request travels the latency before it
+                // A network hop away: the request travels the latency before it
                 // is served (websocket upgrades too; their messages, see kubelet).
                 state.latency.wait().await;
             }
@@ -103,7 +103,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 };
                 return error.into_response();
             }
-            handlers::dispatch(state, req).await
+            let latency = state.latency;
+            let response = handlers::dispatch(state, req).await;
+            if !health {
+                // …and the answer travels it back.
+                latency.wait().await;
+            }
+            response
         }
     })
 }
