@@ -118,7 +118,11 @@ fn last_exit(terminated: &Value) -> String {
 }
 
 fn restarted(restarts: i64) -> String {
-    if restarts > 0 { format!(", restarted {restarts} times") } else { String::new() }
+    match restarts {
+        0 => String::new(),
+        1 => ", restarted once".to_string(),
+        n => format!(", restarted {n} times"),
+    }
 }
 
 #[cfg(test)]

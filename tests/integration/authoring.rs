@@ -161,6 +161,22 @@ async fn a_crash_loop_ends_the_wait_and_skips_the_checks_that_need_it() {
 }
 
 #[tokio::test]
+async fn an_oom_kill_is_named_as_such() {
+    requires!(Root);
+    let (code, out, doc) = run_on_lab(&path("oom.yaml"), &[]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(crate::common::failed(&doc), ["fill", "still-ready"], "{out}");
+    let actual = crate::common::step(&doc, "still-ready")["actual"].as_str().unwrap().to_string();
+    assert!(
+        actual.contains(
+            "container redis: OOMKilled (the memory limit is too small for what it uses; for Redis, \
+                         maxmemory must fit under the limit), restarted once"
+        ),
+        "{actual}"
+    );
+}
+
+#[tokio::test]
 async fn needs_must_name_an_earlier_step() {
     let dir = tempfile::tempdir().unwrap();
     let text = "name: n\ntitle: t\nobjective: t\nsteps:\n  - id: ping\n    title: t\n    needs: [redy, later]\n    \

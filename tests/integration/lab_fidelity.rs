@@ -171,10 +171,11 @@ async fn known_differences_behave_as_documented() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("spec: Forbidden: pod updates may not change fields other than"), "{out}");
     assert!(!out.contains("@@"), "no diff: {out}");
-    // Pods share the host's PID namespace: PID 1 is not the pod's command.
+    // One PID namespace per pod, as with shareProcessNamespace: PID 1 is the
+    // pod's pause process, not the container's command.
     kubectl(&t, &["wait", "pod/p", "--for=condition=Ready", "--timeout=60s"], None).await;
     let (_, comm) = kubectl(&t, &["exec", "p", "--", "cat", "/proc/1/comm"], None).await;
-    assert_ne!(comm.trim(), "sleep");
+    assert_eq!(comm.trim(), "pause");
 }
 
 #[tokio::test]

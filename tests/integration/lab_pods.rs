@@ -246,8 +246,27 @@ async fn nothing_is_left_behind_after_shutdown() {
         .map(|l| l.display().to_string())
         .collect();
     let state = t.dir.path().display().to_string();
+    // The lab's cgroup directories, as the container's /proc/PID/cgroup names them.
+    let lab_cgroups: Vec<std::path::PathBuf> = pids
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/cgroup")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| {
+                    let (controllers, path) = l.split_once(':')?.1.split_once(':')?;
+                    let lab = path.find("/runbook-lab-")?;
+                    let end = path[lab + 1..].find('/').map_or(path.len(), |e| lab + 1 + e);
+                    Some(std::path::Path::new("/sys/fs/cgroup").join(controllers).join(&path[1..end]))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!lab_cgroups.is_empty() || !std::path::Path::new("/sys/fs/cgroup/memory").exists(), "{pids:?}");
     let TestLab { lab, dir, .. } = t;
     lab.shutdown().await;
+    for cgroup in &lab_cgroups {
+        assert!(!cgroup.exists(), "{} remains", cgroup.display());
+    }
     for pid in &pids {
         let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "));
         assert!(!alive, "process {pid} survived the lab");

@@ -11,6 +11,8 @@ mod lab_api_kube;
 mod lab_api_kubectl;
 mod lab_cli;
 mod lab_fidelity;
+mod lab_isolation;
+mod lab_metrics;
 mod lab_pods;
 mod lab_stateful;
 mod redis_cluster;

@@ -119,7 +119,10 @@ impl Lab {
                 sandbox_program,
                 shutdown: shutdown.clone(),
                 pods: Default::default(),
+                cgroups: kubelet::cgroups::Cgroups::create(),
+                usage: Default::default(),
             });
+            tasks.push(tokio::spawn(ctx.usage.clone().run(ctx.clone())));
             tasks.push(tokio::spawn(kubelet::run(ctx.clone())));
             // The busybox roots are built now rather than by the first pod
             // that needs one (a pod starting meanwhile waits for it).
@@ -135,6 +138,8 @@ impl Lab {
         };
         let pods =
             kubelet_ctx.clone().map(|ctx| Arc::new(kubelet::KubeletSubresources(ctx)) as Arc<dyn api::PodSubresources>);
+        let metrics = kubelet_ctx.clone().map(|ctx| ctx.usage.clone() as Arc<dyn api::metrics::MetricsSource>);
+        tasks.push(controllers::hpa::spawn(store.clone(), metrics.clone(), shutdown.clone()));
         let faults = match &config.faults {
             Some(spec) => api::faults::Faults::parse(spec),
             None => api::faults::Faults::from_env(),
@@ -147,6 +152,7 @@ impl Lab {
             shutdown: shutdown.clone(),
             pods,
             faults: faults.clone(),
+            metrics,
         });
         let (addr, server) = api::serve(state, config.port, certs.server_config.clone()).await?;
         tasks.push(server);

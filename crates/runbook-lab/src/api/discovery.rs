@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::metrics;
 use super::resources::{GROUPS, RESOURCES, ResourceType, versions_of};
 
 /// Content type of an aggregated discovery reply.
@@ -63,12 +64,16 @@ pub fn core_versions() -> Value {
 
 /// `/apis` (APIGroupList).
 pub fn group_list() -> Value {
-    let groups: Vec<Value> = GROUPS.iter().map(|g| group(g)).collect();
+    let mut groups: Vec<Value> = GROUPS.iter().map(|g| group(g)).collect();
+    groups.push(metrics::group());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/<group>` (APIGroup).
 pub fn group(name: &str) -> Value {
+    if name == metrics::GROUP {
+        return metrics::group();
+    }
     let versions: Vec<Value> =
         versions_of(name).iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
     json!({"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": versions,
@@ -77,6 +82,9 @@ pub fn group(name: &str) -> Value {
 
 /// `/api/v1` or `/apis/<group>/<version>` (APIResourceList).
 pub fn resource_list(group: &str, version: &str) -> Value {
+    if group == metrics::GROUP {
+        return metrics::resource_list();
+    }
     let mut resources = Vec::new();
     for rt in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
         resources.push(json!({
@@ -99,7 +107,7 @@ pub fn resource_list(group: &str, version: &str) -> Value {
 /// Aggregated discovery for the core group (`/api`) or the named groups (`/apis`).
 pub fn aggregated(core: bool) -> Value {
     let groups: Vec<&str> = if core { vec![""] } else { GROUPS.to_vec() };
-    let items: Vec<Value> = groups
+    let mut items: Vec<Value> = groups
         .iter()
         .map(|g| {
             let versions: Vec<Value> = versions_of(g)
@@ -109,6 +117,9 @@ pub fn aggregated(core: bool) -> Value {
             json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions})
         })
         .collect();
+    if !core {
+        items.push(metrics::aggregated());
+    }
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
 }
 
@@ -217,7 +228,8 @@ mod tests {
                 .map(|v| v["resources"].as_array().unwrap().len())
                 .sum()
         };
-        assert_eq!(count(&core) + count(&groups), RESOURCES.len());
+        // The store's resources, and the metrics API's pods and nodes.
+        assert_eq!(count(&core) + count(&groups), RESOURCES.len() + 2);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::decode::{self, FieldValidation};
 use super::discovery;
+use super::metrics;
 use super::objects::{self, Part, Propagation};
 use super::patch::{self, PatchKind};
 use super::protobuf;
@@ -73,6 +74,10 @@ async fn dispatch_routed(state: Arc<ApiState>, req: Request, route: Route) -> Ap
         Route::OpenApiGroup(path) => discovery::openapi_group(&path)
             .map(|doc| json_response(200, &doc))
             .ok_or_else(|| ApiError::no_route(req.uri().path())),
+        Route::Metrics(route) => {
+            let selector = query.get("labelSelector").unwrap_or_default();
+            metrics::serve(&state.store, state.metrics.as_deref(), &route, req.method().as_str(), selector)
+        }
         Route::Collection { rt, ns } => collection(state, req, rt, ns, &query, &accept).await,
         Route::Object { rt, ns, name, sub: None } => object(state, req, rt, &ns, &name, &query, &accept).await,
         Route::Object { rt, ns, name, sub: Some(sub) } => subresource(state, req, rt, &ns, &name, &sub, &query).await,

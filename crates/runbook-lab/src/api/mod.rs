@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod faults;
 pub mod handlers;
 pub mod immutable;
+pub mod metrics;
 pub mod names;
 pub mod objects;
 pub mod patch;
@@ -66,6 +67,8 @@ pub struct ApiState {
     pub faults: Arc<faults::Faults>,
     /// A delay on every request (`--latency`).
     pub latency: crate::latency::Latency,
+    /// Pod and node usage for the metrics API, when the lab runs pods.
+    pub metrics: Option<Arc<dyn metrics::MetricsSource>>,
 }
 
 fn authorized(token: &str, path: &str, headers: &HeaderMap) -> bool {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::metrics;
 use super::resources::{self, ResourceType};
 use super::status::{ApiError, ApiResult};
 
@@ -34,6 +35,8 @@ pub enum Route {
         /// The namespace, or None for all namespaces and cluster-scoped types.
         ns: Option<String>,
     },
+    /// `/apis/metrics.k8s.io/v1beta1/…`: pod or node metrics.
+    Metrics(super::metrics::MetricsRoute),
     /// One object, or one of its subresources.
     Object {
         /// The resource type.
@@ -72,7 +75,15 @@ pub fn parse(path: &str) -> ApiResult<Route> {
         ["openapi", "v2"] => Ok(Route::OpenApiV2),
         ["openapi", "v3"] => Ok(Route::OpenApiIndex),
         ["openapi", "v3", rest @ ..] => Ok(Route::OpenApiGroup(rest.join("/"))),
-        ["apis", group] if resources::GROUPS.contains(group) => Ok(Route::Group(group.to_string())),
+        ["apis", group] if resources::GROUPS.contains(group) || *group == metrics::GROUP => {
+            Ok(Route::Group(group.to_string()))
+        }
+        ["apis", metrics::GROUP, metrics::VERSION] => {
+            Ok(Route::ResourceList(metrics::GROUP.into(), metrics::VERSION.into()))
+        }
+        ["apis", metrics::GROUP, metrics::VERSION, rest @ ..] => {
+            metrics::route(rest).map(Route::Metrics).ok_or_else(not_found)
+        }
         ["api", "v1", rest @ ..] => resource_route("", "v1", rest).ok_or_else(not_found),
         ["apis", group, version, rest @ ..] => resource_route(group, version, rest).ok_or_else(not_found),
         _ => Err(not_found()),

@@ -280,9 +280,23 @@ fn columns_for(kind: &str) -> Vec<Column> {
                     .map(|m| {
                         let t = &m["resource"]["target"];
                         let name = m["resource"]["name"].as_str().unwrap_or_default();
+                        // The current value, as the printer shows it: the status
+                        // entry for the same resource, else <unknown>.
+                        let current = o["status"]["currentMetrics"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .find(|c| c["resource"]["name"] == name)
+                            .map(|c| &c["resource"]["current"]);
                         match t["averageUtilization"].as_i64() {
-                            Some(u) => format!("{name}: <unknown>/{u}%"),
-                            None => format!("{name}: <unknown>/{}", s(&t["averageValue"])),
+                            Some(u) => {
+                                let now = current.and_then(|c| c["averageUtilization"].as_i64());
+                                format!("{name}: {}/{u}%", now.map_or("<unknown>".into(), |n| format!("{n}%")))
+                            }
+                            None => {
+                                let now = current.and_then(|c| c["averageValue"].as_str()).unwrap_or("<unknown>");
+                                format!("{name}: {now}/{}", s(&t["averageValue"]))
+                            }
                         }
                     })
                     .collect();

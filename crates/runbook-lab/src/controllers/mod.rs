@@ -5,6 +5,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod gc;
 pub mod hpa;
+pub mod hpa_math;
 pub mod namespaces;
 pub mod replicaset;
 pub mod statefulset;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::store::{Change, Store};
 
 /// Starts the built-in controllers; they stop when `shutdown` is cancelled.
+/// (The HPA controller needs the metrics source: see [`hpa::spawn`].)
 pub fn start(store: Arc<Store>, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
         spawn_on_changes(store.clone(), shutdown.clone(), gc::on_change),
@@ -36,13 +38,7 @@ pub fn start(store: Arc<Store>, shutdown: CancellationToken) -> Vec<tokio::task:
             &["persistentvolumes", "persistentvolumeclaims", "storageclasses", "pods"],
             volumes::reconcile_all,
         ),
-        spawn_reconciler(store.clone(), shutdown.clone(), &["services", "pods", "endpoints"], endpoints::reconcile_all),
-        spawn_reconciler(
-            store,
-            shutdown,
-            &["horizontalpodautoscalers", "deployments", "statefulsets"],
-            hpa::reconcile_all,
-        ),
+        spawn_reconciler(store, shutdown, &["services", "pods", "endpoints"], endpoints::reconcile_all),
     ]
 }
 

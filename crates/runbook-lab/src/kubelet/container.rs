@@ -12,11 +12,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::KubeletCtx;
+use super::cgroups::ContainerCgroup;
 use super::env::{self, PodFacts};
 use super::image::{self, ImageInfo};
 use super::pod::PodHandle;
 use super::probes;
-use super::process::{PodNamespaces, SpawnMode, enter_pod, signal_group};
+use super::process::{PodNamespaces, SpawnMode, signal_group, spawn_in_pod};
 use super::status::ContainerView;
 use super::termination;
 use crate::api::objects;
@@ -97,6 +98,7 @@ async fn start(
     handle: &PodHandle,
     pod: &Value,
     plan: &ContainerPlan,
+    cgroup: Option<&ContainerCgroup>,
 ) -> Result<tokio::process::Child, StartError> {
     let env = environment(ctx, handle, pod, &plan.spec).map_err(StartError::Config)?;
     let strings = |key: &str| -> Vec<String> {
@@ -140,13 +142,14 @@ async fn start(
         .stdout(log.try_clone().map_err(|e| StartError::Run(e.to_string()))?)
         .stderr(log)
         .kill_on_drop(true);
-    enter_pod(&mut cmd, &ns, &workdir, SpawnMode { own_group: true, die_with_lab: true });
-    let child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            StartError::Run(format!("exec: \"{program}\": executable file not found in $PATH"))
-        }
-        _ => StartError::Run(format!("exec {program}: {e}")),
-    })?;
+    let child = spawn_in_pod(cmd, &ns, &workdir, SpawnMode { own_group: true, die_with_lab: true }, cgroup).map_err(
+        |e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                StartError::Run(format!("exec: \"{program}\": executable file not found in $PATH"))
+            }
+            _ => StartError::Run(format!("exec {program}: {e}")),
+        },
+    )?;
     handle.envs.lock().unwrap_or_else(|e| e.into_inner()).retain(|(n, _)| *n != plan.name);
     handle.envs.lock().unwrap_or_else(|e| e.into_inner()).push((plan.name.clone(), env));
     Ok(child)
@@ -312,11 +315,26 @@ async fn run_once(
     restarts: i64,
 ) -> (Option<Ended>, Duration) {
     let image = plan.spec["image"].as_str().unwrap_or_default().to_string();
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+    let cgroup = match ctx.cgroups.container(uid, &plan.name, &plan.spec) {
+        Ok(cgroup) => cgroup,
+        Err(e) => {
+            let why = format!("creating the container's cgroup: {e}");
+            ctx.event(pod, "Warning", "Failed", &format!("Error: {why}"));
+            with_container(handle, ctx, plan.is_init, index, |c| {
+                c.state = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": why}});
+            });
+            return (Some(Ended::Exited(128)), Duration::ZERO);
+        }
+    };
+    // Kept across restarts (an exec session may still be inside), so OOM
+    // kills are counted from here.
+    let oom_kills_before = cgroup.as_ref().map_or(0, ContainerCgroup::oom_kills);
     let mut child = loop {
         if handle.terminating().is_cancelled() {
             return (None, Duration::ZERO);
         }
-        match start(ctx, handle, pod, plan).await {
+        match start(ctx, handle, pod, plan, cgroup.as_ref()).await {
             Ok(child) => break child,
             Err(StartError::Config(why)) => {
                 ctx.event(pod, "Warning", "Failed", &format!("Error: {why}"));
@@ -377,7 +395,10 @@ async fn run_once(
     };
     probe_stop.cancel();
     handle.groups.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+    let oom_killed = cgroup.as_ref().is_some_and(|c| c.oom_kills() > oom_kills_before);
     let (code, reason) = match &ended {
+        // As the runtime reports it: the kernel killed it for memory.
+        Ended::Exited(code) if oom_killed => (*code, Some("OOMKilled")),
         Ended::Exited(code) => (*code, None),
         Ended::Stopped(code) => (*code, None),
         Ended::LivenessFailed(code) => (*code, Some("Error")),

@@ -16,9 +16,11 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::KubeletCtx;
+use super::cgroups::ContainerCgroup;
 use super::logs::choose_container;
 use super::pod::PodHandle;
-use super::process::{PodNamespaces, SpawnMode, enter_pod};
+use super::process::{PodNamespaces, SpawnMode, spawn_in_pod};
 use crate::api::route::Query;
 use crate::api::status::{ApiError, ApiResult};
 use crate::latency::Latency;
@@ -61,12 +63,13 @@ pub fn exit_status(code: i32, command: &[String]) -> Value {
 
 /// Serves an exec request against a running pod.
 pub async fn serve(
+    ctx: &KubeletCtx,
     handle: Arc<PodHandle>,
     pod: &Value,
     query: &Query,
     req: Request,
-    latency: Latency,
 ) -> ApiResult<Response> {
+    let latency = ctx.latency;
     let command: Vec<String> = query.all("command").to_vec();
     if command.is_empty() {
         return Err(ApiError::bad_request("you must specify at least 1 command"));
@@ -101,10 +104,12 @@ pub async fn serve(
     let stdin = query.flag("stdin");
     let tty = query.flag("tty");
     let sandbox = handle.sandbox_pid.load(Ordering::SeqCst);
+    // As with a runtime's exec: the process runs within the container's limits.
+    let cgroup = ctx.cgroups.existing(pod["metadata"]["uid"].as_str().unwrap_or_default(), &container);
     let ws = upgrade(req).await?;
     let v5 = ws.selected_protocol().is_some_and(|p| p.as_bytes() == PROTOCOLS[0].as_bytes());
     Ok(ws.on_upgrade(move |socket| async move {
-        let _ = session(socket, sandbox, command, env, workdir, stdin, tty, v5, latency).await;
+        let _ = session(socket, sandbox, command, env, workdir, stdin, tty, v5, latency, cgroup).await;
     }))
 }
 
@@ -136,6 +141,7 @@ async fn session(
     tty: bool,
     v5: bool,
     latency: Latency,
+    cgroup: Option<ContainerCgroup>,
 ) -> anyhow::Result<()> {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, Message)>(64);
@@ -155,8 +161,7 @@ async fn session(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        enter_pod(&mut cmd, &ns, &workdir, SpawnMode { own_group: false, die_with_lab: false });
-        cmd.spawn()
+        spawn_in_pod(cmd, &ns, &workdir, SpawnMode { own_group: false, die_with_lab: false }, cgroup.as_ref())
     })();
     let mut child = match spawned {
         Ok(child) => child,

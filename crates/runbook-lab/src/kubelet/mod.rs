@@ -1,6 +1,7 @@
 //! The lab's kubelet (and scheduler): binds pods to the single node and runs
 //! them as host processes inside their own namespaces. See docs/lab.md.
 
+pub mod cgroups;
 pub mod container;
 pub mod env;
 pub mod exec;
@@ -16,6 +17,7 @@ pub mod process;
 pub mod sandbox;
 pub mod status;
 pub mod termination;
+pub mod usage;
 pub mod userland;
 pub mod volumes;
 
@@ -52,6 +54,10 @@ pub struct KubeletCtx {
     pub pods: Mutex<HashMap<String, Arc<PodHandle>>>,
     /// A delay on every exec and port-forward message (`--latency`).
     pub latency: crate::latency::Latency,
+    /// The lab's cgroups, where containers' limits are enforced.
+    pub cgroups: cgroups::Cgroups,
+    /// What containers and the node use, sampled from the cgroups.
+    pub usage: Arc<usage::Usage>,
 }
 
 impl KubeletCtx {
@@ -106,6 +112,7 @@ pub async fn run(ctx: Arc<KubeletCtx>) {
         }
     }
     stop_all(&ctx).await;
+    ctx.cgroups.remove_all();
 }
 
 /// Updates the volumes of the running pods that mount `object` (a ConfigMap
@@ -254,7 +261,7 @@ impl crate::api::PodSubresources for KubeletSubresources {
             };
             match sub {
                 "log" => logs::serve(ctx, handle, &pod, query).await,
-                "exec" | "attach" => exec::serve(handle, &pod, query, req, ctx.latency).await,
+                "exec" | "attach" => exec::serve(ctx, handle, &pod, query, req).await,
                 "portforward" => portforward::serve(handle, query, req, ctx.latency).await,
                 other => Err(ApiError::no_route(&format!("pods/{name}/{other}"))),
             }

@@ -33,6 +33,8 @@ pub struct PodHandle {
     pub ns: String,
     /// Name.
     pub name: String,
+    /// The pod's uid.
+    pub uid: String,
     /// The pod's directory in the state dir.
     pub dir: PathBuf,
     /// Pid of the sandbox (0 until it runs).
@@ -57,6 +59,7 @@ impl PodHandle {
             ns,
             name,
             dir: ctx.state_dir.join("pods").join(&uid),
+            uid: uid.clone(),
             sandbox_pid: AtomicU32::new(0),
             view: Mutex::new(PodView::default()),
             envs: Mutex::new(Vec::new()),
@@ -132,6 +135,7 @@ async fn run(ctx: &Arc<KubeletCtx>, handle: &Arc<PodHandle>, pod: Value) {
     if let Some(mut s) = sandbox {
         let _ = s.kill().await;
     }
+    ctx.cgroups.remove_pod(pod["metadata"]["uid"].as_str().unwrap_or_default());
     if let Some(ip) = ip {
         ctx.network.release(ip);
     }

@@ -13,10 +13,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::KubeletCtx;
+use super::cgroups::ContainerCgroup;
 use super::container::ContainerPlan;
 use super::netutil::connect_in_netns;
 use super::pod::PodHandle;
-use super::process::{PodNamespaces, SpawnMode, enter_pod};
+use super::process::{PodNamespaces, SpawnMode, spawn_in_pod};
 
 /// The settings of one probe, with Kubernetes' defaults.
 #[derive(Debug, Clone)]
@@ -69,6 +70,7 @@ pub async fn run_once(
     sandbox: u32,
     pod_ip: &str,
     env: &[(String, String)],
+    cgroup: Option<&ContainerCgroup>,
 ) -> Result<(), String> {
     let timeout = Duration::from_secs(ProbeSettings::of(probe).timeout);
     if let Some(command) = probe["exec"]["command"].as_array() {
@@ -92,8 +94,8 @@ pub async fn run_once(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        enter_pod(&mut cmd, &ns, "/", SpawnMode { own_group: false, die_with_lab: false });
-        let child = cmd.spawn().map_err(|e| format!("exec {program}: {e}"))?;
+        let child = spawn_in_pod(cmd, &ns, "/", SpawnMode { own_group: false, die_with_lab: false }, cgroup)
+            .map_err(|e| format!("exec {program}: {e}"))?;
         return match tokio::time::timeout(timeout, child.wait_with_output()).await {
             Err(_) => Err(format!("command {argv:?} timed out after {}s", timeout.as_secs())),
             Ok(Err(e)) => Err(e.to_string()),
@@ -169,7 +171,9 @@ pub fn spawn(
                     .find(|(n, _)| *n == plan.name)
                     .map(|(_, e)| e.clone())
                     .unwrap_or_default();
-                let result = run_once(&probe, &plan.spec, sandbox, &ip, &env).await;
+                let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+                let cgroup = ctx.cgroups.existing(uid, &plan.name);
+                let result = run_once(&probe, &plan.spec, sandbox, &ip, &env, cgroup.as_ref()).await;
                 if stop.is_cancelled() {
                     return;
                 }

@@ -1,11 +1,19 @@
 //! Starting processes inside a pod: join the sandbox's namespaces between fork
 //! and exec, then run the program as the container would.
+//!
+//! The PID namespace is the exception: a process can only enter one for the
+//! children it creates. The spawning thread therefore joins the pod's PID
+//! namespace for its children just around the fork (the child is born in the
+//! pod, its PID seen from the lab is still a lab PID) and returns to the
+//! lab's at once.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 
 use nix::sched::{CloneFlags, setns};
+
+use super::cgroups::ContainerCgroup;
 
 /// Open handles on a sandbox's namespaces; kept open while a spawn uses them.
 pub struct PodNamespaces {
@@ -13,6 +21,7 @@ pub struct PodNamespaces {
     uts: OwnedFd,
     ipc: OwnedFd,
     mnt: OwnedFd,
+    pid: OwnedFd,
 }
 
 impl PodNamespaces {
@@ -20,12 +29,19 @@ impl PodNamespaces {
     pub fn of(pid: u32) -> std::io::Result<Self> {
         let open =
             |ns: &str| -> std::io::Result<OwnedFd> { Ok(std::fs::File::open(format!("/proc/{pid}/ns/{ns}"))?.into()) };
-        Ok(PodNamespaces { net: open("net")?, uts: open("uts")?, ipc: open("ipc")?, mnt: open("mnt")? })
+        Ok(PodNamespaces {
+            net: open("net")?,
+            uts: open("uts")?,
+            ipc: open("ipc")?,
+            mnt: open("mnt")?,
+            // The sandbox itself stays in the lab's PID namespace; the pod's
+            // is the one it created for its children.
+            pid: open("pid_for_children")?,
+        })
     }
 
     /// The network namespace alone (for sockets opened from a thread that joins it).
     pub fn net_fd(&self) -> BorrowedFd<'_> {
-        use std::os::fd::AsFd;
         self.net.as_fd()
     }
 }
@@ -40,9 +56,41 @@ pub struct SpawnMode {
     pub die_with_lab: bool,
 }
 
-/// Prepares `cmd` to run inside the pod: joins its namespaces (mount last, which
-/// also moves the root to the pod's), changes to `workdir`.
-pub fn enter_pod(cmd: &mut tokio::process::Command, ns: &PodNamespaces, workdir: &str, mode: SpawnMode) {
+/// Starts `cmd` inside the pod: born in its PID namespace, it joins the other
+/// namespaces (mount last, which also moves the root to the pod's) and
+/// changes to `workdir` before exec.
+/// With `cgroup`, the process starts inside the container's cgroups.
+pub fn spawn_in_pod(
+    mut cmd: tokio::process::Command,
+    ns: &PodNamespaces,
+    workdir: &str,
+    mode: SpawnMode,
+    cgroup: Option<&ContainerCgroup>,
+) -> std::io::Result<tokio::process::Child> {
+    // Opened here and written in the child: moving itself needs no allocation.
+    let procs = cgroup.map(ContainerCgroup::procs_files).transpose()?.unwrap_or_default();
+    enter_pod(&mut cmd, ns, workdir, mode, procs.iter().map(|f| f.as_raw_fd()).collect());
+    let lab_pid_ns = std::fs::File::open("/proc/self/ns/pid")?;
+    setns(ns.pid.as_fd(), CloneFlags::CLONE_NEWPID).map_err(std::io::Error::from)?;
+    // Command::spawn forks synchronously, so only this child is affected;
+    // the thread returns to the lab's namespace before anything else runs on it.
+    let spawned = cmd.spawn();
+    let restored = setns(lab_pid_ns.as_fd(), CloneFlags::CLONE_NEWPID);
+    if let Err(e) = restored {
+        // Unreachable in practice (one may always return to one's own PID
+        // namespace); a thread left behind would start every later child in this pod.
+        panic!("could not return to the lab's PID namespace: {e}");
+    }
+    spawned
+}
+
+fn enter_pod(
+    cmd: &mut tokio::process::Command,
+    ns: &PodNamespaces,
+    workdir: &str,
+    mode: SpawnMode,
+    cgroup_procs: Vec<std::os::fd::RawFd>,
+) {
     let fds = [
         (ns.net.as_raw_fd(), CloneFlags::CLONE_NEWNET),
         (ns.uts.as_raw_fd(), CloneFlags::CLONE_NEWUTS),
@@ -52,9 +100,14 @@ pub fn enter_pod(cmd: &mut tokio::process::Command, ns: &PodNamespaces, workdir:
     let workdir = CString::new(workdir).unwrap_or_else(|_| CString::new("/").expect("static"));
     let std_cmd = cmd.as_std_mut();
     // SAFETY: between fork and exec only async-signal-safe system calls run
-    // (setns, chdir, setpgid, prctl) on fds and strings prepared beforehand.
+    // (write, setns, chdir, setpgid, prctl) on fds and strings prepared beforehand.
     unsafe {
         std_cmd.pre_exec(move || {
+            for fd in &cgroup_procs {
+                if nix::libc::write(*fd, c"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             for (fd, flag) in fds {
                 setns(BorrowedFd::borrow_raw(fd), flag).map_err(std::io::Error::from)?;
             }

@@ -1,8 +1,12 @@
 //! The pod sandbox: a small process (`runbook __sandbox SPEC`) that owns a pod's
-//! namespaces. It unshares network, mount, UTS and IPC namespaces, builds the
-//! pod's root filesystem under the lab's state dir, pivots into it and waits.
-//! Containers, exec sessions and probes join its namespaces; when it exits, the
-//! kernel removes the namespaces with their mounts and interfaces.
+//! namespaces. It unshares network, mount, UTS, IPC and PID namespaces, builds
+//! the pod's root filesystem under the lab's state dir, pivots into it, and
+//! forks the pod's init (PID 1 of the pod, as Kubernetes' pause container is
+//! with a shared process namespace), which mounts the pod's /proc and reaps
+//! orphans. Containers, exec sessions and probes join its namespaces. When the
+//! sandbox exits its init dies, and the kernel kills every process left in
+//! the pod (a `redis-server --daemonize yes` included) and removes the
+//! namespaces with their mounts and interfaces.
 //!
 //! The root filesystem is a directory of the state dir in which the image's
 //! system directories (the host's, or an image root of its own: userland.rs)
@@ -19,6 +23,9 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context, bail};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::ForkResult;
 use serde::{Deserialize, Serialize};
 
 /// What the sandbox builds; written as JSON by the kubelet.
@@ -57,22 +64,71 @@ pub struct SandboxMount {
 const HOST_ENTRIES: &[&str] =
     &["bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "opt", "var", "srv", "dev", "sys"];
 
-/// Entrypoint of `runbook __sandbox SPEC`: set up, print `ready`, wait for SIGTERM.
+/// Entrypoint of `runbook __sandbox SPEC`: set up, have the pod's init print
+/// `ready`, wait for SIGTERM (or the init's end), then end the pod's init.
+/// Must run single-threaded (unsharing a mount namespace requires it).
 pub fn run(spec_path: &Path) -> anyhow::Result<()> {
     let spec: SandboxSpec = serde_json::from_slice(&fs::read(spec_path)?).context("reading the sandbox spec")?;
-    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)
-        .context("unsharing namespaces (the lab needs root)")?;
+    unshare(
+        CloneFlags::CLONE_NEWNET
+            | CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWPID,
+    )
+    .context("unsharing namespaces (the lab needs root)")?;
     nix::unistd::sethostname(&spec.hostname).context("setting the hostname")?;
     build_root(&spec)?;
-    // Signals are blocked before saying ready, so none is lost in between.
-    let mut signals = nix::sys::signal::SigSet::empty();
-    signals.add(nix::sys::signal::Signal::SIGTERM);
-    signals.add(nix::sys::signal::Signal::SIGINT);
+    // Blocked before the fork, so neither process loses a signal sent early;
+    // both wait for them with sigwait.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGCHLD);
     signals.thread_block()?;
+    // SAFETY: the sandbox is single-threaded (it has just unshared a mount
+    // namespace, which the kernel refuses to multi-threaded processes).
+    match unsafe { nix::unistd::fork() }.context("starting the pod's init")? {
+        ForkResult::Child => pod_init(&signals),
+        ForkResult::Parent { child } => {
+            // SIGTERM or SIGINT ends the wait; SIGCHLD means the init ended.
+            while let Signal::SIGCHLD = signals.wait()? {
+                if !matches!(waitpid(child, Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive)) {
+                    bail!("the pod's init ended");
+                }
+            }
+            // The pod's init dying makes the kernel kill the whole pod.
+            let _ = kill(child, Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            Ok(())
+        }
+    }
+}
+
+/// PID 1 of the pod: mounts the pod's /proc (a proc mount shows the PID
+/// namespace of whoever mounts it), says ready, then reaps the orphans the
+/// kernel hands it (a daemonizing Redis's parent exits at once) until killed.
+fn pod_init(signals: &SigSet) -> ! {
+    // The sandbox is SIGKILLed when the lab dies; the pod goes with it.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    // `ps` in a pod shows it under the name Kubernetes' pause container has.
+    let _ = nix::sys::prctl::set_name(c"pause");
+    let started = mount(Some("proc"), "/proc", Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>);
+    if let Err(e) = started {
+        eprintln!("mounting the pod's /proc: {e}");
+        std::process::exit(1);
+    }
     println!("ready");
-    std::io::stdout().flush()?;
-    let _ = signals.wait();
-    Ok(())
+    let _ = std::io::stdout().flush();
+    loop {
+        if let Ok(Signal::SIGCHLD) = signals.wait() {
+            while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                if status == WaitStatus::StillAlive {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 fn build_root(spec: &SandboxSpec) -> anyhow::Result<()> {
@@ -100,8 +156,6 @@ fn build_root(spec: &SandboxSpec) -> anyhow::Result<()> {
         fs::create_dir_all(root.join(dir))?;
     }
     fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))?;
-    mount(Some("proc"), &root.join("proc"), Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>)
-        .context("mounting /proc")?;
     write_etc(root, spec)?;
     for dir in &spec.image_dirs {
         fs::create_dir_all(in_root(root, dir)?)?;

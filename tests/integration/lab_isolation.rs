@@ -1,0 +1,159 @@
+//! What a lab pod can see and reach: its own processes only (a PID namespace
+//! per pod), and nothing it starts outlives it.
+
+use serde_json::json;
+
+use crate::common::TestLab;
+use crate::common::requires;
+
+/// Applies a Redis pod `name` and waits until it is Ready.
+async fn redis_pod(t: &TestLab, name: &str) {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "redis", "image": "redis:7.4.1-alpine",
+            "readinessProbe": {"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 1}}]}});
+    t.kubectl_stdin(&["apply", "-f", "-"], &pod.to_string()).await;
+    t.kubectl(&["wait", &format!("pod/{name}"), "--for=condition=Ready", "--timeout=60s"]).await;
+}
+
+/// Host PIDs of the processes in the PID namespace `ns` (`pid:[inode]`).
+fn host_pids_in(ns: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l.to_str() == Some(ns)))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")))
+        .collect()
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
+}
+
+#[tokio::test]
+async fn a_pod_sees_only_its_own_processes() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    redis_pod(&t, "a").await;
+    redis_pod(&t, "b").await;
+    let listing = t.kubectl(&["exec", "a", "--", "ps", "-o", "pid,comm"]).await;
+    let rows: Vec<Vec<&str>> = listing.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["1", "pause"], "{listing}");
+    let mut names: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    names.sort();
+    // Pod b's Redis, the lab and the host's init are all out of sight.
+    assert_eq!(names, ["pause", "ps", "redis-server"], "{listing}");
+}
+
+#[tokio::test]
+async fn kill_all_in_a_pod_harms_nothing_outside_it() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    redis_pod(&t, "a").await;
+    redis_pod(&t, "b").await;
+    let mut bystander = tokio::process::Command::new("sleep").arg("120").kill_on_drop(true).spawn().unwrap();
+    // The shell kills itself too, so kubectl reports a failure; that is expected.
+    t.kubectl_output(&["exec", "a", "--", "sh", "-c", "kill -9 -1"], None).await;
+    assert!(bystander.try_wait().unwrap().is_none(), "a host process was killed from inside a pod");
+    assert_eq!(t.kubectl(&["exec", "b", "--", "redis-cli", "ping"]).await.trim(), "PONG", "the other pod");
+    let restarts = "jsonpath={.status.containerStatuses[0].restartCount}";
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = t.kubectl(&["get", "pod", "a", "-o", restarts]).await;
+        if seen == "1" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, "1", "pod a's Redis was killed and restarted by the kubelet");
+    t.kubectl(&["wait", "pod/a", "--for=condition=Ready", "--timeout=60s"]).await;
+    assert_eq!(t.kubectl(&["exec", "a", "--", "redis-cli", "ping"]).await.trim(), "PONG");
+    let _ = bystander.kill().await;
+}
+
+#[tokio::test]
+async fn a_daemon_started_in_a_pod_ends_with_the_pod() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    redis_pod(&t, "a").await;
+    let ns = t.kubectl(&["exec", "a", "--", "readlink", "/proc/1/ns/pid"]).await.trim().to_string();
+    assert!(ns.starts_with("pid:["), "{ns}");
+    t.kubectl(&["exec", "a", "--", "redis-server", "--port", "7000", "--daemonize", "yes"]).await;
+    assert_eq!(t.kubectl(&["exec", "a", "--", "redis-cli", "-p", "7000", "ping"]).await.trim(), "PONG");
+    let daemons = host_pids_in(&ns).into_iter().filter(|p| comm(*p) == "redis-server").count();
+    assert_eq!(daemons, 2, "the pod's Redis and the daemon, seen from the host in the pod's namespace");
+
+    t.kubectl(&["delete", "pod", "a", "--wait=true", "--timeout=60s"]).await;
+    let mut left = host_pids_in(&ns);
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        left = host_pids_in(&ns);
+    }
+    let described: Vec<String> = left.iter().map(|p| format!("{p} {}", comm(*p))).collect();
+    assert!(left.is_empty(), "processes of the deleted pod survive: {described:?}");
+}
+
+#[tokio::test]
+async fn a_redis_filled_past_its_memory_limit_is_oom_killed_and_restarted() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "small"},
+        "spec": {"containers": [{"name": "redis", "image": "redis:7.4.1-alpine",
+            "resources": {"limits": {"memory": "20Mi", "cpu": "250m"}}}]}});
+    t.kubectl_stdin(&["apply", "-f", "-"], &pod.to_string()).await;
+    t.kubectl(&["wait", "pod/small", "--for=condition=Ready", "--timeout=60s"]).await;
+    // The limits as the kernel holds them, read inside the pod's cgroup.
+    let fill = "for i=1,400000 do redis.call('set','k'..i,string.rep('x',100)) end return 'filled'";
+    let out = t.kubectl_output(&["exec", "small", "--", "redis-cli", "eval", fill, "0"], None).await;
+    assert!(!out.status.success(), "the fill cannot finish: {}", String::from_utf8_lossy(&out.stdout));
+    let last = "jsonpath={.status.containerStatuses[0].lastState.terminated.reason} \
+                {.status.containerStatuses[0].lastState.terminated.exitCode} \
+                {.status.containerStatuses[0].restartCount}";
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = t.kubectl(&["get", "pod", "small", "-o", last]).await;
+        if seen.starts_with("OOMKilled") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, "OOMKilled 137 1");
+    t.kubectl(&["wait", "pod/small", "--for=condition=Ready", "--timeout=60s"]).await;
+    assert_eq!(t.kubectl(&["exec", "small", "--", "redis-cli", "dbsize"]).await.trim(), "0", "a new, empty Redis");
+}
+
+#[tokio::test]
+async fn limits_and_requests_become_the_containers_cgroup_settings() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sized"},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"],
+            "resources": {"requests": {"cpu": "250m", "memory": "16Mi"}, "limits": {"cpu": "500m", "memory": "32Mi"}}}]}});
+    t.kubectl_stdin(&["apply", "-f", "-"], &pod.to_string()).await;
+    t.kubectl(&["wait", "pod/sized", "--for=condition=Ready", "--timeout=60s"]).await;
+    let pid = t.kubectl(&["get", "pod", "sized", "-o", "jsonpath={.status.containerStatuses[0].containerID}"]).await;
+    let pid = pid.trim_start_matches("runbook://").to_string();
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let dir_of = |controller: &str| -> String {
+        let line = cgroups.lines().find(|l| l.split(':').nth(1) == Some(controller)).unwrap();
+        let path = line.splitn(3, ':').nth(2).unwrap();
+        assert!(path.ends_with("/c") && path.contains("/runbook-lab-"), "{path}");
+        format!("/sys/fs/cgroup/{controller}{path}")
+    };
+    if !std::path::Path::new("/sys/fs/cgroup/memory").exists() {
+        eprintln!("cgroup v1 controllers not mounted here; the v1 settings are not checked");
+        return;
+    }
+    let read =
+        |controller: &str, file: &str| std::fs::read_to_string(format!("{}/{file}", dir_of(controller))).unwrap();
+    assert_eq!(read("memory", "memory.limit_in_bytes").trim(), (32 * 1024 * 1024).to_string());
+    assert_eq!(read("cpu", "cpu.cfs_quota_us").trim(), "50000", "500m of a 100 ms period");
+    assert_eq!(read("cpu", "cpu.shares").trim(), "256", "250m as shares");
+    // An exec runs inside the container's cgroups, as with a container runtime.
+    let exec_cgroup = t.kubectl(&["exec", "sized", "--", "cat", "/proc/self/cgroup"]).await;
+    let memory = |text: &str| text.lines().find(|l| l.split(':').nth(1) == Some("memory")).unwrap().to_string();
+    assert_eq!(memory(&exec_cgroup), memory(&cgroups));
+}
