@@ -312,3 +312,41 @@ async fn the_gateway_keeps_its_mac_as_pods_come_and_go() {
     }
     assert!(before.len() == 17 && seen.iter().all(|m| *m == before), "{before} then {seen:?}");
 }
+
+/// Runs `kubectl ARGS` inside `script`, which gives it a terminal of 100×30
+/// as a user's shell would; `input` is typed into it. Exit code and output.
+async fn kubectl_in_a_terminal(t: &TestLab, args: &str, input: &str) -> (Option<i32>, String) {
+    let kubectl = crate::common::kubectl();
+    let line = format!("stty cols 100 rows 30; {} {args}", kubectl.display());
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("KUBECONFIG", &t.lab.kubeconfig)
+        .env("KUBECACHEDIR", t.dir.path().join("kube-cache"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    drop(stdin);
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[tokio::test]
+async fn kubectl_exec_with_a_terminal_gets_one_in_the_pod() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    let pod = deploy_seed(&t).await;
+    // The pod's own devpts; the size kubectl reads from its terminal.
+    let (code, out) =
+        kubectl_in_a_terminal(&t, &format!("exec -it {pod} -- sh -c 'tty; stty size; echo $TERM'"), "").await;
+    assert_eq!(code, Some(0), "{out}");
+    // kubectl may send a NUL on stdin as it starts, which the terminal echoes as ^@.
+    let lines: Vec<&str> = out.split("\r\n").map(|l| l.trim_start_matches("^@")).collect();
+    assert_eq!(&lines[..3], ["/dev/pts/0", "30 100", "xterm"], "{out:?}");
+    // An interactive shell: what is typed runs, and its exit code comes back.
+    let (code, out) = kubectl_in_a_terminal(&t, &format!("exec -it {pod} -- sh"), "echo hi-$((6*7))\nexit 3\n").await;
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("hi-42\r\n"), "{out:?}");
+}

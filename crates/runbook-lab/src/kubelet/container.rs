@@ -142,14 +142,14 @@ async fn start(
         .stdout(log.try_clone().map_err(|e| StartError::Run(e.to_string()))?)
         .stderr(log)
         .kill_on_drop(true);
-    let child = spawn_in_pod(cmd, &ns, &workdir, SpawnMode { own_group: true, die_with_lab: true }, cgroup).map_err(
-        |e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                StartError::Run(format!("exec: \"{program}\": executable file not found in $PATH"))
-            }
-            _ => StartError::Run(format!("exec {program}: {e}")),
-        },
-    )?;
+    let child =
+        spawn_in_pod(cmd, &ns, &workdir, SpawnMode { own_group: true, die_with_lab: true, terminal: false }, cgroup)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    StartError::Run(format!("exec: \"{program}\": executable file not found in $PATH"))
+                }
+                _ => StartError::Run(format!("exec {program}: {e}")),
+            })?;
     handle.envs.lock().unwrap_or_else(|e| e.into_inner()).retain(|(n, _)| *n != plan.name);
     handle.envs.lock().unwrap_or_else(|e| e.into_inner()).push((plan.name.clone(), env));
     Ok(child)

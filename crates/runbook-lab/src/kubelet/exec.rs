@@ -21,6 +21,7 @@ use super::cgroups::ContainerCgroup;
 use super::logs::choose_container;
 use super::pod::PodHandle;
 use super::process::{PodNamespaces, SpawnMode, spawn_in_pod};
+use super::terminal::{Terminal, parse_resize, resize};
 use crate::api::route::Query;
 use crate::api::status::{ApiError, ApiResult};
 use crate::latency::Latency;
@@ -32,6 +33,7 @@ const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 const STATUS: u8 = 3;
+const RESIZE: u8 = 4;
 const CLOSE: u8 = 255;
 
 /// Upgrades the request to a websocket for the session.
@@ -151,17 +153,24 @@ async fn session(
             let _ = sink.send(Message::Binary(Bytes::from(vec![ch]))).await;
         }
     }
+    let mut terminal_master: Option<std::fs::File> = None;
     let spawned = (|| {
         let ns = PodNamespaces::of(sandbox)?;
         let mut cmd = tokio::process::Command::new(&command[0]);
-        cmd.args(&command[1..])
-            .env_clear()
-            .envs(env.iter().cloned())
-            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        spawn_in_pod(cmd, &ns, &workdir, SpawnMode { own_group: false, die_with_lab: false }, cgroup.as_ref())
+        cmd.args(&command[1..]).env_clear().envs(env.iter().cloned()).kill_on_drop(true);
+        if tty {
+            // The command's three streams are the terminal, as with a runtime's `exec -t`.
+            let terminal = Terminal::open(sandbox)?;
+            cmd.stdin(terminal.slave.try_clone()?).stdout(terminal.slave.try_clone()?).stderr(terminal.slave);
+            if !env.iter().any(|(k, _)| k == "TERM") {
+                cmd.env("TERM", "xterm");
+            }
+            terminal_master = Some(terminal.master);
+        } else {
+            cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        let mode = SpawnMode { own_group: false, die_with_lab: false, terminal: tty };
+        spawn_in_pod(cmd, &ns, &workdir, mode, cgroup.as_ref())
     })();
     let mut child = match spawned {
         Ok(child) => child,
@@ -180,10 +189,25 @@ async fn session(
             return Ok(());
         }
     };
-    let out = tokio::spawn(pump(child.stdout.take().expect("piped"), STDOUT, tx.clone()));
-    let err = tokio::spawn(pump(child.stderr.take().expect("piped"), if tty { STDOUT } else { STDERR }, tx.clone()));
+    let mut child_stdin: Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>> = None;
+    let mut resize_to: Option<std::fs::File> = None;
+    let (out, err) = match terminal_master {
+        Some(master) => {
+            // The terminal carries stdout and stderr together, on channel 1.
+            let reader = tokio::fs::File::from_std(master.try_clone()?);
+            if stdin {
+                child_stdin = Some(Box::new(tokio::fs::File::from_std(master.try_clone()?)));
+            }
+            resize_to = Some(master);
+            (tokio::spawn(pump(reader, STDOUT, tx.clone())), None)
+        }
+        None => {
+            child_stdin = child.stdin.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>);
+            let out = tokio::spawn(pump(child.stdout.take().expect("piped"), STDOUT, tx.clone()));
+            (out, Some(tokio::spawn(pump(child.stderr.take().expect("piped"), STDERR, tx.clone()))))
+        }
+    };
     drop(tx);
-    let mut child_stdin = child.stdin.take();
     let writer = tokio::spawn(async move {
         while let Some((sent, message)) = rx.recv().await {
             latency.hold(sent).await;
@@ -201,6 +225,11 @@ async fn session(
                     STDIN => {
                         if let Some(input) = child_stdin.as_mut() {
                             let _ = input.write_all(&data[1..]).await;
+                        }
+                    }
+                    RESIZE => {
+                        if let (Some(master), Some((columns, rows))) = (&resize_to, parse_resize(&data[1..])) {
+                            resize(master, columns, rows);
                         }
                     }
                     CLOSE if v5 && data.get(1) == Some(&STDIN) => {
@@ -224,8 +253,16 @@ async fn session(
             return Ok(());
         }
     };
-    let _ = out.await;
-    let _ = err.await;
+    if resize_to.is_some() {
+        // A terminal's reader sees EIO only once every holder of the
+        // terminal is gone; what the command wrote is there already.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), out).await;
+    } else {
+        let _ = out.await;
+    }
+    if let Some(err) = err {
+        let _ = err.await;
+    }
     let mut sink = writer.await?;
     let mut frame = vec![STATUS];
     frame.extend(exit_status(code, &command).to_string().into_bytes());

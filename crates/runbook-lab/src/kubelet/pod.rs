@@ -363,7 +363,7 @@ async fn start_sandbox(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    host_child(&mut cmd, SpawnMode { own_group: true, die_with_lab: true });
+    host_child(&mut cmd, SpawnMode { own_group: true, die_with_lab: true, terminal: false });
     let mut child =
         cmd.spawn().with_context(|| format!("starting the pod sandbox ({})", ctx.sandbox_program.display()))?;
     let pid = child.id().context("sandbox pid")?;

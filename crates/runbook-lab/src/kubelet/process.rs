@@ -54,6 +54,10 @@ pub struct SpawnMode {
     pub own_group: bool,
     /// Kill the process if the lab dies (containers and sandboxes).
     pub die_with_lab: bool,
+    /// Its stdin is a terminal: it leads a session of its own with that
+    /// terminal as its controlling terminal (`exec -t`), so Ctrl-C and job
+    /// control reach it as on a real terminal. Takes precedence over `own_group`.
+    pub terminal: bool,
 }
 
 /// Starts `cmd` inside the pod: born in its PID namespace, it joins the other
@@ -129,7 +133,14 @@ pub fn host_child(cmd: &mut tokio::process::Command, mode: SpawnMode) {
 }
 
 fn prepare_child(mode: SpawnMode) -> std::io::Result<()> {
-    if mode.own_group {
+    if mode.terminal {
+        // SAFETY: setsid and ioctl are async-signal-safe; fd 0 is the terminal.
+        unsafe {
+            if nix::libc::setsid() < 0 || nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    } else if mode.own_group {
         nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
             .map_err(std::io::Error::from)?;
     }

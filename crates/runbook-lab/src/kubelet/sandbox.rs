@@ -233,7 +233,7 @@ fn graft(image_root: &Path, pod_path: &Path, root: &Path, expand: &[PathBuf]) ->
 }
 
 /// The /dev a container runtime gives: a tmpfs with the harmless devices
-/// bound from the host, the standard links, and /dev/shm.
+/// bound from the host, the standard links, /dev/shm and /dev/pts.
 fn minimal_dev(root: &Path) -> anyhow::Result<()> {
     let dev = root.join("dev");
     fs::create_dir_all(&dev)?;
@@ -257,6 +257,19 @@ fn minimal_dev(root: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(&shm)?;
     mount(Some("shm"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777,size=65536k"))
         .context("mounting /dev/shm")?;
+    // A devpts of the pod's own, as runtimes give: `exec -t` terminals are
+    // allocated here, so the pod sees them as /dev/pts/N.
+    let pts = dev.join("pts");
+    fs::create_dir_all(&pts)?;
+    mount(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .context("mounting /dev/pts")?;
+    symlink("pts/ptmx", dev.join("ptmx"))?;
     Ok(())
 }
 
