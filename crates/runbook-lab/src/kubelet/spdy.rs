@@ -70,7 +70,7 @@ impl Reader {
     }
 
     /// The next complete frame, if one has arrived.
-    pub fn next(&mut self) -> Result<Option<Frame>, String> {
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, String> {
         if self.buffer.len() < 8 {
             return Ok(None);
         }
@@ -238,7 +238,7 @@ mod tests {
         let mut frames = Vec::new();
         for piece in bytes.chunks(7) {
             reader.feed(piece);
-            while let Some(frame) = reader.next().unwrap() {
+            while let Some(frame) = reader.next_frame().unwrap() {
                 frames.push(frame);
             }
         }
