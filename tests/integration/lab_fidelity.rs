@@ -262,38 +262,3 @@ async fn debian_images_see_the_hosts_tools_read_only_but_not_its_secrets() {
     let logs = script_logs(&t, "redis:7.4.1", script).await;
     assert_eq!(logs, "ID=debian\n/usr/bin/dash\nno-shadow\nread-only\np\n");
 }
-
-/// kubectl's port-forward tunnels SPDY (over a websocket since 1.31), which the
-/// lab does not speak: the forward opens but no byte gets through (docs/lab.md).
-/// kube-rs's websocket port-forward, which runbook uses, works (lab_pods.rs).
-#[tokio::test]
-async fn kubectl_port_forward_carries_nothing() {
-    requires!(Root, Kubectl);
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-    let t = TestLab::with_pods().await;
-    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "r"},
-        "spec": {"containers": [{"name": "redis", "image": "redis:7.4.1-alpine"}]}});
-    kubectl(&t, &["apply", "-f", "-"], Some(&pod.to_string())).await;
-    kubectl(&t, &["wait", "pod/r", "--for=condition=Ready", "--timeout=60s"], None).await;
-    let mut forward = tokio::process::Command::new("kubectl")
-        .args(["--kubeconfig", &t.lab.kubeconfig.display().to_string(), "port-forward", "pod/r", ":6379"])
-        .env("KUBECACHEDIR", t.dir.path().join("kube-cache"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(forward.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line()).await;
-    let Ok(Ok(Some(line))) = line else {
-        // kubectl gave up before listening: nothing carried either.
-        return;
-    };
-    let port = line.split("127.0.0.1:").nth(1).and_then(|r| r.split(' ').next()).expect("a local port").to_string();
-    let mut reply = Vec::new();
-    if let Ok(mut socket) = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await {
-        let _ = socket.write_all(b"PING\r\n").await;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read_to_end(&mut reply)).await;
-    }
-    assert!(!String::from_utf8_lossy(&reply).contains("PONG"), "kubectl port-forward works now: update docs/lab.md");
-}

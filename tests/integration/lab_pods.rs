@@ -338,15 +338,74 @@ async fn kubectl_exec_with_a_terminal_gets_one_in_the_pod() {
     requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let pod = deploy_seed(&t).await;
-    // The pod's own devpts; the size kubectl reads from its terminal.
-    let (code, out) =
-        kubectl_in_a_terminal(&t, &format!("exec -it {pod} -- sh -c 'tty; stty size; echo $TERM'"), "").await;
+    // The pod's own devpts, and the terminal type.
+    let (code, out) = kubectl_in_a_terminal(&t, &format!("exec -it {pod} -- sh -c 'tty; echo $TERM'"), "").await;
     assert_eq!(code, Some(0), "{out}");
     // kubectl may send a NUL on stdin as it starts, which the terminal echoes as ^@.
     let lines: Vec<&str> = out.split("\r\n").map(|l| l.trim_start_matches("^@")).collect();
-    assert_eq!(&lines[..3], ["/dev/pts/0", "30 100", "xterm"], "{out:?}");
+    assert_eq!(&lines[..2], ["/dev/pts/0", "xterm"], "{out:?}");
     // An interactive shell: what is typed runs, and its exit code comes back.
-    let (code, out) = kubectl_in_a_terminal(&t, &format!("exec -it {pod} -- sh"), "echo hi-$((6*7))\nexit 3\n").await;
+    // The size kubectl read from its terminal came in a resize message
+    // before the typed lines (a command started with the session may run
+    // before it arrives, on Kubernetes too).
+    let typed = "echo hi-$((6*7))\nstty size\nexit 3\n";
+    let (code, out) = kubectl_in_a_terminal(&t, &format!("exec -it {pod} -- sh"), typed).await;
     assert_eq!(code, Some(3), "{out}");
     assert!(out.contains("hi-42\r\n"), "{out:?}");
+    assert!(out.contains("\r\n30 100\r\n"), "{out:?}");
+}
+
+/// Starts `kubectl port-forward pod/POD :PORT`; the child and the local port it chose.
+async fn kubectl_port_forward(t: &TestLab, pod: &str, port: u16) -> (tokio::process::Child, u16) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(crate::common::kubectl())
+        .args(["port-forward", &format!("pod/{pod}"), &format!(":{port}")])
+        .env("KUBECONFIG", &t.lab.kubeconfig)
+        .env("KUBECACHEDIR", t.dir.path().join("kube-cache"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    // "Forwarding from 127.0.0.1:PORT -> 6379"
+    let local = line.split_whitespace().nth(2).and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok());
+    // kubectl goes on printing ("Handling connection for …"): a closed pipe would kill it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, local.unwrap_or_else(|| panic!("unexpected first line: {line}")))
+}
+
+#[tokio::test]
+async fn kubectl_port_forward_reaches_redis_and_reports_a_closed_port() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    let pod = deploy_seed(&t).await;
+    let (mut forward, local) = kubectl_port_forward(&t, &pod, 6379).await;
+    for round in 0..3 {
+        // A connection of its own each time: each is a new pair of SPDY streams.
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", local)).await.unwrap();
+        conn.write_all(format!("SET k{round} v{round}\r\nGET k{round}\r\n").as_bytes()).await.unwrap();
+        let mut reply = [0u8; 64];
+        let mut got = 0;
+        while !String::from_utf8_lossy(&reply[..got]).ends_with(&format!("v{round}\r\n")) {
+            let read = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut reply[got..])).await.unwrap();
+            let n = read.unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert!(n > 0, "connection closed after {:?}", String::from_utf8_lossy(&reply[..got]));
+            got += n;
+        }
+        assert_eq!(String::from_utf8_lossy(&reply[..got]), format!("+OK\r\n$2\r\nv{round}\r\n"));
+    }
+    let _ = forward.kill().await;
+
+    // Nothing listens on 6380: kubectl says why and gives up, as with a real kubelet.
+    let (forward, local) = kubectl_port_forward(&t, &pod, 6380).await;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", local)).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf)).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "no bytes from a closed port");
+    let out = tokio::time::timeout(Duration::from_secs(10), forward.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("an error occurred forwarding") && stderr.contains("6380"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
 }

@@ -149,6 +149,12 @@ fn reconcile(
             Ok((replicas, current_metrics, metric_name)) => {
                 let message = format!("the HPA was able to successfully calculate a replica count from {metric_name}");
                 conditions.set("ScalingActive", "True", "ValidMetricFound", &message);
+                // As upstream's recordInitialRecommendation: the count found at
+                // first sight is a recommendation, so a fresh HPA does not scale
+                // down before its stabilization window has passed.
+                if history.recommendations.is_empty() {
+                    history.recommendations.push((now, current));
+                }
                 let up = Rules::from_spec(&spec["behavior"]["scaleUp"], Rules::default_up());
                 let down = Rules::from_spec(&spec["behavior"]["scaleDown"], Rules::default_down());
                 let limited = hpa_math::normalize(history, now, current, replicas, (min, max), (&up, &down));

@@ -256,7 +256,9 @@ async fn session(
     if resize_to.is_some() {
         // A terminal's reader sees EIO only once every holder of the
         // terminal is gone; what the command wrote is there already.
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), out).await;
+        // (Unless a process the command left in the background holds it:
+        // then what came within a few seconds is what the client gets.)
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), out).await;
     } else {
         let _ = out.await;
     }

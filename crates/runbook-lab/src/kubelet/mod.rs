@@ -12,6 +12,7 @@ pub mod netutil;
 pub mod network;
 pub mod pod;
 pub mod portforward;
+pub mod portforward_spdy;
 pub mod probes;
 pub mod process;
 pub mod sandbox;

@@ -1,4 +1,5 @@
-//! `pods/portforward` over websocket with the v4 channel framing kube-rs uses:
+//! `pods/portforward` over websocket, as kubectl asks for it (SPDY tunnelled
+//! through the websocket: portforward_spdy.rs) or with the v4 channel framing kube-rs uses:
 //! port i has data channel 2i and error channel 2i+1; the server first sends
 //! the port number (little-endian) on both; the pod side of each port is a TCP
 //! connection opened inside the pod's network namespace.
@@ -8,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::Request;
 use axum::extract::ws::{Message, WebSocket};
+use axum::extract::{FromRequestParts, Request};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -25,6 +26,19 @@ use crate::latency::Latency;
 
 /// Serves a port-forward session.
 pub async fn serve(handle: Arc<PodHandle>, query: &Query, req: Request, latency: Latency) -> ApiResult<Response> {
+    let sandbox = handle.sandbox_pid.load(Ordering::SeqCst);
+    let offered = req.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if offered.split(',').any(|p| p.trim() == super::portforward_spdy::PROTOCOL) {
+        // kubectl: SPDY tunnelled through the websocket; ports come per stream.
+        let (mut parts, _) = req.into_parts();
+        let ws = axum::extract::WebSocketUpgrade::from_request_parts(&mut parts, &())
+            .await
+            .map_err(|e| ApiError::bad_request(format!("this endpoint needs a websocket upgrade: {e}")))?;
+        let ws = ws.protocols([super::portforward_spdy::PROTOCOL]);
+        return Ok(ws.on_upgrade(move |socket| async move {
+            let _ = super::portforward_spdy::session(socket, sandbox, latency).await;
+        }));
+    }
     let mut ports = Vec::new();
     for value in query.all("ports") {
         for p in value.split(',') {
@@ -35,7 +49,6 @@ pub async fn serve(handle: Arc<PodHandle>, query: &Query, req: Request, latency:
     if ports.is_empty() {
         return Err(ApiError::bad_request("at least one port must be given (ports=6379)"));
     }
-    let sandbox = handle.sandbox_pid.load(Ordering::SeqCst);
     let ws = upgrade(req).await?;
     Ok(ws.on_upgrade(move |socket| async move {
         let _ = session(socket, sandbox, ports, latency).await;

@@ -176,6 +176,10 @@ impl Writer {
         zlib.extend_from_slice(&len.to_le_bytes());
         zlib.extend_from_slice(&(!len).to_le_bytes());
         zlib.extend_from_slice(&block);
+        // The empty stored block a sync flush ends with: Go's inflater reads
+        // on to it after the data, so a block without it leaves the next
+        // frame's read failing (checked against Go's compress/zlib).
+        zlib.extend_from_slice(&[0x00, 0x00, 0x00, 0xff, 0xff]);
         let mut payload = id.to_be_bytes().to_vec();
         payload.extend_from_slice(&zlib);
         control(2, 0, &payload)
