@@ -193,6 +193,21 @@ impl TestLab {
     }
 }
 
+/// Runs kubectl `args` every half second until it succeeds with a stdout
+/// that `check` accepts (at most `secs` seconds); that stdout.
+pub async fn kubectl_until(t: &TestLab, args: &[&str], secs: u64, check: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let out = t.kubectl_output(args, None).await;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() && check(&text) {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "kubectl {args:?} never satisfied the check: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 /// Runs kubectl with a kubeconfig and a cache dir of its own; returns the raw output.
 pub async fn kubectl_with(
     kubeconfig: &std::path::Path,

@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use crate::common::TestLab;
 use crate::common::requires;
+use crate::common::{TestLab, kubectl_until};
 
 /// Applies a Redis pod `name` and waits until it is Ready.
 async fn redis_pod(t: &TestLab, name: &str) {
@@ -57,14 +57,7 @@ async fn kill_all_in_a_pod_harms_nothing_outside_it() {
     assert!(bystander.try_wait().unwrap().is_none(), "a host process was killed from inside a pod");
     assert_eq!(t.kubectl(&["exec", "b", "--", "redis-cli", "ping"]).await.trim(), "PONG", "the other pod");
     let restarts = "jsonpath={.status.containerStatuses[0].restartCount}";
-    let mut seen = String::new();
-    for _ in 0..100 {
-        seen = t.kubectl(&["get", "pod", "a", "-o", restarts]).await;
-        if seen == "1" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let seen = kubectl_until(&t, &["get", "pod", "a", "-o", restarts], 10, |o| o != "0").await;
     assert_eq!(seen, "1", "pod a's Redis was killed and restarted by the kubelet");
     t.kubectl(&["wait", "pod/a", "--for=condition=Ready", "--timeout=60s"]).await;
     assert_eq!(t.kubectl(&["exec", "a", "--", "redis-cli", "ping"]).await.trim(), "PONG");
@@ -112,14 +105,7 @@ async fn a_redis_filled_past_its_memory_limit_is_oom_killed_and_restarted() {
     let last = "jsonpath={.status.containerStatuses[0].lastState.terminated.reason} \
                 {.status.containerStatuses[0].lastState.terminated.exitCode} \
                 {.status.containerStatuses[0].restartCount}";
-    let mut seen = String::new();
-    for _ in 0..100 {
-        seen = t.kubectl(&["get", "pod", "small", "-o", last]).await;
-        if seen.starts_with("OOMKilled") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let seen = kubectl_until(&t, &["get", "pod", "small", "-o", last], 10, |o| o.split_whitespace().count() == 3).await;
     assert_eq!(seen, "OOMKilled 137 1");
     t.kubectl(&["wait", "pod/small", "--for=condition=Ready", "--timeout=60s"]).await;
     assert_eq!(t.kubectl(&["exec", "small", "--", "redis-cli", "dbsize"]).await.trim(), "0", "a new, empty Redis");

@@ -5,28 +5,14 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::TestLab;
 use crate::common::requires;
+use crate::common::{TestLab, kubectl_until};
 
 /// A busybox container that burns CPU while `/tmp/busy` exists.
 fn burner(limits: serde_json::Value) -> serde_json::Value {
     json!({"name": "c", "image": "busybox:1.36",
         "command": ["sh", "-c", "while :; do if [ -f /tmp/busy ]; then :; else sleep 0.2; fi; done"],
         "resources": limits})
-}
-
-/// Runs kubectl until `check` holds for its output (at most `secs` seconds).
-async fn until(t: &TestLab, args: &[&str], secs: u64, check: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let out = t.kubectl_output(args, None).await;
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        if out.status.success() && check(&text) {
-            return text;
-        }
-        assert!(std::time::Instant::now() < deadline, "kubectl {args:?} never satisfied the check: {text}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// The millicores in a `kubectl top` CPU column (`123m`).
@@ -54,7 +40,7 @@ async fn kubectl_top_shows_a_busy_pod_held_to_its_cpu_limit() {
     t.kubectl(&["wait", "pod/busy", "pod/idle", "--for=condition=Ready", "--timeout=60s"]).await;
     // Two seconds of samples and the rate settles near the quota.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let top = until(&t, &["top", "pod", "--no-headers"], 30, |o| o.lines().count() == 2).await;
+    let top = kubectl_until(&t, &["top", "pod", "--no-headers"], 30, |o| o.lines().count() == 2).await;
     let rows: Vec<Vec<&str>> = top.lines().map(|l| l.split_whitespace().collect()).collect();
     let busy = rows.iter().find(|r| r[0] == "busy").expect("busy listed");
     let idle = rows.iter().find(|r| r[0] == "idle").expect("idle listed");
@@ -88,13 +74,13 @@ async fn an_hpa_scales_out_under_load_and_back_in() {
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}});
     t.kubectl_stdin(&["apply", "-f", "-"], &hpa.to_string()).await;
     let active = "jsonpath={.status.conditions[?(@.type==\"ScalingActive\")].reason}";
-    until(&t, &["get", "hpa", "web", "-o", active], 40, |o| o == "ValidMetricFound").await;
+    kubectl_until(&t, &["get", "hpa", "web", "-o", active], 40, |o| o == "ValidMetricFound").await;
     let pod = t.kubectl(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}"]).await;
 
     let loaded = std::time::Instant::now();
     t.kubectl(&["exec", &pod, "--", "touch", "/tmp/busy"]).await;
     // 200m used of 100m requested is 200% against 50%: 4 replicas, held to the maximum of 3.
-    until(&t, &["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"], 60, |o| o == "3").await;
+    kubectl_until(&t, &["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"], 60, |o| o == "3").await;
     eprintln!("scaled out to 3 in {:.1}s", loaded.elapsed().as_secs_f64());
     let row = t.kubectl(&["get", "hpa", "web", "--no-headers"]).await;
     let targets = row.split_whitespace().nth(3).unwrap_or_default();
@@ -118,7 +104,7 @@ async fn an_hpa_scales_out_under_load_and_back_in() {
 
     let unloaded = std::time::Instant::now();
     t.kubectl(&["exec", &pod, "--", "rm", "/tmp/busy"]).await;
-    until(&t, &["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"], 60, |o| o == "1").await;
+    kubectl_until(&t, &["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"], 60, |o| o == "1").await;
     eprintln!("scaled back in to 1 in {:.1}s", unloaded.elapsed().as_secs_f64());
     let events = t
         .kubectl(&[

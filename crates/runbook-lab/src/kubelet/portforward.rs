@@ -70,25 +70,19 @@ async fn session(socket: WebSocket, sandbox: u32, ports: Vec<u16>, latency: Late
         let addr = SocketAddr::from(([127, 0, 0, 1], *port));
         match connect_in_netns(sandbox, addr, Duration::from_secs(5)).await {
             Ok(conn) => {
-                let (mut read, write) = conn.into_split();
+                let (read, write) = conn.into_split();
                 writers.push(Some(write));
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let mut buf = vec![0u8; 32 * 1024];
-                    loop {
-                        match read.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                let mut frame = Vec::with_capacity(n + 1);
-                                frame.push(data);
-                                frame.extend_from_slice(&buf[..n]);
-                                if tx.send((Instant::now(), Message::Binary(Bytes::from(frame)))).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
+                    let framed = |bytes: &[u8]| {
+                        let mut frame = Vec::with_capacity(bytes.len() + 1);
+                        frame.push(data);
+                        frame.extend_from_slice(bytes);
+                        Message::Binary(Bytes::from(frame))
+                    };
+                    if copy_from_pod(read, &tx, framed).await {
+                        let _ = tx.send((Instant::now(), normal_close())).await;
                     }
-                    let _ = tx.send((Instant::now(), normal_close())).await;
                 });
             }
             Err(e) => {
@@ -134,4 +128,26 @@ async fn session(socket: WebSocket, sandbox: u32, ports: Vec<u16>, latency: Late
     }
     writer.abort();
     Ok(())
+}
+
+/// Sends what the pod side of a forwarded port writes, framed by `frame`,
+/// each with when it was read (for the latency); true when the pod side
+/// ended, false when the client side went away first. Both port-forward
+/// protocols (this file's and portforward_spdy.rs) copy this way.
+pub async fn copy_from_pod<T>(
+    mut read: tokio::net::tcp::OwnedReadHalf,
+    tx: &tokio::sync::mpsc::Sender<(Instant, T)>,
+    frame: impl Fn(&[u8]) -> T,
+) -> bool {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match read.read(&mut buf).await {
+            Ok(0) | Err(_) => return true,
+            Ok(n) => {
+                if tx.send((Instant::now(), frame(&buf[..n]))).await.is_err() {
+                    return false;
+                }
+            }
+        }
+    }
 }

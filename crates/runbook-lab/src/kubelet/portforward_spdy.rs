@@ -14,12 +14,13 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc::Sender;
 use tokio::time::Instant;
 
 use super::netutil::connect_in_netns;
+use super::portforward::copy_from_pod;
 use super::spdy::{self, Frame};
 use crate::latency::Latency;
 
@@ -123,17 +124,12 @@ async fn open(
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     match connect_in_netns(sandbox, addr, Duration::from_secs(5)).await {
         Ok(conn) => {
-            let (mut read, write) = conn.into_split();
+            let (read, write) = conn.into_split();
             let tx = tx.clone();
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    match read.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => send(&tx, spdy::data(id, false, &buf[..n])).await,
-                    }
+                if copy_from_pod(read, &tx, |bytes| spdy::data(id, false, bytes)).await {
+                    end(tx, None).await;
                 }
-                end(tx, None).await;
             });
             Some(write)
         }
