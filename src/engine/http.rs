@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::context::Ctx;
-use super::{Done, StepError, expect};
+use super::{Done, StepError, autoscale, expect};
 use crate::k8s::conditions;
 use crate::poll::{Poller, Probe};
 use crate::scenario::{Http, HttpLoad, ObjectRef};
@@ -179,15 +179,26 @@ async fn steady(addr: SocketAddr, path: &str, within: Duration) -> Result<u32, S
 }
 
 /// `httpLoad`: bounded load during a disruption; every failed request counts.
-pub async fn load(ctx: &Ctx, step: &HttpLoad, limit: Duration, settle: Duration) -> Result<Done, StepError> {
+pub async fn load(
+    ctx: &Ctx,
+    step: &HttpLoad,
+    limit: Duration,
+    settle: Duration,
+    scale_in: Duration,
+) -> Result<Done, StepError> {
     let addr = address(ctx, &step.service).await?;
     let path = ctx.render(&step.path);
     // Steadiness covers reachability: a refused connection is a failed request on the way.
     let warm_up = steady(addr, &path, STEADY_WITHIN)
         .await
         .map_err(|e| StepError::failed("a steady service before the drill", e, format!("GET http://{addr}{path}")))?;
+    let scaling = match &step.autoscale {
+        Some(autoscale) => Some(autoscale::Target::of(ctx, &autoscale.hpa).await?),
+        None => None,
+    };
     let concurrency = step.concurrency.unwrap_or(4).clamp(1, 64);
-    let max_requests = step.max_requests.unwrap_or(20_000);
+    // An autoscaling drill's load lasts until the HPA acts: bounded by time only.
+    let max_requests = step.max_requests.unwrap_or(if scaling.is_some() { u32::MAX } else { 20_000 });
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU32::new(0));
     let started = Instant::now();
@@ -215,8 +226,19 @@ pub async fn load(ctx: &Ctx, step: &HttpLoad, limit: Duration, settle: Duration)
         format!("steady before the drill: {STEADY_REQUESTS} requests in a row answered ({warm_up} failed on the way)"),
         format!("load: {concurrency} clients on http://{addr}{path}"),
     ];
-    let disruption = disrupt(ctx, step, &mut log).await;
+    let mut scaled_out = None;
+    let disruption = match &scaling {
+        Some(target) => target.scaled_out(ctx, started, limit.saturating_sub(started.elapsed())).await.map(|secs| {
+            log.push(format!("more than {} Ready replicas after {secs:.1}s of load", target.baseline));
+            scaled_out = Some(secs);
+        }),
+        None => disrupt(ctx, step, &mut log).await,
+    };
     tokio::time::sleep(settle).await;
+    let reached = match &scaling {
+        Some(target) if scaled_out.is_some() => Some(target.replicas(ctx).await?),
+        _ => None,
+    };
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     let mut failures = Vec::new();
@@ -236,6 +258,11 @@ pub async fn load(ctx: &Ctx, step: &HttpLoad, limit: Duration, settle: Duration)
     done.measure("latency p95", percentile(&latencies, 0.95), "ms");
     done.measure("latency p99", percentile(&latencies, 0.99), "ms");
     done.measure("latency max", percentile(&latencies, 1.0), "ms");
+    if let (Some(secs), Some(replicas)) = (scaled_out, reached) {
+        done.measure("scale-out time", secs * 1000.0, "ms");
+        done.measure("replicas reached", replicas as f64, "replicas");
+        log.push(format!("the HPA asks for {replicas} replicas as the load ends"));
+    }
     log.push(format!(
         "{total} requests in {:.1}s, {} failed; latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
         started.elapsed().as_secs_f64(),
@@ -261,6 +288,18 @@ pub async fn load(ctx: &Ctx, step: &HttpLoad, limit: Duration, settle: Duration)
             output: done.output,
             diagnostics: None,
         });
+    }
+    if let Some(target) = scaling.as_ref().filter(|_| !scale_in.is_zero()) {
+        match target.scaled_in(ctx, scale_in).await {
+            Ok(secs) => {
+                done.measure("scale-in time", secs * 1000.0, "ms");
+                done.output.push_str(&format!("\nback to its minimum {secs:.1}s after the load"));
+            }
+            Err(e) => {
+                ctx.keep_measurements(&done.measurements);
+                return Err(e);
+            }
+        }
     }
     Ok(done)
 }
@@ -326,5 +365,5 @@ async fn disrupt(ctx: &Ctx, step: &HttpLoad, log: &mut Vec<String>) -> Result<()
         log.push(format!("deployment \"{name}\" successfully rolled out"));
         return Ok(());
     }
-    Err(StepError::Invalid("httpLoad needs deletePod or rollingUpdate".into()))
+    Err(StepError::Invalid("httpLoad needs deletePod, rollingUpdate or autoscale".into()))
 }

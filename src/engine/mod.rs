@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod assert;
+pub mod autoscale;
 pub mod capture;
 pub mod cleanup;
 pub mod cluster;
@@ -233,7 +234,9 @@ async fn run_action(ctx: &Ctx, scenario: &Scenario, action: &Action) -> Result<D
         Action::Sentinels(r) => sentinel::sentinels(ctx, r).await,
         Action::SentinelReset(r) => sentinel::reset(ctx, r).await,
         Action::Http(h) => http::check(ctx, h).await,
-        Action::HttpLoad { spec, timeout, settle } => http::load(ctx, spec, *timeout, *settle).await,
+        Action::HttpLoad { spec, timeout, settle, scale_in } => {
+            http::load(ctx, spec, *timeout, *settle, *scale_in).await
+        }
     }
 }
 
@@ -349,6 +352,8 @@ pub async fn run(
     let mut vars = scenario.parameters(&options.overrides).map_err(exit::invalid)?;
     // `{{ run_id }}`: unique to this run, for names and keys that must not collide.
     vars.insert("run_id".into(), options.run_id.clone());
+    let bound = scenario.bound_to(&vars).map_err(exit::invalid)?;
+    let scenario = &bound;
     let redactor = Redactor::new(scenario.secret_values(&vars));
     let emit = |e: Event| reporters.lock().unwrap_or_else(|p| p.into_inner()).emit(&e);
     let wait_cap = (options.mode == Mode::Verify).then_some(VERIFY_WAIT_CAP);

@@ -5,9 +5,11 @@
 //! half-wired. Adding a field to `StepFile` fails to compile until
 //! [`Action::named_in`] handles it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::model::*;
+use super::template;
 use runbook_units::parse_duration;
 
 /// How long a `wait` waits unless it says (`kubectl rollout status` waits
@@ -60,7 +62,16 @@ pub enum Action {
     /// HTTP GETs against a LoadBalancer.
     Http(Http),
     /// HTTP load kept on while a pod is deleted or a rollout runs.
-    HttpLoad { spec: HttpLoad, timeout: Duration, settle: Duration },
+    HttpLoad {
+        /// The step's fields.
+        spec: HttpLoad,
+        /// How long the load may last.
+        timeout: Duration,
+        /// How long it goes on after the disruption settled.
+        settle: Duration,
+        /// `autoscale.scaleInWithin` (zero: not waited).
+        scale_in: Duration,
+    },
 }
 
 impl Action {
@@ -76,20 +87,35 @@ impl Action {
 }
 
 /// Parses the durations of one action, noting every one that is not a
-/// duration (all of them, not only the first).
+/// duration (all of them, not only the first). A duration may be a template
+/// (`"{{ scale_in_within }}"`): it is rendered with the parameter values
+/// first, so the same step reads differently with `--set`.
 #[derive(Default)]
-struct Durations {
+struct Durations<'a> {
+    vars: Option<&'a Vars>,
     problems: Vec<String>,
 }
 
-impl Durations {
+/// Parameter values by name.
+pub type Vars = BTreeMap<String, String>;
+
+impl Durations<'_> {
     /// `text` parsed, or `default` when the step leaves it out.
     fn read(&mut self, field: &str, text: &Option<String>, default: Duration) -> Duration {
-        match text.as_deref().map(|t| (t, parse_duration(t))) {
-            None => default,
-            Some((_, Some(d))) => d,
-            Some((t, None)) => {
-                self.problems.push(format!("{field} {t:?} is not a duration (90s, 2m, 500ms)"));
+        let Some(text) = text.as_deref() else { return default };
+        let rendered = match self.vars {
+            Some(vars) if text.contains("{{") => template::render(text, vars).unwrap_or_else(|_| text.to_string()),
+            _ => text.to_string(),
+        };
+        match parse_duration(&rendered) {
+            Some(d) => d,
+            None if rendered != text => {
+                self.problems
+                    .push(format!("{field} {text:?} is {rendered:?}, which is not a duration (90s, 2m, 500ms)"));
+                default
+            }
+            None => {
+                self.problems.push(format!("{field} {text:?} is not a duration (90s, 2m, 500ms)"));
                 default
             }
         }
@@ -158,6 +184,11 @@ impl Action {
             http_load.map(|spec| Action::HttpLoad {
                 timeout: d.read("httpLoad.timeout", &spec.timeout, HTTP_LOAD_TIMEOUT),
                 settle: d.read("httpLoad.settle", &spec.settle, HTTP_LOAD_SETTLE),
+                scale_in: d.read(
+                    "httpLoad.autoscale.scaleInWithin",
+                    &spec.autoscale.as_ref().and_then(|a| a.scale_in_within.clone()),
+                    Duration::ZERO,
+                ),
                 spec,
             }),
         ]
@@ -171,9 +202,10 @@ impl Action {
         Self::every_in(step, &mut Durations::default()).iter().map(Action::name).collect()
     }
 
-    /// The one action of a step, its durations parsed; or every problem.
-    pub fn of(step: &StepFile) -> Result<Action, Vec<String>> {
-        let mut d = Durations::default();
+    /// The one action of a step, its durations rendered with `vars` and
+    /// parsed; or every problem.
+    pub fn of(step: &StepFile, vars: &Vars) -> Result<Action, Vec<String>> {
+        let mut d = Durations { vars: Some(vars), problems: Vec::new() };
         let mut actions = Self::every_in(step, &mut d);
         if actions.len() != 1 {
             let named: Vec<&str> = actions.iter().map(Action::name).collect();
@@ -313,17 +345,31 @@ mod tests {
         serde_yaml_ng::from_str(&format!("id: s\ntitle: t\n{yaml}")).unwrap()
     }
 
+    fn action(yaml: &str) -> Result<Action, Vec<String>> {
+        Action::of(&step(yaml), &Vars::new())
+    }
+
+    #[test]
+    fn a_templated_duration_is_read_with_the_values_given() {
+        let yaml = "wait: {podsReady: {selector: app=x}, timeout: '{{ patience }}'}";
+        let vars = |v: &str| Vars::from([("patience".to_string(), v.to_string())]);
+        let Action::Wait { timeout, .. } = Action::of(&step(yaml), &vars("3m")).unwrap() else { panic!("a wait") };
+        assert_eq!(timeout, Duration::from_secs(180));
+        let err = Action::of(&step(yaml), &vars("a while")).unwrap_err();
+        assert_eq!(err, ["wait.timeout \"{{ patience }}\" is \"a while\", which is not a duration (90s, 2m, 500ms)"]);
+    }
+
     #[test]
     fn durations_are_parsed_with_their_defaults() {
-        let Action::SentinelFailover { timeout, .. } = Action::of(&step(
+        let Action::SentinelFailover { timeout, .. } = action(
             "sentinelFailover: {redis: {selector: app=r}, sentinels: {selector: app=s}, masterName: m, keys: 10, \
              downAfterMs: '5000', failoverTimeoutMs: '10000', timeout: 3m}",
-        ))
+        )
         .unwrap() else {
             panic!("a sentinelFailover")
         };
         assert_eq!(timeout, Duration::from_secs(180));
-        let Action::Wait { timeout, .. } = Action::of(&step("wait: {podsReady: {selector: app=x}}")).unwrap() else {
+        let Action::Wait { timeout, .. } = action("wait: {podsReady: {selector: app=x}}").unwrap() else {
             panic!("a wait")
         };
         assert_eq!(timeout, WAIT_TIMEOUT);
@@ -331,24 +377,22 @@ mod tests {
 
     #[test]
     fn a_duration_that_is_not_one_is_refused_naming_the_field() {
-        let err = Action::of(&step(
+        let err = action(
             "sentinelFailover: {redis: {selector: app=r}, sentinels: {selector: app=s}, masterName: m, keys: 10, \
              downAfterMs: '5000', failoverTimeoutMs: '10000', timeout: 3 minutes}",
-        ))
+        )
         .unwrap_err();
         assert_eq!(err, ["sentinelFailover.timeout \"3 minutes\" is not a duration (90s, 2m, 500ms)"]);
         let err =
-            Action::of(&step("httpLoad: {service: {kind: Service, name: s}, path: /, timeout: 1 min, settle: soon}"))
-                .unwrap_err();
+            action("httpLoad: {service: {kind: Service, name: s}, path: /, timeout: 1 min, settle: soon}").unwrap_err();
         assert_eq!(err.len(), 2, "both named: {err:?}");
     }
 
     #[test]
     fn exactly_one_action() {
         let err =
-            Action::of(&step("exec: {pod: {name: p}, command: [true]}\nredis: {pod: {name: p}, command: [PING]}"))
-                .unwrap_err();
+            action("exec: {pod: {name: p}, command: [true]}\nredis: {pod: {name: p}, command: [PING]}").unwrap_err();
         assert!(err[0].ends_with("found exec, redis"), "{err:?}");
-        assert!(Action::of(&step("")).unwrap_err()[0].ends_with("found none"));
+        assert!(action("").unwrap_err()[0].ends_with("found none"));
     }
 }

@@ -93,9 +93,10 @@ pub struct Step {
 }
 
 impl Step {
-    /// A step from the file: its action and durations, or every problem.
-    pub fn from_file(spec: &StepFile) -> Result<Step, Vec<String>> {
-        let action = Action::of(spec);
+    /// A step from the file: its action and durations (rendered with
+    /// `vars`), or every problem.
+    pub fn from_file(spec: &StepFile, vars: &action::Vars) -> Result<Step, Vec<String>> {
+        let action = Action::of(spec, vars);
         let unless = spec.unless.as_deref().map(Action::of_probe).transpose();
         let retry_for = match &spec.retry_for {
             None => Ok(None),
@@ -210,16 +211,37 @@ impl Scenario {
             problems.sort_by_key(|p| (p.line == 0, p.line, p.column));
             return Err(problems);
         }
-        // validate refused every step whose action cannot be made.
-        let made = |steps: &[StepFile]| -> Vec<Step> {
-            steps.iter().map(|s| Step::from_file(s).expect("a validated step has one action")).collect()
+        let defaults = scenario
+            .parameters(&[])
+            .map_err(|message| vec![Problem { file: scenario.path.clone(), line: 0, column: 0, message }])?;
+        scenario
+            .make_steps(&defaults)
+            .map_err(|message| vec![Problem { file: scenario.path.clone(), line: 0, column: 0, message }])?;
+        Ok(scenario)
+    }
+
+    /// The scenario with its steps read with these parameter values (a
+    /// duration may be a template), as a run uses it.
+    pub fn bound_to(&self, vars: &action::Vars) -> Result<Scenario, String> {
+        let mut bound = self.clone();
+        bound.make_steps(vars)?;
+        Ok(bound)
+    }
+
+    /// Makes the steps and cleanup steps from the file with `vars`.
+    fn make_steps(&mut self, vars: &action::Vars) -> Result<(), String> {
+        let made = |steps: &[StepFile]| -> Result<Vec<Step>, String> {
+            steps
+                .iter()
+                .map(|s| Step::from_file(s, vars).map_err(|problems| format!("step {}: {}", s.id, problems.join("; "))))
+                .collect()
         };
-        scenario.steps = made(&scenario.file.steps);
+        self.steps = made(&self.file.steps)?;
         // A step that talks to pods needs, unless it says otherwise, the
         // nearest wait before it: a PING to a pod that never became ready
         // proves nothing.
         let mut last_wait: Option<String> = None;
-        for step in &mut scenario.steps {
+        for step in &mut self.steps {
             if step.spec.needs.is_none()
                 && step.action.talks_to_pods()
                 && let Some(wait) = &last_wait
@@ -230,11 +252,11 @@ impl Scenario {
                 last_wait = Some(step.spec.id.clone());
             }
         }
-        scenario.cleanup = made(&scenario.file.cleanup);
-        for step in &mut scenario.cleanup {
+        self.cleanup = made(&self.file.cleanup)?;
+        for step in &mut self.cleanup {
             step.kind = StepKind::Setup;
         }
-        Ok(scenario)
+        Ok(())
     }
 
     /// Reads a file relative to the scenario (manifests).

@@ -581,9 +581,28 @@ pub struct HttpLoad {
     /// Or: a rolling update of this Deployment (as `kubectl set env … UPDATE_TIMESTAMP=…`).
     #[serde(default)]
     pub rolling_update: Option<String>,
+    /// Or: the load must make this HorizontalPodAutoscaler scale its target
+    /// out (and, with `scaleInWithin`, back in once the load stops).
+    #[serde(default)]
+    pub autoscale: Option<Autoscale>,
     /// Keep the load on for this long after the disruption settled; default 2s.
     #[serde(default)]
     pub settle: Option<String>,
+}
+
+/// The autoscaling drill of `httpLoad`: the load goes on (within `timeout`,
+/// with no request limit) until the HPA's target has more Ready replicas than
+/// before.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Autoscale {
+    /// The HorizontalPodAutoscaler, by name.
+    pub hpa: String,
+    /// After the load, how long the HPA has to bring its target back to
+    /// `minReplicas` (`6m`: its scale-down stabilization window, 5 minutes by
+    /// default, and a sync); `0s`, the default, does not wait for it.
+    #[serde(default)]
+    pub scale_in_within: Option<String>,
 }
 
 /// Which Sentinels to reset, for which master.

@@ -190,7 +190,7 @@ impl Checker<'_> {
             let first = self.scenario.step_line(&step.id);
             self.at_step(&step.id, format!("duplicate step id (first used at line {first})"));
         }
-        let action = match super::Step::from_file(step) {
+        let action = match super::Step::from_file(step, &self.params) {
             Ok(parsed) => Some(parsed.action),
             Err(problems) => {
                 for problem in problems {
@@ -409,6 +409,23 @@ mod tests {
         let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
         assert!(messages.iter().any(|m| m.contains("\"3 minutes\" is not a duration")), "{messages:?}");
         assert!(messages.iter().any(|m| m.contains("\"soon\" is not a duration")), "{messages:?}");
+    }
+
+    #[test]
+    fn a_templated_duration_is_checked_with_the_values_given_and_bound_for_the_run() {
+        let text = "name: t\ntitle: t\nobjective: t\nparameters:\n  patience: {default: 90s, description: d}\n\
+                    steps:\n- id: w\n  title: t\n  wait: {podsReady: {name: p}, timeout: '{{ patience }}'}\n";
+        let scenario = crate::scenario::Scenario::from_memory("t.yaml", text, BTreeMap::new()).unwrap();
+        let timeout = |s: &crate::scenario::Scenario| match &s.steps()[0].action {
+            Action::Wait { timeout, .. } => *timeout,
+            other => panic!("a wait: {other:?}"),
+        };
+        assert_eq!(timeout(&scenario), std::time::Duration::from_secs(90), "the default value");
+        let problems = scenario.problems_with(&[("patience".into(), "soon".into())]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("is \"soon\", which is not a duration"), "{problems:?}");
+        let values = scenario.parameters(&[("patience".into(), "5m".into())]).unwrap();
+        assert_eq!(timeout(&scenario.bound_to(&values).unwrap()), std::time::Duration::from_secs(300));
     }
 
     #[test]
