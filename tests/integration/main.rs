@@ -15,6 +15,7 @@ mod lab_isolation;
 mod lab_metrics;
 mod lab_pods;
 mod lab_stateful;
+mod lab_users;
 mod redis_cluster;
 mod redis_sentinel;
 mod reports;

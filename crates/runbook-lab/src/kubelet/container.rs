@@ -143,13 +143,12 @@ async fn start(
         .stderr(log)
         .kill_on_drop(true);
     let child =
-        spawn_in_pod(cmd, &ns, &workdir, SpawnMode { own_group: true, die_with_lab: true, terminal: false }, cgroup)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    StartError::Run(format!("exec: \"{program}\": executable file not found in $PATH"))
-                }
-                _ => StartError::Run(format!("exec {program}: {e}")),
-            })?;
+        spawn_in_pod(cmd, &ns, &workdir, SpawnMode::container(&plan.spec), cgroup).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                StartError::Run(format!("exec: \"{program}\": executable file not found in $PATH"))
+            }
+            _ => StartError::Run(format!("exec {program}: {e}")),
+        })?;
     handle.envs.lock().unwrap_or_else(|e| e.into_inner()).retain(|(n, _)| *n != plan.name);
     handle.envs.lock().unwrap_or_else(|e| e.into_inner()).push((plan.name.clone(), env));
     Ok(child)

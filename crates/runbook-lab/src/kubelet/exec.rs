@@ -95,23 +95,27 @@ pub async fn serve(
         .find(|(n, _)| *n == container)
         .map(|(_, e)| e.clone())
         .unwrap_or_default();
-    let workdir = pod["spec"]["containers"]
+    let spec = pod["spec"]["containers"]
         .as_array()
         .into_iter()
         .flatten()
         .find(|c| c["name"] == container.as_str())
-        .and_then(|c| c["workingDir"].as_str())
-        .unwrap_or("/")
-        .to_string();
+        .cloned()
+        .unwrap_or_default();
     let stdin = query.flag("stdin");
     let tty = query.flag("tty");
-    let sandbox = handle.sandbox_pid.load(Ordering::SeqCst);
-    // As with a runtime's exec: the process runs within the container's limits.
-    let cgroup = ctx.cgroups.existing(pod["metadata"]["uid"].as_str().unwrap_or_default(), &container);
+    // As with a runtime's exec: the process runs in the container's
+    // directory, within its limits and with its capabilities.
+    let target = InContainer {
+        sandbox: handle.sandbox_pid.load(Ordering::SeqCst),
+        workdir: spec["workingDir"].as_str().unwrap_or("/").to_string(),
+        cgroup: ctx.cgroups.existing(pod["metadata"]["uid"].as_str().unwrap_or_default(), &container),
+        capabilities: super::capabilities::of_container(&spec),
+    };
     let ws = upgrade(req).await?;
     let v5 = ws.selected_protocol().is_some_and(|p| p.as_bytes() == PROTOCOLS[0].as_bytes());
     Ok(ws.on_upgrade(move |socket| async move {
-        let _ = session(socket, sandbox, command, env, workdir, stdin, tty, v5, latency, cgroup).await;
+        let _ = session(socket, target, command, env, stdin, tty, v5, latency).await;
     }))
 }
 
@@ -132,19 +136,26 @@ async fn pump(mut from: impl AsyncRead + Unpin, channel: u8, tx: tokio::sync::mp
     }
 }
 
+/// Where an exec runs: the container's pod, directory, cgroup and capabilities.
+struct InContainer {
+    sandbox: u32,
+    workdir: String,
+    cgroup: Option<ContainerCgroup>,
+    capabilities: super::capabilities::CapabilitySet,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn session(
     socket: WebSocket,
-    sandbox: u32,
+    target: InContainer,
     command: Vec<String>,
     env: Vec<(String, String)>,
-    workdir: String,
     stdin: bool,
     tty: bool,
     v5: bool,
     latency: Latency,
-    cgroup: Option<ContainerCgroup>,
 ) -> anyhow::Result<()> {
+    let InContainer { sandbox, workdir, cgroup, capabilities } = target;
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, Message)>(64);
     // Clients wait for this empty first frame on each output channel.
@@ -169,7 +180,7 @@ async fn session(
         } else {
             cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
         }
-        let mode = SpawnMode { own_group: false, die_with_lab: false, terminal: tty };
+        let mode = SpawnMode { own_group: false, die_with_lab: false, terminal: tty, capabilities: Some(capabilities) };
         spawn_in_pod(cmd, &ns, &workdir, mode, cgroup.as_ref())
     })();
     let mut child = match spawned {

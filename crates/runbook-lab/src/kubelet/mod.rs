@@ -1,6 +1,7 @@
 //! The lab's kubelet (and scheduler): binds pods to the single node and runs
 //! them as host processes inside their own namespaces. See docs/lab.md.
 
+pub mod capabilities;
 pub mod cgroups;
 pub mod container;
 pub mod env;
@@ -22,6 +23,7 @@ pub mod terminal;
 pub mod termination;
 pub mod usage;
 pub mod userland;
+pub mod userns;
 pub mod volumes;
 
 use std::collections::HashMap;

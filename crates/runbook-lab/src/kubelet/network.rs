@@ -56,7 +56,7 @@ impl LabNetwork {
     pub async fn start() -> anyhow::Result<LabNetwork> {
         let mut cmd = tokio::process::Command::new("unshare");
         cmd.args(["--net", "sleep", "infinity"]).stdin(Stdio::null()).stdout(Stdio::null()).kill_on_drop(true);
-        host_child(&mut cmd, SpawnMode { own_group: true, die_with_lab: true, terminal: false });
+        host_child(&mut cmd, SpawnMode::HOST_HELPER);
         let holder = cmd.spawn().context("starting the lab network namespace (unshare)")?;
         let holder_pid = holder.id().context("network holder pid")?;
         // unshare execs sleep once the namespace exists; wait for that.

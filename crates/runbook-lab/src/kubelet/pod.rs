@@ -353,6 +353,8 @@ async fn start_sandbox(
         mounts,
         image_dirs,
         image_root,
+        // The pod's own ID range, keyed by its address (unique in the lab).
+        id_base: Some(super::userns::base_for_slot((u32::from(ip) & 0xffff) as u16)),
     };
     let spec_path = handle.dir.join("sandbox.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec)?)?;
@@ -363,7 +365,7 @@ async fn start_sandbox(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    host_child(&mut cmd, SpawnMode { own_group: true, die_with_lab: true, terminal: false });
+    host_child(&mut cmd, SpawnMode::HOST_HELPER);
     let mut child =
         cmd.spawn().with_context(|| format!("starting the pod sandbox ({})", ctx.sandbox_program.display()))?;
     let pid = child.id().context("sandbox pid")?;
@@ -371,6 +373,11 @@ async fn start_sandbox(
     let ready = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await;
     match ready {
         Ok(Ok(Some(line))) if line == "ready" => Ok((child, pid)),
+        Ok(Ok(Some(line))) if line.starts_with("ready without a user namespace") => {
+            let why = line.trim_start_matches("ready ");
+            ctx.event(pod, "Warning", "UserNamespaceUnavailable", &format!("the pod runs {why}"));
+            Ok((child, pid))
+        }
         _ => {
             let _ = child.kill().await;
             let mut err = String::new();

@@ -94,9 +94,8 @@ pub async fn run_once(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let child =
-            spawn_in_pod(cmd, &ns, "/", SpawnMode { own_group: false, die_with_lab: false, terminal: false }, cgroup)
-                .map_err(|e| format!("exec {program}: {e}"))?;
+        let child = spawn_in_pod(cmd, &ns, "/", SpawnMode::probe(container), cgroup)
+            .map_err(|e| format!("exec {program}: {e}"))?;
         return match tokio::time::timeout(timeout, child.wait_with_output()).await {
             Err(_) => Err(format!("command {argv:?} timed out after {}s", timeout.as_secs())),
             Ok(Err(e)) => Err(e.to_string()),

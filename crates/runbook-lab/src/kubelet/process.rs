@@ -13,6 +13,7 @@ use std::os::unix::process::CommandExt;
 
 use nix::sched::{CloneFlags, setns};
 
+use super::capabilities::{self, CapabilitySet};
 use super::cgroups::ContainerCgroup;
 
 /// Open handles on a sandbox's namespaces; kept open while a spawn uses them.
@@ -22,6 +23,8 @@ pub struct PodNamespaces {
     ipc: OwnedFd,
     mnt: OwnedFd,
     pid: OwnedFd,
+    /// The pod's user namespace, when it has one of its own.
+    user: Option<OwnedFd>,
 }
 
 impl PodNamespaces {
@@ -37,6 +40,14 @@ impl PodNamespaces {
             // The sandbox itself stays in the lab's PID namespace; the pod's
             // is the one it created for its children.
             pid: open("pid_for_children")?,
+            user: {
+                let same = |a: &str, b: &str| -> std::io::Result<bool> {
+                    use std::os::unix::fs::MetadataExt;
+                    Ok(std::fs::metadata(a)?.ino() == std::fs::metadata(b)?.ino())
+                };
+                let theirs = format!("/proc/{pid}/ns/user");
+                if same(&theirs, "/proc/self/ns/user")? { None } else { Some(open("user")?) }
+            },
         })
     }
 
@@ -58,6 +69,30 @@ pub struct SpawnMode {
     /// terminal as its controlling terminal (`exec -t`), so Ctrl-C and job
     /// control reach it as on a real terminal. Takes precedence over `own_group`.
     pub terminal: bool,
+    /// The capabilities it may hold (its container's); none: as the lab.
+    pub capabilities: Option<CapabilitySet>,
+}
+
+impl SpawnMode {
+    /// A process of the lab's own (a sandbox, a network helper): in its own
+    /// group, gone with the lab.
+    pub const HOST_HELPER: SpawnMode =
+        SpawnMode { own_group: true, die_with_lab: true, terminal: false, capabilities: None };
+
+    /// A container's main process.
+    pub fn container(spec: &serde_json::Value) -> SpawnMode {
+        SpawnMode { capabilities: Some(capabilities::of_container(spec)), ..Self::HOST_HELPER }
+    }
+
+    /// An exec probe of the container `spec`: ends with its command.
+    pub fn probe(spec: &serde_json::Value) -> SpawnMode {
+        SpawnMode {
+            own_group: false,
+            die_with_lab: false,
+            terminal: false,
+            capabilities: Some(capabilities::of_container(spec)),
+        }
+    }
 }
 
 /// Starts `cmd` inside the pod: born in its PID namespace, it joins the other
@@ -101,10 +136,13 @@ fn enter_pod(
         (ns.ipc.as_raw_fd(), CloneFlags::CLONE_NEWIPC),
         (ns.mnt.as_raw_fd(), CloneFlags::CLONE_NEWNS),
     ];
+    let user = ns.user.as_ref().map(|u| u.as_raw_fd());
+    let last_cap = capabilities::last_cap();
     let workdir = CString::new(workdir).unwrap_or_else(|_| CString::new("/").expect("static"));
     let std_cmd = cmd.as_std_mut();
     // SAFETY: between fork and exec only async-signal-safe system calls run
-    // (write, setns, chdir, setpgid, prctl) on fds and strings prepared beforehand.
+    // (write, setns, setres[ug]id, chdir, setpgid, prctl) on fds and strings
+    // prepared beforehand.
     unsafe {
         std_cmd.pre_exec(move || {
             for fd in &cgroup_procs {
@@ -114,6 +152,15 @@ fn enter_pod(
             }
             for (fd, flag) in fds {
                 setns(BorrowedFd::borrow_raw(fd), flag).map_err(std::io::Error::from)?;
+            }
+            // Last: the other namespaces belong to the host's user namespace,
+            // which only the host's root may enter.
+            if let Some(user) = user {
+                setns(BorrowedFd::borrow_raw(user), CloneFlags::CLONE_NEWUSER).map_err(std::io::Error::from)?;
+                super::userns::become_pod_root()?;
+            }
+            if let Some(keep) = mode.capabilities {
+                capabilities::limit_to(keep, last_cap)?;
             }
             if nix::libc::chdir(workdir.as_ptr()) != 0 {
                 // A missing working directory: start in / as a runtime would create it.

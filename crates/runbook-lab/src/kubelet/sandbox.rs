@@ -16,17 +16,20 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, bail};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sched::{CloneFlags, unshare};
+use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::ForkResult;
 use serde::{Deserialize, Serialize};
+
+use super::userns;
 
 /// What the sandbox builds; written as JSON by the kubelet.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +49,9 @@ pub struct SandboxSpec {
     /// The system root the pod's system directories come from, read-only:
     /// `/` (the host) or an image's own root (see `userland.rs`).
     pub image_root: PathBuf,
+    /// The host ID the pod's root is (`userns.rs`), or none: the pod runs
+    /// as the host's root (where the kernel cannot idmap the lab's files).
+    pub id_base: Option<u32>,
 }
 
 /// One bind mount into the pod.
@@ -69,16 +75,32 @@ const HOST_ENTRIES: &[&str] =
 /// Must run single-threaded (unsharing a mount namespace requires it).
 pub fn run(spec_path: &Path) -> anyhow::Result<()> {
     let spec: SandboxSpec = serde_json::from_slice(&fs::read(spec_path)?).context("reading the sandbox spec")?;
-    unshare(
-        CloneFlags::CLONE_NEWNET
-            | CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWIPC
-            | CloneFlags::CLONE_NEWPID,
-    )
-    .context("unsharing namespaces (the lab needs root)")?;
+    let mut users = spec.id_base.map(|base| userns::create(base).map(|ns| (ns, base))).transpose()?;
+    let mut namespaces =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWPID;
+    match &users {
+        Some((ns, _)) => setns(ns.net.as_fd(), CloneFlags::CLONE_NEWNET).context("joining the pod's network")?,
+        None => namespaces |= CloneFlags::CLONE_NEWNET,
+    }
+    unshare(namespaces).context("unsharing namespaces (the lab needs root)")?;
     nix::unistd::sethostname(&spec.hostname).context("setting the hostname")?;
-    build_root(&spec)?;
+    // Nothing mounted from here on reaches the host's mount namespace.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .context("making mounts private")?;
+    if users.is_some() {
+        unprivileged_network()?;
+    }
+    // Where the state dir's file system cannot idmap, volumes would not be
+    // writable by the pod's root: the pod runs as the host's root instead,
+    // and says so.
+    let mut without_users = None;
+    if let Some((ns, _)) = &users
+        && let Err(e) = userns::can_idmap(&spec.rootfs, ns.user.as_fd())
+    {
+        without_users = Some(format!("the file system of {} cannot be idmapped ({e})", spec.rootfs.display()));
+        users = None;
+    }
+    build_root(&spec, users.as_ref().map(|(ns, base)| (ns.user.as_fd(), *base)))?;
     // Blocked before the fork, so neither process loses a signal sent early;
     // both wait for them with sigwait.
     let mut signals = SigSet::empty();
@@ -88,9 +110,30 @@ pub fn run(spec_path: &Path) -> anyhow::Result<()> {
     signals.thread_block()?;
     // SAFETY: the sandbox is single-threaded (it has just unshared a mount
     // namespace, which the kernel refuses to multi-threaded processes).
+    let (started_r, started_w) = nix::unistd::pipe()?;
+    let userns = users.as_ref().map(|(ns, _)| ns.user.as_fd());
     match unsafe { nix::unistd::fork() }.context("starting the pod's init")? {
-        ForkResult::Child => pod_init(&signals),
+        ForkResult::Child => {
+            drop(started_r);
+            pod_init(&signals, userns, started_w)
+        }
         ForkResult::Parent { child } => {
+            drop(started_w);
+            if !matches!(fs::File::from(started_r).read(&mut [0u8; 1]), Ok(1)) {
+                let _ = waitpid(child, None);
+                bail!("the pod's init did not start");
+            }
+            // The sandbox joins the pod's user namespace too, so the kubelet
+            // finds it with the others under /proc/SANDBOX/ns; it keeps every
+            // power over the pod's processes, and none outside.
+            if let Some(ns) = userns {
+                setns(ns, CloneFlags::CLONE_NEWUSER).context("joining the pod's user namespace")?;
+            }
+            match &without_users {
+                None => println!("ready"),
+                Some(why) => println!("ready without a user namespace: {why}"),
+            }
+            std::io::stdout().flush()?;
             // SIGTERM or SIGINT ends the wait; SIGCHLD means the init ended.
             while let Signal::SIGCHLD = signals.wait()? {
                 if !matches!(waitpid(child, Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive)) {
@@ -106,20 +149,28 @@ pub fn run(spec_path: &Path) -> anyhow::Result<()> {
 }
 
 /// PID 1 of the pod: mounts the pod's /proc (a proc mount shows the PID
-/// namespace of whoever mounts it), says ready, then reaps the orphans the
-/// kernel hands it (a daemonizing Redis's parent exits at once) until killed.
-fn pod_init(signals: &SigSet) -> ! {
-    // The sandbox is SIGKILLed when the lab dies; the pod goes with it.
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+/// namespace of whoever mounts it), becomes the pod's root, tells the
+/// sandbox it started, then reaps the orphans the kernel hands it (a
+/// daemonizing Redis's parent exits at once) until killed.
+fn pod_init(signals: &SigSet, userns: Option<BorrowedFd<'_>>, started: OwnedFd) -> ! {
     // `ps` in a pod shows it under the name Kubernetes' pause container has.
     let _ = nix::sys::prctl::set_name(c"pause");
-    let started = mount(Some("proc"), "/proc", Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>);
-    if let Err(e) = started {
+    let mounted = mount(Some("proc"), "/proc", Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>);
+    if let Err(e) = mounted {
         eprintln!("mounting the pod's /proc: {e}");
         std::process::exit(1);
     }
-    println!("ready");
-    let _ = std::io::stdout().flush();
+    if let Some(ns) = userns {
+        let joined = setns(ns, CloneFlags::CLONE_NEWUSER).map_err(std::io::Error::from);
+        if let Err(e) = joined.and_then(|()| userns::become_pod_root()).and_then(|()| userns::drop_all_capabilities()) {
+            eprintln!("becoming the pod's root: {e}");
+            std::process::exit(1);
+        }
+    }
+    // The sandbox is SIGKILLed when the lab dies; the pod goes with it.
+    // (Set after the change of IDs, which clears it.)
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let _ = fs::File::from(started).write_all(b"1");
     loop {
         if let Ok(Signal::SIGCHLD) = signals.wait() {
             while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -131,10 +182,23 @@ fn pod_init(signals: &SigSet) -> ! {
     }
 }
 
-fn build_root(spec: &SandboxSpec) -> anyhow::Result<()> {
+/// What every user of a pod may do in its network namespace, as containerd
+/// 2 allows by default (`enable_unprivileged_ports`, `enable_unprivileged_icmp`):
+/// bind ports below 1024 and open ICMP sockets. (The pod's root may anyway:
+/// the namespace belongs to the pod's user namespace.)
+fn unprivileged_network() -> anyhow::Result<()> {
+    for (sysctl, value) in [("net/ipv4/ip_unprivileged_port_start", "0"), ("net/ipv4/ping_group_range", "0 2147483647")]
+    {
+        fs::write(Path::new("/proc/sys").join(sysctl), value).with_context(|| format!("setting {sysctl}"))?;
+    }
+    Ok(())
+}
+
+/// The pod's user namespace and the host ID its root is.
+type Users<'a> = Option<(BorrowedFd<'a>, u32)>;
+
+fn build_root(spec: &SandboxSpec, users: Users<'_>) -> anyhow::Result<()> {
     let root = &spec.rootfs;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .context("making mounts private")?;
     fs::create_dir_all(root)?;
     mount(Some(root), root, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .context("binding the rootfs")?;
@@ -149,9 +213,9 @@ fn build_root(spec: &SandboxSpec) -> anyhow::Result<()> {
         if *entry == "dev" || (own_root && *entry == "sys") {
             continue;
         }
-        graft(&spec.image_root, Path::new("/").join(entry).as_path(), root, &expand)?;
+        graft(&spec.image_root, Path::new("/").join(entry).as_path(), root, &expand, users)?;
     }
-    minimal_dev(root)?;
+    minimal_dev(root, users.map(|(_, base)| base))?;
     for dir in ["tmp", "run", "root", "proc", "home"] {
         fs::create_dir_all(root.join(dir))?;
     }
@@ -161,10 +225,13 @@ fn build_root(spec: &SandboxSpec) -> anyhow::Result<()> {
         fs::create_dir_all(in_root(root, dir)?)?;
     }
     for m in &spec.mounts {
-        bind_volume(root, m)?;
+        bind_volume(root, m, users)?;
     }
     let old = root.join(".oldroot");
     fs::create_dir_all(&old)?;
+    if let Some((_, base)) = users {
+        userns::give_to(root, base)?;
+    }
     nix::unistd::pivot_root(root, &old).context("pivot_root into the pod root")?;
     nix::unistd::chdir("/")?;
     umount2("/.oldroot", MntFlags::MNT_DETACH).context("detaching the old root")?;
@@ -195,7 +262,7 @@ const HIDDEN: &[&str] =
 /// a file the pod gets its own copy of) runs through it, a real directory
 /// whose entries are grafted in turn. Symlinks are copied as they are, so
 /// they resolve inside the pod (`readlink -f /bin/sh` says `/bin/busybox`).
-fn graft(image_root: &Path, pod_path: &Path, root: &Path, expand: &[PathBuf]) -> anyhow::Result<()> {
+fn graft(image_root: &Path, pod_path: &Path, root: &Path, expand: &[PathBuf], users: Users<'_>) -> anyhow::Result<()> {
     let rel = pod_path.strip_prefix("/").unwrap_or(pod_path);
     let source = image_root.join(rel);
     let Ok(meta) = fs::symlink_metadata(&source) else { return Ok(()) };
@@ -211,7 +278,7 @@ fn graft(image_root: &Path, pod_path: &Path, root: &Path, expand: &[PathBuf]) ->
     if needs_expansion {
         fs::create_dir_all(&in_pod)?;
         for entry in fs::read_dir(&source)? {
-            graft(image_root, &pod_path.join(entry?.file_name()), root, expand)?;
+            graft(image_root, &pod_path.join(entry?.file_name()), root, expand, users)?;
         }
         return Ok(());
     }
@@ -227,18 +294,40 @@ fn graft(image_root: &Path, pod_path: &Path, root: &Path, expand: &[PathBuf]) ->
     }
     // Not recursive: what is mounted below a host directory (/sys/fs/cgroup,
     // another file system) stays out of the pod.
-    mount(Some(&source), &in_pod, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .with_context(|| format!("binding {}", pod_path.display()))?;
-    remount_read_only(&in_pod)
+    bind(&source, &in_pod, true, users).with_context(|| format!("binding {}", pod_path.display()))
+}
+
+/// Binds `source` at `target`, not recursively: idmapped into the pod's user
+/// namespace when it has one (so root's files are its root's), plainly
+/// where the file system cannot idmap (/sys, /proc: they need none).
+fn bind(source: &Path, target: &Path, read_only: bool, users: Users<'_>) -> anyhow::Result<()> {
+    if let Some((ns, _)) = users
+        && userns::bind_idmapped(source, target, ns, read_only).is_ok()
+    {
+        return Ok(());
+    }
+    mount(Some(source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+    if read_only {
+        remount_read_only(target)?;
+    }
+    Ok(())
 }
 
 /// The /dev a container runtime gives: a tmpfs with the harmless devices
 /// bound from the host, the standard links, /dev/shm and /dev/pts.
-fn minimal_dev(root: &Path) -> anyhow::Result<()> {
+fn minimal_dev(root: &Path, base: Option<u32>) -> anyhow::Result<()> {
     let dev = root.join("dev");
     fs::create_dir_all(&dev)?;
-    mount(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=755,size=65536k"))
-        .context("mounting /dev")?;
+    // Owned by the pod's root, as in a container.
+    let owner = base.map(|b| format!(",uid={b},gid={b}")).unwrap_or_default();
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(format!("mode=755,size=65536k{owner}").as_str()),
+    )
+    .context("mounting /dev")?;
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
         let target = dev.join(name);
         fs::File::create(&target)?;
@@ -255,8 +344,14 @@ fn minimal_dev(root: &Path) -> anyhow::Result<()> {
     }
     let shm = dev.join("shm");
     fs::create_dir_all(&shm)?;
-    mount(Some("shm"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777,size=65536k"))
-        .context("mounting /dev/shm")?;
+    mount(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(format!("mode=1777,size=65536k{owner}").as_str()),
+    )
+    .context("mounting /dev/shm")?;
     // A devpts of the pod's own, as runtimes give: `exec -t` terminals are
     // allocated here, so the pod sees them as /dev/pts/N.
     let pts = dev.join("pts");
@@ -288,7 +383,7 @@ fn write_etc(root: &Path, spec: &SandboxSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bind_volume(root: &Path, m: &SandboxMount) -> anyhow::Result<()> {
+fn bind_volume(root: &Path, m: &SandboxMount, users: Users<'_>) -> anyhow::Result<()> {
     let target = in_root(root, &m.target)?;
     if let Ok(meta) = fs::symlink_metadata(&target)
         && meta.file_type().is_symlink()
@@ -304,12 +399,8 @@ fn bind_volume(root: &Path, m: &SandboxMount) -> anyhow::Result<()> {
         }
         fs::OpenOptions::new().create(true).truncate(false).write(true).open(&target)?;
     }
-    mount(Some(&m.source), &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .with_context(|| format!("mounting {} at {}", m.source.display(), m.target))?;
-    if m.read_only {
-        remount_read_only(&target)?;
-    }
-    Ok(())
+    bind(&m.source, &target, m.read_only, users)
+        .with_context(|| format!("mounting {} at {}", m.source.display(), m.target))
 }
 
 /// Makes a bind mount read-only (a bind cannot be made read-only in one call).

@@ -26,6 +26,11 @@ pub fn reset(sandbox_pid: u32, spec: &Value) {
         let _ = std::fs::create_dir_all(parent);
     }
     let _ = std::fs::write(&file, b"");
+    // World-writable, as the kubelet makes it: written here by the host's
+    // root, it must stay writable by any user of the container (the pod's
+    // root included, which is no one on the host).
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666));
 }
 
 /// The message for a container that ended with `exit_code`, if any.
