@@ -132,12 +132,16 @@ pub fn limit_to(keep: CapabilitySet, last_cap: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The highest capability number this kernel knows.
+/// The highest capability number this kernel knows (read once: every
+/// container, exec and probe start needs it).
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(NAMES.len() as u32 - 1)
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(NAMES.len() as u32 - 1)
+    })
 }
 
 #[cfg(test)]

@@ -319,15 +319,13 @@ fn minimal_dev(root: &Path, base: Option<u32>) -> anyhow::Result<()> {
     let dev = root.join("dev");
     fs::create_dir_all(&dev)?;
     // Owned by the pod's root, as in a container.
-    let owner = base.map(|b| format!(",uid={b},gid={b}")).unwrap_or_default();
-    mount(
-        Some("tmpfs"),
-        &dev,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some(format!("mode=755,size=65536k{owner}").as_str()),
-    )
-    .context("mounting /dev")?;
+    let tmpfs = |source: &str, target: &Path, flags: MsFlags, mode: &str| {
+        let owner = base.map(|b| format!(",uid={b},gid={b}")).unwrap_or_default();
+        let options = format!("mode={mode},size=65536k{owner}");
+        mount(Some(source), target, Some("tmpfs"), flags, Some(options.as_str()))
+            .with_context(|| format!("mounting {}", target.display()))
+    };
+    tmpfs("tmpfs", &dev, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, "755")?;
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
         let target = dev.join(name);
         fs::File::create(&target)?;
@@ -344,14 +342,7 @@ fn minimal_dev(root: &Path, base: Option<u32>) -> anyhow::Result<()> {
     }
     let shm = dev.join("shm");
     fs::create_dir_all(&shm)?;
-    mount(
-        Some("shm"),
-        &shm,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(format!("mode=1777,size=65536k{owner}").as_str()),
-    )
-    .context("mounting /dev/shm")?;
+    tmpfs("shm", &shm, MsFlags::MS_NOSUID | MsFlags::MS_NODEV, "1777")?;
     // A devpts of the pod's own, as runtimes give: `exec -t` terminals are
     // allocated here, so the pod sees them as /dev/pts/N.
     let pts = dev.join("pts");
