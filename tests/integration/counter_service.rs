@@ -13,8 +13,15 @@ async fn run_counts_survives_restarts_and_fails_no_request_under_load() {
     requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
-    let (code, doc, text) = run(&t, "run", &[]).await;
+    // A short scale-down window, so the autoscaling drill also sees the scale-in.
+    let quick = ["--set", "hpa_scale_down_window=10", "--set", "scale_in_within=120s"];
+    let (code, doc, text) = run(&t, "run", &quick).await;
     assert_eq!(code, Some(0), "{text}");
+    let autoscale = step(&doc, "autoscale-under-load");
+    assert_eq!(measurement(autoscale, "failed requests"), 0.0, "{autoscale}");
+    assert!(measurement(autoscale, "replicas reached") >= 3.0, "out from 2 instances: {autoscale}");
+    assert!(measurement(autoscale, "scale-out time") < 120_000.0, "{autoscale}");
+    assert!(measurement(autoscale, "scale-in time") > 0.0, "{autoscale}");
     for drill in ["lose-an-instance", "rolling-update"] {
         let s = step(&doc, drill);
         assert_eq!(measurement(s, "failed requests"), 0.0, "{s}");
