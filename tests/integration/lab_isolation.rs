@@ -143,3 +143,35 @@ async fn limits_and_requests_become_the_containers_cgroup_settings() {
     let memory = |text: &str| text.lines().find(|l| l.split(':').nth(1) == Some("memory")).unwrap().to_string();
     assert_eq!(memory(&exec_cgroup), memory(&cgroups));
 }
+
+#[tokio::test]
+async fn each_container_sees_its_own_volumes_and_shares_the_shared_ones() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    // Each sleeps a different time, so its process can be told from the other's.
+    let container = |name: &str, own: &str, seconds: &str| {
+        json!({"name": name, "image": "busybox:1.36", "command": ["sleep", seconds],
+            "volumeMounts": [{"name": own, "mountPath": format!("/{own}")}, {"name": "s", "mountPath": "/s"}]})
+    };
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "two"},
+        "spec": {"containers": [container("left", "a", "3601"), container("right", "b", "3602")],
+            "volumes": [{"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}}, {"name": "s", "emptyDir": {}}]}});
+    t.kubectl_stdin(&["apply", "-f", "-"], &pod.to_string()).await;
+    t.kubectl(&["wait", "pod/two", "--for=condition=Ready", "--timeout=60s"]).await;
+    let in_container = |c: &'static str, script: &'static str| {
+        let t = &t;
+        async move { t.kubectl(&["exec", "two", "-c", c, "--", "sh", "-c", script]).await }
+    };
+    // Mount points, as each container's mount table lists them.
+    let mounted = "for d in /a /b /s; do grep -q \" $d \" /proc/self/mountinfo && echo $d; done";
+    assert_eq!(in_container("left", mounted).await, "/a\n/s\n");
+    assert_eq!(in_container("right", mounted).await, "/b\n/s\n");
+    in_container("left", "echo from-left > /s/note && echo mine > /a/only").await;
+    assert_eq!(in_container("right", "cat /s/note; ls /a 2>/dev/null | wc -l").await, "from-left\n0\n");
+    // An exec joins the container's own view, the one its command has.
+    let same = "readlink /proc/self/ns/mnt; for p in /proc/[0-9]*; do \
+                [ \"$(tr '\\0' ' ' < $p/cmdline)\" = 'sleep 3601 ' ] && readlink $p/ns/mnt; done; true";
+    let views = in_container("left", same).await;
+    let lines: Vec<&str> = views.lines().collect();
+    assert_eq!(lines[0], lines[1], "the exec and left's sleep: {views}");
+}

@@ -132,7 +132,8 @@ async fn start(
         .append(true)
         .open(&path)
         .map_err(|e| StartError::Run(e.to_string()))?;
-    let ns = PodNamespaces::of(sandbox).map_err(|e| StartError::Run(format!("pod sandbox gone: {e}")))?;
+    let ns = PodNamespaces::of_container(sandbox, &handle.mount_view(&plan.name))
+        .map_err(|e| StartError::Run(format!("pod sandbox gone: {e}")))?;
     termination::reset(sandbox, &plan.spec);
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
@@ -356,6 +357,7 @@ async fn run_once(
     };
     let pid = child.id().unwrap_or_default();
     handle.groups.lock().unwrap_or_else(|e| e.into_inner()).insert(pid);
+    handle.set_main_pid(&plan.name, Some(pid));
     let started_at = objects::now();
     let began = Instant::now();
     if restarts == 0 {
@@ -394,6 +396,7 @@ async fn run_once(
     };
     probe_stop.cancel();
     handle.groups.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+    handle.set_main_pid(&plan.name, None);
     let oom_killed = cgroup.as_ref().is_some_and(|c| c.oom_kills() > oom_kills_before);
     let (code, reason) = match &ended {
         // As the runtime reports it: the kernel killed it for memory.

@@ -20,7 +20,7 @@ use super::KubeletCtx;
 use super::cgroups::ContainerCgroup;
 use super::logs::choose_container;
 use super::pod::PodHandle;
-use super::process::{PodNamespaces, SpawnMode, spawn_in_pod};
+use super::process::{MountView, PodNamespaces, SpawnMode, spawn_in_pod};
 use super::terminal::{Terminal, parse_resize, resize};
 use crate::api::route::Query;
 use crate::api::status::{ApiError, ApiResult};
@@ -111,6 +111,7 @@ pub async fn serve(
         workdir: spec["workingDir"].as_str().unwrap_or("/").to_string(),
         cgroup: ctx.cgroups.existing(pod["metadata"]["uid"].as_str().unwrap_or_default(), &container),
         capabilities: super::capabilities::of_container(&spec),
+        mounts: handle.mount_view(&container),
     };
     let ws = upgrade(req).await?;
     let v5 = ws.selected_protocol().is_some_and(|p| p.as_bytes() == PROTOCOLS[0].as_bytes());
@@ -136,12 +137,14 @@ async fn pump(mut from: impl AsyncRead + Unpin, channel: u8, tx: tokio::sync::mp
     }
 }
 
-/// Where an exec runs: the container's pod, directory, cgroup and capabilities.
+/// Where an exec runs: the container's pod, directory, cgroup, capabilities
+/// and mounts.
 struct InContainer {
     sandbox: u32,
     workdir: String,
     cgroup: Option<ContainerCgroup>,
     capabilities: super::capabilities::CapabilitySet,
+    mounts: MountView,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -155,7 +158,7 @@ async fn session(
     v5: bool,
     latency: Latency,
 ) -> anyhow::Result<()> {
-    let InContainer { sandbox, workdir, cgroup, capabilities } = target;
+    let InContainer { sandbox, workdir, cgroup, capabilities, mounts } = target;
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, Message)>(64);
     // Clients wait for this empty first frame on each output channel.
@@ -166,7 +169,7 @@ async fn session(
     }
     let mut terminal_master: Option<std::fs::File> = None;
     let spawned = (|| {
-        let ns = PodNamespaces::of(sandbox)?;
+        let ns = PodNamespaces::of_container(sandbox, &mounts)?;
         let mut cmd = tokio::process::Command::new(&command[0]);
         cmd.args(&command[1..]).env_clear().envs(env.iter().cloned()).kill_on_drop(true);
         if tty {

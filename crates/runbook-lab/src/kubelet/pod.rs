@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::KubeletCtx;
 use super::container::{self, ContainerPlan};
 use super::image;
-use super::process::{SpawnMode, host_child};
+use super::process::{MountView, SpawnMode, host_child};
 use super::sandbox::{SandboxMount, SandboxSpec};
 use super::status::{self, ContainerView, PodView};
 use super::userland::Userland;
@@ -45,6 +45,8 @@ pub struct PodHandle {
     pub envs: Mutex<Vec<(String, Env)>>,
     /// Process groups of the running containers.
     pub groups: Mutex<std::collections::HashSet<u32>>,
+    /// What each container sees of the pod's mounts, by container name.
+    pub mount_views: Mutex<std::collections::HashMap<String, MountView>>,
     terminate: CancellationToken,
     grace: AtomicI64,
     done: CancellationToken,
@@ -64,6 +66,7 @@ impl PodHandle {
             view: Mutex::new(PodView::default()),
             envs: Mutex::new(Vec::new()),
             groups: Mutex::new(Default::default()),
+            mount_views: Mutex::new(Default::default()),
             terminate: CancellationToken::new(),
             grace: AtomicI64::new(30),
             done: CancellationToken::new(),
@@ -231,6 +234,7 @@ async fn run_until_deleted(
             mounts.push(SandboxMount { source: program.into(), target: target.clone(), read_only: true });
         }
     }
+    record_mount_views(handle, inits.iter().chain(&mains), &images, &volumes, &mounts)?;
     let ip = ctx.network.allocate()?;
     *ip_slot = Some(ip);
     let image_dirs: Vec<String> = images.iter().flat_map(|(_, info)| info.dirs.clone()).collect();
@@ -332,6 +336,42 @@ fn resolv_conf(pod: &Value) -> String {
         "search {ns}.svc.cluster.local svc.cluster.local cluster.local\nnameserver {}\noptions ndots:5\n",
         super::network::GATEWAY
     )
+}
+
+/// Notes, for each container, the pod's mount points it does not have (the
+/// other containers' volumes and programs): each container sees its own
+/// (docs/lab.md).
+fn record_mount_views<'a>(
+    handle: &PodHandle,
+    containers: impl Iterator<Item = &'a Value>,
+    images: &[(String, image::ImageInfo)],
+    volumes: &[(String, PathBuf)],
+    pod_mounts: &[SandboxMount],
+) -> anyhow::Result<()> {
+    let mut views = handle.mount_views.lock().unwrap_or_else(|e| e.into_inner());
+    for (c, (_, info)) in containers.zip(images) {
+        let mut own: Vec<String> =
+            volumes::mounts_for(c, volumes).map_err(anyhow::Error::msg)?.into_iter().map(|m| m.target).collect();
+        own.extend(info.host_program.as_ref().and(info.entrypoint.first()).cloned());
+        let hidden = pod_mounts.iter().map(|m| m.target.clone()).filter(|t| !own.contains(t)).collect();
+        let name = c["name"].as_str().unwrap_or_default().to_string();
+        views.insert(name, MountView { hidden, main_pid: None });
+    }
+    Ok(())
+}
+
+impl PodHandle {
+    /// What container `name` sees of the pod's mounts.
+    pub fn mount_view(&self, name: &str) -> MountView {
+        self.mount_views.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned().unwrap_or_default()
+    }
+
+    /// Records the running main process of container `name` (or none).
+    pub fn set_main_pid(&self, name: &str, pid: Option<u32>) {
+        if let Some(view) = self.mount_views.lock().unwrap_or_else(|e| e.into_inner()).get_mut(name) {
+            view.main_pid = pid;
+        }
+    }
 }
 
 async fn start_sandbox(

@@ -17,7 +17,7 @@ use super::cgroups::ContainerCgroup;
 use super::container::ContainerPlan;
 use super::netutil::connect_in_netns;
 use super::pod::PodHandle;
-use super::process::{PodNamespaces, SpawnMode, spawn_in_pod};
+use super::process::{MountView, PodNamespaces, SpawnMode, spawn_in_pod};
 
 /// The settings of one probe, with Kubernetes' defaults.
 #[derive(Debug, Clone)]
@@ -68,6 +68,7 @@ pub async fn run_once(
     probe: &Value,
     container: &Value,
     sandbox: u32,
+    mounts: &MountView,
     pod_ip: &str,
     env: &[(String, String)],
     cgroup: Option<&ContainerCgroup>,
@@ -85,7 +86,7 @@ pub async fn run_once(
         let argv: Vec<String> =
             command.iter().map(|v| super::env::expand(v.as_str().unwrap_or_default(), &static_env)).collect();
         let (program, args) = argv.split_first().ok_or("empty exec probe command")?;
-        let ns = PodNamespaces::of(sandbox).map_err(|e| e.to_string())?;
+        let ns = PodNamespaces::of_container(sandbox, mounts).map_err(|e| e.to_string())?;
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .env_clear()
@@ -173,7 +174,8 @@ pub fn spawn(
                     .unwrap_or_default();
                 let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
                 let cgroup = ctx.cgroups.existing(uid, &plan.name);
-                let result = run_once(&probe, &plan.spec, sandbox, &ip, &env, cgroup.as_ref()).await;
+                let mounts = handle.mount_view(&plan.name);
+                let result = run_once(&probe, &plan.spec, sandbox, &mounts, &ip, &env, cgroup.as_ref()).await;
                 if stop.is_cancelled() {
                     return;
                 }

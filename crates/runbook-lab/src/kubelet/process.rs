@@ -25,6 +25,20 @@ pub struct PodNamespaces {
     pid: OwnedFd,
     /// The pod's user namespace, when it has one of its own.
     user: Option<OwnedFd>,
+    /// Mount points of the pod that the process's container does not have
+    /// (other containers' volumes), taken away in a mount namespace of its
+    /// own; empty when `mnt` is already the container's.
+    hidden: Vec<CString>,
+}
+
+/// What one container sees of the pod's mounts.
+#[derive(Debug, Clone, Default)]
+pub struct MountView {
+    /// The pod's mount points that are not this container's.
+    pub hidden: Vec<String>,
+    /// The container's running main process, whose mount namespace execs
+    /// and probes join (none: not running; they get a view of their own).
+    pub main_pid: Option<u32>,
 }
 
 impl PodNamespaces {
@@ -48,7 +62,25 @@ impl PodNamespaces {
                 let theirs = format!("/proc/{pid}/ns/user");
                 if same(&theirs, "/proc/self/ns/user")? { None } else { Some(open("user")?) }
             },
+            hidden: Vec::new(),
         })
+    }
+
+    /// The namespaces of one container of the sandbox `pid`: the mount
+    /// namespace of its running main process, or, before it runs, the pod's
+    /// with the mounts it does not have taken away (deepest first).
+    pub fn of_container(pid: u32, view: &MountView) -> std::io::Result<Self> {
+        let mut ns = Self::of(pid)?;
+        let joined = view.main_pid.and_then(|main| std::fs::File::open(format!("/proc/{main}/ns/mnt")).ok());
+        match joined {
+            Some(mnt) => ns.mnt = mnt.into(),
+            None => {
+                let mut hidden = view.hidden.clone();
+                hidden.sort_by_key(|target| std::cmp::Reverse(target.matches('/').count()));
+                ns.hidden = hidden.iter().filter_map(|t| CString::new(t.as_str()).ok()).collect();
+            }
+        }
+        Ok(ns)
     }
 
     /// The network namespace alone (for sockets opened from a thread that joins it).
@@ -137,6 +169,7 @@ fn enter_pod(
         (ns.mnt.as_raw_fd(), CloneFlags::CLONE_NEWNS),
     ];
     let user = ns.user.as_ref().map(|u| u.as_raw_fd());
+    let hidden = ns.hidden.clone();
     let last_cap = capabilities::last_cap();
     let workdir = CString::new(workdir).unwrap_or_else(|_| CString::new("/").expect("static"));
     let std_cmd = cmd.as_std_mut();
@@ -152,6 +185,14 @@ fn enter_pod(
             }
             for (fd, flag) in fds {
                 setns(BorrowedFd::borrow_raw(fd), flag).map_err(std::io::Error::from)?;
+            }
+            // A mount namespace of the container's own: the pod's, without
+            // the other containers' volumes (as root of the host, which owns it).
+            if !hidden.is_empty() {
+                nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(std::io::Error::from)?;
+                for target in &hidden {
+                    nix::libc::umount2(target.as_ptr(), nix::libc::MNT_DETACH);
+                }
             }
             // Last: the other namespaces belong to the host's user namespace,
             // which only the host's root may enter.
