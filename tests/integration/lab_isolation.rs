@@ -157,7 +157,11 @@ async fn each_container_sees_its_own_volumes_and_shares_the_shared_ones() {
         "spec": {"containers": [container("left", "a", "3601"), container("right", "b", "3602")],
             "volumes": [{"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}}, {"name": "s", "emptyDir": {}}]}});
     t.kubectl_stdin(&["apply", "-f", "-"], &pod.to_string()).await;
-    t.kubectl(&["wait", "pod/two", "--for=condition=Ready", "--timeout=60s"]).await;
+    let ready = t.kubectl_output(&["wait", "pod/two", "--for=condition=Ready", "--timeout=60s"], None).await;
+    if !ready.status.success() {
+        let described = t.kubectl(&["describe", "pod", "two"]).await;
+        panic!("pod two never Ready:\n{}\n{described}", String::from_utf8_lossy(&ready.stderr));
+    }
     let in_container = |c: &'static str, script: &'static str| {
         let t = &t;
         async move { t.kubectl(&["exec", "two", "-c", c, "--", "sh", "-c", script]).await }

@@ -119,12 +119,12 @@ impl PodHandle {
 
     /// Updates the view and publishes the status.
     pub fn update(&self, ctx: &KubeletCtx, change: impl FnOnce(&mut PodView)) {
-        let snapshot = {
-            let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
-            change(&mut view);
-            view.clone()
-        };
-        status::publish(&ctx.store, &self.ns, &self.name, &snapshot);
+        // Published under the lock: two containers that change the view at
+        // once must publish in the order they changed it, or the older view
+        // (one container still waiting) can be written last and stay.
+        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut view);
+        status::publish(&ctx.store, &self.ns, &self.name, &view);
     }
 }
 
