@@ -49,7 +49,9 @@ pub async fn for_pods(ctx: &Ctx, pods: &[Value]) -> Option<String> {
         let selector = format!("involvedObject.name={name}");
         if let Ok(list) = events.list(&ListParams::default().fields(&selector)).await {
             let mut items = list.items;
-            items.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
+            // Events of the events.k8s.io API (the scheduler's) have an event
+            // time and no last timestamp.
+            items.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)));
             for e in items.iter().rev().take(8).rev() {
                 out.push_str(&format!(
                     "  event {} {}: {}\n",

@@ -4,13 +4,18 @@
 //! IPs, resourceVersions, ages) and compared. It writes the comparison to
 //! `target/fidelity.md` (and to `docs/fidelity.md` with
 //! `RUNBOOK_FIDELITY_WRITE=1`), and fails when a probe that docs/fidelity.md
-//! records as identical is no longer identical.
+//! records as identical is no longer identical. `RUNBOOK_FIDELITY_ONLY`
+//! (probe ids, comma-separated) runs only those.
 //!
 //! A probe is a few kubectl steps in a namespace of its own (`{ns}` in
 //! arguments and stdin); every step's exit code, stdout and stderr are
 //! compared unless it says `compare: false`. `until` re-runs a step (up to
 //! `within` seconds) until its normalized stdout equals that text, for state
-//! that settles; the last output is what is compared.
+//! that settles; the last output is what is compared. `background: true`
+//! starts a step (a watch, a port-forward) and goes on with the next ones; it
+//! is ended after `within` seconds if it has not ended, and its output is
+//! compared after the others. `{port}` is a free local port of each cluster's
+//! own, compared as `<port>`.
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +51,10 @@ struct Step {
     until: Option<String>,
     #[serde(default)]
     within: Option<u64>,
+    /// Runs while the next steps do (a watch); its output is compared once
+    /// the probe's other steps are done and it has ended.
+    #[serde(default)]
+    background: bool,
 }
 
 fn yes() -> bool {
@@ -61,24 +70,63 @@ struct Target<'a> {
 impl Target<'_> {
     async fn kubectl(&self, args: &[String], stdin: Option<&str>) -> String {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = kubectl_with(self.kubeconfig, &self.cache, &args, stdin).await;
-        let text = format!(
-            "exit {}\n{}{}",
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        normalize(&text)
+        outcome(&kubectl_with(self.kubeconfig, &self.cache, &args, stdin).await)
+    }
+
+    /// Starts kubectl `args` and lets it run, for at most `lifetime` (then it
+    /// is ended, as Ctrl-C would: `exit ended`); its outcome when awaited.
+    fn kubectl_in_background(&self, args: Vec<String>, lifetime: Duration) -> tokio::task::JoinHandle<String> {
+        use tokio::io::AsyncReadExt;
+        let mut cmd = tokio::process::Command::new(crate::common::kubectl());
+        cmd.args(&args)
+            .env("KUBECONFIG", self.kubeconfig)
+            .env("KUBECACHEDIR", &self.cache)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        tokio::spawn(async move {
+            let mut child = cmd.spawn().expect("kubectl runs");
+            let read = |mut from: Box<dyn tokio::io::AsyncRead + Unpin + Send>| {
+                tokio::spawn(async move {
+                    let mut bytes = Vec::new();
+                    let _ = from.read_to_end(&mut bytes).await;
+                    String::from_utf8_lossy(&bytes).into_owned()
+                })
+            };
+            let stdout = read(Box::new(child.stdout.take().expect("piped")));
+            let stderr = read(Box::new(child.stderr.take().expect("piped")));
+            let code = match tokio::time::timeout(lifetime, child.wait()).await {
+                Ok(status) => status.ok().and_then(|s| s.code()).map_or("-1".to_string(), |c| c.to_string()),
+                Err(_) => {
+                    let _ = child.kill().await;
+                    "ended".to_string()
+                }
+            };
+            let (stdout, stderr) = (stdout.await.unwrap_or_default(), stderr.await.unwrap_or_default());
+            normalize(&format!("exit {code}\n{stdout}{stderr}"))
+        })
     }
 
     /// Runs a probe in namespace `ns`; returns the compared outputs, one per step.
     async fn run(&self, probe: &Probe, ns: &str) -> Vec<String> {
-        let fill = |s: &str| s.replace("{ns}", ns);
+        // A free local port of this target's own (port-forward), seen as <port>.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+        let fill = |s: &str| s.replace("{ns}", ns).replace("{port}", &port);
         self.kubectl(&["create".into(), "namespace".into(), ns.into()], None).await;
         wait_for_default_service_account(self, ns).await;
         let mut outputs = Vec::new();
+        let mut background = Vec::new();
         for step in &probe.steps {
             let args: Vec<String> = step.kubectl.iter().map(|a| fill(a)).collect();
+            if step.background {
+                let lifetime = Duration::from_secs(step.within.unwrap_or(60));
+                background.push((args.join(" "), self.kubectl_in_background(args, lifetime)));
+                // Time for it to start (a watch to open, a forward to listen)
+                // before the next steps go on.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
             let stdin = step.stdin.as_deref().map(fill);
             let deadline = Instant::now() + Duration::from_secs(step.within.unwrap_or(60));
             let mut output = self.kubectl(&args, stdin.as_deref()).await;
@@ -92,10 +140,26 @@ impl Target<'_> {
                 outputs.push(format!("$ kubectl {}\n{output}", args.join(" ")));
             }
         }
+        for (args, task) in background {
+            let output = task.await.unwrap_or_else(|e| format!("kubectl did not end: {e}"));
+            outputs.push(format!("$ kubectl {args}\n{output}"));
+        }
+        let outputs = outputs.into_iter().map(|o| o.replace(&port, "<port>")).collect();
         let delete = ["delete", "namespace", ns, "--wait=false"].map(String::from);
         self.kubectl(&delete, None).await;
         outputs
     }
+}
+
+/// A kubectl run as compared: its exit code, stdout and stderr, normalized.
+fn outcome(out: &std::process::Output) -> String {
+    let text = format!(
+        "exit {}\n{}{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    normalize(&text)
 }
 
 /// Pods are refused until a new namespace's default ServiceAccount exists.
@@ -127,7 +191,14 @@ static NORMALIZATION: std::sync::LazyLock<Vec<(Regex, &'static str)>> = std::syn
         (r"-[bcdfghjklmnpqrstvwxz2456789]{5}\b", "-<id>"),
         // An AGE column ends a table row; a quantity (`cpu: 500m`) follows a colon.
         (r"(?m)([^:\s]\s+)\d+[smhd](\d+[smhd])?$", "$1<age>"),
+        // …and an event's LAST SEEN begins one.
+        (r"(?m)^\d+[smhd](\d+[smhd])?(\s)", "<age>$2"),
+        // kubectl's own websocket client sometimes logs this after an exec
+        // ends (a race in kubectl, whatever the server): not the cluster's answer.
+        (r"(?m)^E\d{4} [\d:.]+ +\d+ websocket\.go:\d+\] Unknown stream id \d+, discarding message\n?", ""),
         (r"https://[^\s/]+", "https://<server>"),
+        // The node's name is the cluster's own.
+        (r"\brunbook-(lab|upstream)\b", "<node>"),
         // Hash algorithms differ; what the label means does not.
         (r#""pod-template-hash":"[a-z0-9]+""#, r#""pod-template-hash":"<hash>""#),
         // Table columns are as wide as their (normalized) contents.
@@ -164,7 +235,7 @@ fn report(probes: &[Probe], results: &[(Vec<String>, Vec<String>)], version: &st
         "Identical: {identical} of {} probes (lab vs Kubernetes {version})\n\n# Fidelity: the lab measured against \
          upstream Kubernetes\n\nGenerated by `tests/upstream/fidelity.rs` from `fixtures/fidelity/probes.yaml` \
          (`RUNBOOK_FIDELITY_WRITE=1` with the upstream tier). Each probe runs kubectl against both clusters; \
-         outputs are compared after normalizing names, uids, timestamps, IPs, resourceVersions and ages.\n\n\
+         outputs are compared after normalizing names, uids, timestamps, IPs, resourceVersions, ages and the node's name.\n\n\
          | probe | area | verdict | what |\n|---|---|---|---|\n",
         probes.len()
     );
@@ -193,7 +264,13 @@ fn report(probes: &[Probe], results: &[(Vec<String>, Vec<String>)], version: &st
 #[ignore = "needs upstream Kubernetes (scripts/upstream up)"]
 async fn the_lab_answers_as_kubernetes_does() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fidelity/probes.yaml");
-    let probes: Vec<Probe> = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut probes: Vec<Probe> = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    // While writing probes: `RUNBOOK_FIDELITY_ONLY=id,id` runs those alone
+    // (docs/fidelity.md is then left as it is).
+    let only = std::env::var("RUNBOOK_FIDELITY_ONLY").ok();
+    if let Some(only) = &only {
+        probes.retain(|p| only.split(',').any(|id| id == p.id));
+    }
     let mut ids: Vec<&str> = probes.iter().map(|p| p.id.as_str()).collect();
     ids.sort();
     ids.dedup();
@@ -221,7 +298,7 @@ async fn the_lab_answers_as_kubernetes_does() {
     let doc = report(&probes, &results, version["serverVersion"]["gitVersion"].as_str().unwrap_or("?"));
     std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/target")).unwrap();
     std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/target/fidelity.md"), &doc).unwrap();
-    if std::env::var_os("RUNBOOK_FIDELITY_WRITE").is_some() {
+    if std::env::var_os("RUNBOOK_FIDELITY_WRITE").is_some() && only.is_none() {
         std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fidelity.md"), &doc).unwrap();
     }
     let regressed: Vec<String> = recorded_identical()
@@ -235,10 +312,12 @@ async fn the_lab_answers_as_kubernetes_does() {
 #[test]
 fn normalization_hides_identity_not_behaviour() {
     let text = "pod/fid-x-7d9f8c6b5-abcde uid 0f8fad5b-d9cb-469f-a165-70867728950e at 2026-11-30T20:00:01Z \
-                ip 10.214.0.5 \"resourceVersion\":\"123\"\nweb   1/1   1   1   5s\ncpu: 500m";
+                ip 10.214.0.5 \"resourceVersion\":\"123\" on runbook-upstream\nweb   1/1   1   1   5s\ncpu: 500m";
     assert_eq!(
         normalize(text),
-        "pod/fid-x-<hash>-<id> uid <uid> at <time> ip <ip> \"resourceVersion\":\"<rv>\"\nweb  1/1  1  1  <age>\ncpu: 500m"
+        "pod/fid-x-<hash>-<id> uid <uid> at <time> ip <ip> \"resourceVersion\":\"<rv>\" on <node>\nweb  1/1  1  1  <age>\ncpu: 500m"
     );
+    let events = "LAST SEEN   TYPE\n2s          Normal\nreached\nE1201 17:40:07.078334   22847 websocket.go:296] Unknown stream id 1, discarding message";
+    assert_eq!(normalize(events), "LAST SEEN  TYPE\n<age>  Normal\nreached");
     assert_ne!(normalize("exit 0\nreplicas: 2"), normalize("exit 0\nreplicas: 1"));
 }

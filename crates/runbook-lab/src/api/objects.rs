@@ -400,6 +400,20 @@ fn orphan_dependents(store: &Store, uid: &str) {
 
 /// Records an Event about `object`, as controllers and the kubelet do.
 pub fn record_event(store: &Store, object: &Value, event_type: &str, reason: &str, message: &str, component: &str) {
+    record_event_at(store, object, "", event_type, reason, message, component);
+}
+
+/// Records an Event about a part of `object` (`field_path`, e.g. the
+/// kubelet's `spec.containers{redis}`; empty for the whole object).
+pub fn record_event_at(
+    store: &Store,
+    object: &Value,
+    field_path: &str,
+    event_type: &str,
+    reason: &str,
+    message: &str,
+    component: &str,
+) {
     let Some(rt) =
         by_kind(object["apiVersion"].as_str().unwrap_or_default(), object["kind"].as_str().unwrap_or_default())
     else {
@@ -418,6 +432,7 @@ pub fn record_event(store: &Store, object: &Value, event_type: &str, reason: &st
             && e["message"] == message
             && e["type"] == event_type
             && e["source"]["component"] == component
+            && e["involvedObject"]["fieldPath"].as_str().unwrap_or_default() == field_path
     };
     let (existing, _) = store.list(events.key(), Some(&ns));
     if let Some(seen) = existing.iter().find(|e| same(e)) {
@@ -427,17 +442,44 @@ pub fn record_event(store: &Store, object: &Value, event_type: &str, reason: &st
         let _ = store.update(events.key(), next, None);
         return;
     }
-    let event = json!({
+    let mut event = json!({
         "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": format!("{name}.{}", random_suffix(10)), "namespace": ns},
+        // As client-go names events: the time in nanoseconds, in hex, so
+        // names sort in the order the events happened.
+        "metadata": {"name": format!("{name}.{:x}", jiff::Timestamp::now().as_nanosecond()), "namespace": ns},
         "involvedObject": {
             "apiVersion": rt.api_version(), "kind": rt.kind, "name": name, "namespace": object["metadata"]["namespace"],
             "uid": object["metadata"]["uid"], "resourceVersion": object["metadata"]["resourceVersion"],
         },
         "reason": reason, "message": message, "type": event_type,
         "source": {"component": component}, "reportingComponent": component,
-        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1, "eventTime": null,
     });
+    if !field_path.is_empty() {
+        event["involvedObject"]["fieldPath"] = json!(field_path);
+    }
+    match component {
+        // The kubelet names its node, as source and as reporting instance.
+        "kubelet" => {
+            event["source"]["host"] = json!(crate::bootstrap::NODE_NAME);
+            event["reportingInstance"] = json!(crate::bootstrap::NODE_NAME);
+        }
+        // The scheduler records through events.k8s.io/v1: an event time, no
+        // count or first/last timestamps, an action, no source.
+        "default-scheduler" => {
+            let micros = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string();
+            for key in ["count", "firstTimestamp", "lastTimestamp"] {
+                event[key] = Value::Null;
+            }
+            event.as_object_mut().expect("an object").remove("count");
+            event["eventTime"] = json!(micros);
+            event["action"] = json!("Binding");
+            event["source"] = json!({});
+            let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+            event["reportingInstance"] = json!(format!("default-scheduler-{host}"));
+        }
+        _ => {}
+    }
     let _ = create(store, events, &ns, event, false);
 }
 

@@ -1,6 +1,7 @@
-//! Protobuf request bodies. `kubectl create configmap|secret|namespace|deployment`
-//! send `application/vnd.kubernetes.protobuf` and fail on a 415, so the lab
-//! decodes those four kinds (message types from the `k8s-pb` crate) into JSON.
+//! Protobuf request bodies. `kubectl create configmap|secret|namespace|
+//! deployment|service|serviceaccount` send `application/vnd.kubernetes.protobuf`
+//! and fail on a 415, so the lab decodes those kinds (message types from the
+//! `k8s-pb` crate) into JSON.
 //! Only the fields the generators set are carried over; others are refused
 //! loudly rather than dropped silently.
 
@@ -57,6 +58,14 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
             let ns = core::Namespace::decode(raw.as_slice()).map_err(decode_err)?;
             json!({"metadata": object_meta(ns.metadata), "spec": {}})
         }
+        ("v1", "Service") => {
+            let svc = core::Service::decode(raw.as_slice()).map_err(decode_err)?;
+            json!({"metadata": object_meta(svc.metadata), "spec": service_spec(svc.spec.unwrap_or_default())})
+        }
+        ("v1", "ServiceAccount") => {
+            let sa = core::ServiceAccount::decode(raw.as_slice()).map_err(decode_err)?;
+            json!({"metadata": object_meta(sa.metadata)})
+        }
         ("autoscaling/v2", "HorizontalPodAutoscaler") => {
             let h =
                 k8s_pb::api::autoscaling::v2::HorizontalPodAutoscaler::decode(raw.as_slice()).map_err(decode_err)?;
@@ -69,7 +78,7 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
         _ => {
             return Err(ApiError::unsupported_media(&format!(
                 "{PROTOBUF_CONTENT_TYPE} for {api_version} {kind} (the lab reads protobuf only for ConfigMap, \
-                 Secret, Namespace, Deployment and HorizontalPodAutoscaler; send JSON)"
+                 Secret, Namespace, Service, ServiceAccount, Deployment and HorizontalPodAutoscaler; send JSON)"
             )));
         }
     };
@@ -129,6 +138,44 @@ fn deployment_spec(spec: apps::DeploymentSpec) -> ApiResult<Value> {
     let containers: Vec<Value> = pod.containers.into_iter().map(container).collect::<ApiResult<_>>()?;
     out["template"] = json!({"metadata": object_meta(template.metadata), "spec": {"containers": containers}});
     Ok(out)
+}
+
+/// What `kubectl create service clusterip|nodeport|loadbalancer|externalname` sets.
+fn service_spec(spec: core::ServiceSpec) -> Value {
+    let mut out = json!({});
+    let ports: Vec<Value> = spec
+        .ports
+        .into_iter()
+        .map(|p| {
+            let mut port = json!({"port": p.port.unwrap_or_default()});
+            for (key, value) in [("name", p.name), ("protocol", p.protocol)] {
+                if let Some(v) = value.filter(|v| !v.is_empty()) {
+                    port[key] = json!(v);
+                }
+            }
+            match p.target_port {
+                Some(t) if t.r#type == Some(1) => port["targetPort"] = json!(t.str_val.unwrap_or_default()),
+                Some(t) if t.int_val.is_some_and(|v| v != 0) => port["targetPort"] = json!(t.int_val),
+                _ => {}
+            }
+            if let Some(node_port) = p.node_port.filter(|n| *n != 0) {
+                port["nodePort"] = json!(node_port);
+            }
+            port
+        })
+        .collect();
+    if !ports.is_empty() {
+        out["ports"] = json!(ports);
+    }
+    if let Some(selector) = string_map(spec.selector) {
+        out["selector"] = selector;
+    }
+    for (key, value) in [("type", spec.r#type), ("clusterIP", spec.cluster_ip), ("externalName", spec.external_name)] {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            out[key] = json!(v);
+        }
+    }
+    out
 }
 
 fn hpa_spec(spec: k8s_pb::api::autoscaling::v2::HorizontalPodAutoscalerSpec) -> ApiResult<Value> {
@@ -237,6 +284,42 @@ mod tests {
             object,
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "my-redis-config"},
                    "data": {"redis-config": "maxmemory 2mb"}})
+        );
+    }
+
+    #[test]
+    fn decodes_a_service_as_kubectl_create_service_sends_it() {
+        use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
+        let svc = core::Service {
+            metadata: Some(meta::ObjectMeta {
+                name: Some("sv".into()),
+                labels: [("app".to_string(), "sv".to_string())].into(),
+                ..Default::default()
+            }),
+            spec: Some(core::ServiceSpec {
+                ports: vec![core::ServicePort {
+                    name: Some("80-8080".into()),
+                    protocol: Some("TCP".into()),
+                    port: Some(80),
+                    target_port: Some(IntOrString {
+                        r#type: Some(0),
+                        int_val: Some(8080),
+                        str_val: Some(String::new()),
+                    }),
+                    ..Default::default()
+                }],
+                selector: [("app".to_string(), "sv".to_string())].into(),
+                r#type: Some("ClusterIP".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let object = decode(&envelope("v1", "Service", svc.encode_to_vec())).unwrap();
+        assert_eq!(
+            object,
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "sv", "labels": {"app": "sv"}},
+                   "spec": {"ports": [{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080}],
+                            "selector": {"app": "sv"}, "type": "ClusterIP"}})
         );
     }
 

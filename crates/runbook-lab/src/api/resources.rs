@@ -106,10 +106,11 @@ pub static RESOURCES: &[ResourceType] = &[
         true
     ),
     resource!("storage.k8s.io", "v1", "storageclasses", "storageclass", "StorageClass", false, &["sc"], &[], false),
+    resource!("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", true, &[], &[], false),
 ];
 
 /// The API groups (besides core) in the order discovery lists them.
-pub const GROUPS: &[&str] = &["apps", "autoscaling", "storage.k8s.io"];
+pub const GROUPS: &[&str] = &["apps", "autoscaling", "storage.k8s.io", "discovery.k8s.io"];
 
 /// Finds a resource by group, version and plural.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {

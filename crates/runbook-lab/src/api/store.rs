@@ -44,6 +44,8 @@ pub struct Change {
     pub kind: ChangeType,
     /// The object after the change (before it, for deletions).
     pub object: Arc<Value>,
+    /// The object before an update (watches with selectors need it).
+    pub previous: Option<Arc<Value>>,
 }
 
 /// Namespace ("" for cluster-scoped) and name of an object.
@@ -131,7 +133,7 @@ impl Store {
         set_rv(&mut object, inner.rv);
         let object = Arc::new(object);
         inner.objects.entry(resource).or_default().insert(key, object.clone());
-        self.record(&mut inner, resource, ChangeType::Added, object.clone());
+        self.record(&mut inner, resource, ChangeType::Added, object.clone(), None);
         Ok(object)
     }
 
@@ -159,8 +161,8 @@ impl Store {
         inner.rv += 1;
         set_rv(&mut object, inner.rv);
         let object = Arc::new(object);
-        inner.objects.entry(resource).or_default().insert(key, object.clone());
-        self.record(&mut inner, resource, ChangeType::Modified, object.clone());
+        let previous = inner.objects.entry(resource).or_default().insert(key, object.clone());
+        self.record(&mut inner, resource, ChangeType::Modified, object.clone(), previous);
         Ok(object)
     }
 
@@ -176,12 +178,19 @@ impl Store {
         let mut object = (*removed).clone();
         set_rv(&mut object, inner.rv);
         let object = Arc::new(object);
-        self.record(&mut inner, resource, ChangeType::Deleted, object.clone());
+        self.record(&mut inner, resource, ChangeType::Deleted, object.clone(), None);
         Ok(object)
     }
 
-    fn record(&self, inner: &mut Inner, resource: &'static str, kind: ChangeType, object: Arc<Value>) {
-        let change = Change { rv: inner.rv, resource, kind, object };
+    fn record(
+        &self,
+        inner: &mut Inner,
+        resource: &'static str,
+        kind: ChangeType,
+        object: Arc<Value>,
+        previous: Option<Arc<Value>>,
+    ) {
+        let change = Change { rv: inner.rv, resource, kind, object, previous };
         if inner.history.len() == HISTORY_LIMIT {
             inner.history.pop_front();
         }

@@ -172,6 +172,9 @@ fn or_none(v: &Value) -> Value {
 }
 
 fn columns_for(kind: &str) -> Vec<Column> {
+    if kind == "Event" {
+        return event_columns();
+    }
     let mut cols = vec![col("Name", name)];
     cols.extend(match kind {
         "Pod" => vec![
@@ -256,13 +259,23 @@ fn columns_for(kind: &str) -> Vec<Column> {
             col("StorageClass", |o, _| json!(s(&o["spec"]["storageClassName"]))),
             col("Age", age),
         ],
-        "Event" => vec![
-            col("Type", |o, _| o["type"].clone()),
-            col("Reason", |o, _| o["reason"].clone()),
-            col("Object", |o, _| {
-                json!(format!("{}/{}", s(&o["involvedObject"]["kind"]).to_lowercase(), s(&o["involvedObject"]["name"])))
+        "EndpointSlice" => vec![
+            col("AddressType", |o, _| o["addressType"].clone()),
+            col("Ports", |o, _| {
+                let ports = o["ports"].as_array().cloned().unwrap_or_default();
+                let each = ports.iter().map(|p| match (&p["port"], p["name"].as_str()) {
+                    (Value::Number(n), _) => n.to_string(),
+                    (_, Some(name)) => name.to_string(),
+                    _ => "*".to_string(),
+                });
+                json!(at_most_three(each.collect()))
             }),
-            col("Message", |o, _| o["message"].clone()),
+            col("Endpoints", |o, _| {
+                let endpoints = o["endpoints"].as_array().cloned().unwrap_or_default();
+                let addresses = endpoints.iter().flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default());
+                json!(at_most_three(addresses.map(|a| s(&a)).collect()))
+            }),
+            col("Age", age),
         ],
         "HorizontalPodAutoscaler" => vec![
             col("Reference", |o, _| {
@@ -334,6 +347,48 @@ fn access_modes(modes: &Value) -> String {
         })
         .collect();
     short.join(",")
+}
+
+/// An event's columns, as Kubernetes' printer has them: the name last and
+/// only wide; times from the event time when the first/last timestamps are
+/// unset (events of the events.k8s.io API, the scheduler's).
+fn event_columns() -> Vec<Column> {
+    vec![
+        col("Last Seen", |o, now| event_since(o, &["lastTimestamp", "firstTimestamp", "eventTime"], now)),
+        col("Type", |o, _| o["type"].clone()),
+        col("Reason", |o, _| o["reason"].clone()),
+        col("Object", |o, _| {
+            let kind = s(&o["involvedObject"]["kind"]).to_lowercase();
+            let name = s(&o["involvedObject"]["name"]);
+            json!(if name.is_empty() { kind } else { format!("{kind}/{name}") })
+        }),
+        wide("Subobject", |o, _| json!(s(&o["involvedObject"]["fieldPath"]))),
+        wide("Source", |o, _| {
+            let first = |a: &Value, b: &Value| if s(a).is_empty() { s(b) } else { s(a) };
+            let component = first(&o["source"]["component"], &o["reportingComponent"]);
+            let instance = first(&o["source"]["host"], &o["reportingInstance"]);
+            json!(if instance.is_empty() { component } else { format!("{component}, {instance}") })
+        }),
+        col("Message", |o, _| json!(s(&o["message"]).trim())),
+        wide("First Seen", |o, now| event_since(o, &["firstTimestamp", "eventTime"], now)),
+        wide("Count", |o, _| json!(o["count"].as_i64().unwrap_or(1))),
+        Column { name: "Name", priority: 1, cell: name },
+    ]
+}
+
+/// Time since the first of `keys` that the event has, as `translateTimestampSince`.
+fn event_since(o: &Value, keys: &[&str], now: i64) -> Value {
+    let time = keys.iter().find_map(|k| o[*k].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()));
+    json!(time.map_or("<unknown>".to_string(), |t| human_duration(now - t.as_second())))
+}
+
+/// Up to three items and how many more, as the printers' `listWithMoreString`.
+fn at_most_three(items: Vec<String>) -> String {
+    match items.len() {
+        0 => "<unset>".to_string(),
+        1..=3 => items.join(","),
+        n => format!("{} + {} more...", items[..3].join(","), n - 3),
+    }
 }
 
 /// Renders objects as a Table with the kind's columns; each row carries its object.

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::resources::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult};
-use super::store::Store;
+use super::store::{Change, ChangeType, Store};
 use super::table;
 
 /// What a watch asks for.
@@ -49,6 +49,26 @@ impl WatchRequest {
     fn selects(&self, object: &Value) -> bool {
         let ns_ok = self.ns.as_deref().is_none_or(|ns| object["metadata"]["namespace"] == ns);
         ns_ok && self.labels.matches(object) && self.fields.matches(object)
+    }
+
+    /// The event a change makes on this watch, if any: with a selector, an
+    /// update that brings an object into it is ADDED and one that takes it
+    /// out is DELETED (with the object as it was), as the API server's watch
+    /// cache says it.
+    fn event_for(&self, change: &Change) -> Option<Bytes> {
+        if change.resource != self.rt.key() {
+            return None;
+        }
+        let now = self.selects(&change.object);
+        let before = change.previous.as_deref().map(|p| self.selects(p));
+        match (change.kind, before) {
+            (ChangeType::Modified, Some(false)) if now => Some(self.event("ADDED", &change.object)),
+            (ChangeType::Modified, Some(true)) if !now => {
+                Some(self.event("DELETED", change.previous.as_deref().expect("selected before")))
+            }
+            _ if now => Some(self.event(change.kind.as_str(), &change.object)),
+            _ => None,
+        }
     }
 
     fn event(&self, kind: &str, object: &Value) -> Bytes {
@@ -114,11 +134,9 @@ pub fn serve(store: Arc<Store>, req: WatchRequest, shutdown: CancellationToken) 
             Some((backlog, rx)) => {
                 receiver = rx;
                 last_rv = since;
-                for change in backlog.iter().filter(|c| c.resource == req.rt.key()) {
+                for change in &backlog {
                     last_rv = change.rv;
-                    if req.selects(&change.object) {
-                        first.push(req.event(change.kind.as_str(), &change.object));
-                    }
+                    first.extend(req.event_for(change));
                 }
                 last_rv = backlog.last().map(|c| c.rv).unwrap_or(last_rv);
             }
@@ -146,10 +164,8 @@ pub fn serve(store: Arc<Store>, req: WatchRequest, shutdown: CancellationToken) 
                             continue;
                         }
                         last_rv = change.rv;
-                        if change.resource != req.rt.key() || !req.selects(&change.object) {
-                            continue;
-                        }
-                        req.event(change.kind.as_str(), &change.object)
+                        let Some(event) = req.event_for(&change) else { continue };
+                        event
                     }
                     // A slow client that fell behind: end the stream; it resumes
                     // from the last version it saw, as with a real API server.
@@ -172,4 +188,51 @@ fn stream_response(rx: mpsc::Receiver<Result<Bytes, Infallible>>) -> Response {
         .header("transfer-encoding", "chunked")
         .body(Body::from_stream(stream))
         .expect("static response parts are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selecting(selector: &str) -> WatchRequest {
+        WatchRequest {
+            rt: super::super::resources::by_key("configmaps").unwrap(),
+            ns: None,
+            labels: LabelSelector::parse(selector).unwrap(),
+            fields: FieldSelector::parse("").unwrap(),
+            resource_version: String::new(),
+            timeout: Duration::from_secs(1),
+            bookmarks: false,
+            send_initial_events: false,
+            as_table: false,
+        }
+    }
+
+    fn update(before: Value, after: Value) -> Change {
+        Change {
+            rv: 2,
+            resource: "configmaps",
+            kind: ChangeType::Modified,
+            object: Arc::new(after),
+            previous: Some(Arc::new(before)),
+        }
+    }
+
+    fn event_type(line: Option<Bytes>) -> Option<String> {
+        line.map(|l| serde_json::from_slice::<Value>(&l).unwrap()["type"].as_str().unwrap().to_string())
+    }
+
+    #[test]
+    fn an_update_into_or_out_of_a_selection_is_added_or_deleted() {
+        let watch = selecting("tier=cache");
+        let (plain, labelled) =
+            (json!({"metadata": {"name": "a"}}), json!({"metadata": {"name": "a", "labels": {"tier": "cache"}}}));
+        assert_eq!(event_type(watch.event_for(&update(plain.clone(), labelled.clone()))).as_deref(), Some("ADDED"));
+        assert_eq!(
+            event_type(watch.event_for(&update(labelled.clone(), labelled.clone()))).as_deref(),
+            Some("MODIFIED")
+        );
+        assert_eq!(event_type(watch.event_for(&update(labelled.clone(), plain.clone()))).as_deref(), Some("DELETED"));
+        assert_eq!(event_type(watch.event_for(&update(plain.clone(), plain))), None);
+    }
 }

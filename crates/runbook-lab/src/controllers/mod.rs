@@ -3,6 +3,7 @@
 
 pub mod deployment;
 pub mod endpoints;
+pub mod endpointslices;
 pub mod gc;
 pub mod hpa;
 pub mod hpa_math;
@@ -38,7 +39,12 @@ pub fn start(store: Arc<Store>, shutdown: CancellationToken) -> Vec<tokio::task:
             &["persistentvolumes", "persistentvolumeclaims", "storageclasses", "pods"],
             volumes::reconcile_all,
         ),
-        spawn_reconciler(store, shutdown, &["services", "pods", "endpoints"], endpoints::reconcile_all),
+        spawn_reconciler(
+            store,
+            shutdown,
+            &["services", "pods", "endpoints", "endpointslices"],
+            endpoints::reconcile_all,
+        ),
     ]
 }
 

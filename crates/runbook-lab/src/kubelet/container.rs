@@ -15,6 +15,7 @@ use super::KubeletCtx;
 use super::cgroups::ContainerCgroup;
 use super::env::{self, PodFacts};
 use super::image::{self, ImageInfo};
+use super::logfile;
 use super::pod::PodHandle;
 use super::probes;
 use super::process::{PodNamespaces, SpawnMode, signal_group, spawn_in_pod};
@@ -99,7 +100,7 @@ async fn start(
     pod: &Value,
     plan: &ContainerPlan,
     cgroup: Option<&ContainerCgroup>,
-) -> Result<tokio::process::Child, StartError> {
+) -> Result<Started, StartError> {
     let env = environment(ctx, handle, pod, &plan.spec).map_err(StartError::Config)?;
     let strings = |key: &str| -> Vec<String> {
         plan.spec[key]
@@ -140,10 +141,10 @@ async fn start(
         .env_clear()
         .envs(env.iter().cloned())
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| StartError::Run(e.to_string()))?)
-        .stderr(log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child =
+    let mut child =
         spawn_in_pod(cmd, &ns, &workdir, SpawnMode::container(&plan.spec), cgroup).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 StartError::Run(format!("exec: \"{program}\": executable file not found in $PATH"))
@@ -152,7 +153,16 @@ async fn start(
         })?;
     handle.envs.lock().unwrap_or_else(|e| e.into_inner()).retain(|(n, _)| *n != plan.name);
     handle.envs.lock().unwrap_or_else(|e| e.into_inner()).push((plan.name.clone(), env));
-    Ok(child)
+    let (stdout, stderr) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let logging = tokio::spawn(logfile::copy(stdout, stderr, log));
+    Ok(Started { child, logging })
+}
+
+/// A container's running main process, and the task writing its output to
+/// its log (which ends once everything holding the output has closed it).
+struct Started {
+    child: tokio::process::Child,
+    logging: tokio::task::JoinHandle<()>,
 }
 
 fn with_container(
@@ -219,7 +229,7 @@ pub async fn run_init(
 ) -> bool {
     let mut restarts = 0;
     loop {
-        let (ended, _) = run_once(ctx, handle, pod, index, &plan, restarts).await;
+        let (ended, _) = run_once(ctx, handle, pod, index, &plan).await;
         match ended {
             Some(Ended::Exited(0)) => return true,
             Some(Ended::Stopped(_)) | None => return false,
@@ -242,7 +252,7 @@ pub async fn run_init(
 pub async fn supervise(ctx: &Arc<KubeletCtx>, handle: &Arc<PodHandle>, pod: &Value, index: usize, plan: ContainerPlan) {
     let mut restarts = 0;
     loop {
-        let (ended, ran_for) = run_once(ctx, handle, pod, index, &plan, restarts).await;
+        let (ended, ran_for) = run_once(ctx, handle, pod, index, &plan).await;
         let code = match ended {
             None | Some(Ended::Stopped(_)) => return,
             Some(Ended::Exited(code)) | Some(Ended::LivenessFailed(code)) => code,
@@ -288,11 +298,20 @@ async fn wait_backoff(
         }
     });
     if !delay.is_zero() {
-        ctx.event(
+        ctx.container_event(
             pod,
+            &plan.name,
+            plan.is_init,
             "Warning",
             "BackOff",
-            &format!("Back-off restarting failed container {} in pod {}", plan.name, handle.name),
+            // The pod as the kubelet's format.Pod writes it: name_namespace(uid).
+            &format!(
+                "Back-off restarting failed container {} in pod {}_{}({})",
+                plan.name,
+                handle.name,
+                handle.ns,
+                pod["metadata"]["uid"].as_str().unwrap_or_default()
+            ),
         );
     }
     tokio::select! {
@@ -312,7 +331,6 @@ async fn run_once(
     pod: &Value,
     index: usize,
     plan: &ContainerPlan,
-    restarts: i64,
 ) -> (Option<Ended>, Duration) {
     let image = plan.spec["image"].as_str().unwrap_or_default().to_string();
     let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
@@ -320,7 +338,7 @@ async fn run_once(
         Ok(cgroup) => cgroup,
         Err(e) => {
             let why = format!("creating the container's cgroup: {e}");
-            ctx.event(pod, "Warning", "Failed", &format!("Error: {why}"));
+            ctx.container_event(pod, &plan.name, plan.is_init, "Warning", "Failed", &format!("Error: {why}"));
             with_container(handle, ctx, plan.is_init, index, |c| {
                 c.state = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": why}});
             });
@@ -330,20 +348,20 @@ async fn run_once(
     // Kept across restarts (an exec session may still be inside), so OOM
     // kills are counted from here.
     let oom_kills_before = cgroup.as_ref().map_or(0, ContainerCgroup::oom_kills);
-    let mut child = loop {
+    let Started { mut child, logging } = loop {
         if handle.terminating().is_cancelled() {
             return (None, Duration::ZERO);
         }
         match start(ctx, handle, pod, plan, cgroup.as_ref()).await {
-            Ok(child) => break child,
+            Ok(started) => break started,
             Err(StartError::Config(why)) => {
-                ctx.event(pod, "Warning", "Failed", &format!("Error: {why}"));
+                ctx.container_event(pod, &plan.name, plan.is_init, "Warning", "Failed", &format!("Error: {why}"));
                 with_container(handle, ctx, plan.is_init, index, |c| {
                     c.state = json!({"waiting": {"reason": "CreateContainerConfigError", "message": why}});
                 });
             }
             Err(StartError::Run(why)) => {
-                ctx.event(pod, "Warning", "Failed", &format!("Error: {why}"));
+                ctx.container_event(pod, &plan.name, plan.is_init, "Warning", "Failed", &format!("Error: {why}"));
                 with_container(handle, ctx, plan.is_init, index, |c| {
                     c.state = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": why}});
                 });
@@ -360,11 +378,31 @@ async fn run_once(
     handle.set_main_pid(&plan.name, Some(pid));
     let started_at = objects::now();
     let began = Instant::now();
-    if restarts == 0 {
-        ctx.event(pod, "Normal", "Pulled", &format!("Container image \"{image}\" already present on machine"));
-    }
-    ctx.event(pod, "Normal", "Created", &format!("Created container: {}", plan.name));
-    ctx.event(pod, "Normal", "Started", &format!("Started container {}", plan.name));
+    // At every start, as the kubelet's image check says it (counted on one event).
+    ctx.container_event(
+        pod,
+        &plan.name,
+        plan.is_init,
+        "Normal",
+        "Pulled",
+        &format!("Container image \"{image}\" already present on machine"),
+    );
+    ctx.container_event(
+        pod,
+        &plan.name,
+        plan.is_init,
+        "Normal",
+        "Created",
+        &format!("Created container: {}", plan.name),
+    );
+    ctx.container_event(
+        pod,
+        &plan.name,
+        plan.is_init,
+        "Normal",
+        "Started",
+        &format!("Started container {}", plan.name),
+    );
     let has_readiness = plan.spec["readinessProbe"].is_object() && !plan.is_init;
     with_container(handle, ctx, plan.is_init, index, |c| {
         c.state = json!({"running": {"startedAt": started_at}});
@@ -385,7 +423,7 @@ async fn run_once(
             Ended::Exited(code)
         }
         _ = handle.terminating().cancelled() => {
-            ctx.event(pod, "Normal", "Killing", &format!("Stopping container {}", plan.name));
+            ctx.container_event(pod, &plan.name, plan.is_init, "Normal", "Killing", &format!("Stopping container {}", plan.name));
             Ended::Stopped(stop(&mut child, handle.grace()).await)
         }
         Some(()) = liveness_rx.recv() => {
@@ -405,10 +443,15 @@ async fn run_once(
         Ended::Stopped(code) => (*code, None),
         Ended::LivenessFailed(code) => (*code, Some("Error")),
     };
+    // The last lines are in the log before the status says it ended (a
+    // process the container left behind may hold its output open: not long).
+    let _ = tokio::time::timeout(Duration::from_secs(1), logging).await;
     let sandbox = handle.sandbox_pid.load(Ordering::SeqCst);
     let message = termination::message(sandbox, &plan.spec, code, &current_log_path(handle, &plan.name));
     with_container(handle, ctx, plan.is_init, index, |c| {
         c.state = terminated(code, &started_at, reason);
+        // As the kubelet reports it, and what `logs --previous` looks for.
+        c.state["terminated"]["containerID"] = json!(c.container_id);
         if let Some(message) = message {
             c.state["terminated"]["message"] = json!(message);
         }

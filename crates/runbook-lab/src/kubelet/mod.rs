@@ -8,6 +8,7 @@ pub mod env;
 pub mod exec;
 pub mod fit;
 mod image;
+pub mod logfile;
 pub mod logs;
 pub mod netutil;
 pub mod network;
@@ -75,6 +76,14 @@ impl KubeletCtx {
     /// Records an event about a pod.
     pub fn event(&self, pod: &Value, kind: &str, reason: &str, message: &str) {
         objects::record_event(&self.store, pod, kind, reason, message, "kubelet");
+    }
+
+    /// Records a kubelet Event about one container of `pod`
+    /// (`spec.containers{name}`, or `spec.initContainers{name}`).
+    pub fn container_event(&self, pod: &Value, container: &str, init: bool, kind: &str, reason: &str, message: &str) {
+        let list = if init { "initContainers" } else { "containers" };
+        let path = format!("spec.{list}{{{container}}}");
+        objects::record_event_at(&self.store, pod, &path, kind, reason, message, "kubelet");
     }
 }
 
@@ -257,6 +266,14 @@ impl crate::api::PodSubresources for KubeletSubresources {
         Box::pin(async move {
             let ctx = &self.0;
             let pod = ctx.store.get("pods", ns, name).ok_or_else(|| ApiError::not_found("pods", name))?;
+            // The kubelet answers from the container's status before any log exists.
+            let log_of = if sub == "log" {
+                let container = logs::choose_container(&pod, query.get("container"))?;
+                logs::check_status(&pod, &container, query.flag("previous"))?;
+                Some(container)
+            } else {
+                None
+            };
             let handle = ctx.pod(ns, name).filter(|h| h.sandbox_pid.load(std::sync::atomic::Ordering::SeqCst) != 0);
             let Some(handle) = handle else {
                 return Err(ApiError::bad_request(format!(
@@ -265,7 +282,7 @@ impl crate::api::PodSubresources for KubeletSubresources {
                 )));
             };
             match sub {
-                "log" => logs::serve(ctx, handle, &pod, query).await,
+                "log" => logs::serve(ctx, handle, log_of.unwrap_or_default(), query).await,
                 "exec" | "attach" => exec::serve(ctx, handle, &pod, query, req).await,
                 "portforward" => portforward::serve(handle, query, req, ctx.latency).await,
                 other => Err(ApiError::no_route(&format!("pods/{name}/{other}"))),

@@ -184,13 +184,17 @@ async fn run_until_deleted(
         match resolve_images(ctx, &inits, &mains) {
             Ok(images) => break images,
             Err((container_name, image, why)) => {
-                ctx.event(pod, "Warning", "Failed", &format!("Failed to pull image \"{image}\": {why}"));
-                ctx.event(pod, "Warning", "Failed", "Error: ErrImagePull");
+                let init = inits.iter().any(|c| c["name"] == container_name.as_str());
+                let event = |kind: &str, reason: &str, message: &str| {
+                    ctx.container_event(pod, &container_name, init, kind, reason, message);
+                };
+                event("Warning", "Failed", &format!("Failed to pull image \"{image}\": {why}"));
+                event("Warning", "Failed", "Error: ErrImagePull");
                 set_waiting(ctx, handle, &container_name, "ErrImagePull", &why);
                 if pause(handle, Duration::from_secs(2)).await {
                     return Ok(());
                 }
-                ctx.event(pod, "Normal", "BackOff", &format!("Back-off pulling image \"{image}\""));
+                event("Normal", "BackOff", &format!("Back-off pulling image \"{image}\""));
                 set_waiting(
                     ctx,
                     handle,

@@ -187,7 +187,14 @@ pub fn spawn(
                     Err(why) => {
                         failures += 1;
                         successes = 0;
-                        ctx.event(&pod, "Warning", "Unhealthy", &format!("{kind} probe failed: {why}"));
+                        ctx.container_event(
+                            &pod,
+                            &plan.name,
+                            false,
+                            "Warning",
+                            "Unhealthy",
+                            &format!("{kind} probe failed: {why}"),
+                        );
                     }
                 }
                 if kind == "Readiness" {
@@ -205,8 +212,10 @@ pub fn spawn(
                         });
                     }
                 } else if failures >= settings.failure_threshold {
-                    ctx.event(
+                    ctx.container_event(
                         &pod,
+                        &plan.name,
+                        false,
                         "Normal",
                         "Killing",
                         &format!("Container {} failed liveness probe, will be restarted", plan.name),

@@ -42,7 +42,8 @@ pub fn message(sandbox_pid: u32, spec: &Value, exit_code: i64, log: &Path) -> Op
         return Some(written);
     }
     let fallback = spec["terminationMessagePolicy"] == "FallbackToLogsOnError" && exit_code != 0;
-    fallback.then(|| log_tail(&std::fs::read_to_string(log).unwrap_or_default())).filter(|m| !m.is_empty())
+    let text = || super::logfile::View::default().render(&std::fs::read(log).unwrap_or_default());
+    fallback.then(|| log_tail(&String::from_utf8_lossy(&text()))).filter(|m| !m.is_empty())
 }
 
 fn log_tail(log: &str) -> String {
@@ -63,7 +64,8 @@ mod tests {
     fn the_file_wins_and_logs_stand_in_only_on_error_when_asked() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
-        std::fs::write(&log, "line 1\nfatal: no config\n").unwrap();
+        let record = |text: &str| format!("2026-12-01T10:00:00.000000000Z stderr F {text}\n");
+        std::fs::write(&log, record("line 1") + &record("fatal: no config")).unwrap();
         // Our own pid's root is the host's /: point the path at the temp dir.
         let path = dir.path().join("termination-log");
         let spec = json!({"terminationMessagePath": path, "terminationMessagePolicy": "FallbackToLogsOnError"});
