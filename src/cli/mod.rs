@@ -2,6 +2,7 @@
 
 pub mod cleanup;
 pub mod common;
+pub mod docs;
 pub mod inspect;
 pub mod lab;
 pub mod out;
@@ -42,12 +43,20 @@ pub enum Command {
     /// Run, stop and inspect the embedded lab cluster.
     #[command(subcommand)]
     Lab(lab::LabCommand),
-    /// Internal: the process that holds a lab pod's namespaces.
-    #[command(name = "__sandbox", hide = true)]
-    Sandbox {
-        /// The sandbox spec (JSON) written by the lab's kubelet.
-        spec: std::path::PathBuf,
-    },
+    /// Print a shell completion script: `source <(runbook completions bash)`.
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff), or write one per subcommand with --out-dir.
+    Man(docs::ManArgs),
+}
+
+/// The internal command a lab pod's sandbox runs as (`runbook __sandbox
+/// SPEC`): dispatched before clap, so completions and man pages never show it.
+pub const SANDBOX_COMMAND: &str = "__sandbox";
+
+/// Runs the pod sandbox described by `spec` (the JSON the lab's kubelet wrote).
+pub fn run_sandbox(spec: &std::path::Path) -> anyhow::Result<u8> {
+    crate::lab::kubelet::sandbox::run(spec)?;
+    Ok(crate::exit::SUCCESS)
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -62,10 +71,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Validate(args) => inspect::validate(args),
         Command::Schema => inspect::schema(),
         Command::Lab(cmd) => lab::run(cmd),
-        Command::Sandbox { spec } => {
-            crate::lab::kubelet::sandbox::run(&spec)?;
-            Ok(crate::exit::SUCCESS)
-        }
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod architecture;
 mod authoring;
+mod cli_docs;
 mod common;
 mod counter_service;
 mod engine;
