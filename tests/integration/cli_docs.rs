@@ -38,7 +38,8 @@ async fn man_pages_render_with_every_flag() {
     let out = runbook(&["man"], home.path()).await;
     assert!(out.status.success());
     let page = String::from_utf8(out.stdout).unwrap();
-    assert!(page.contains(".TH runbook 1") && page.contains("verify"), "{page}");
+    let title = page.lines().find(|l| l.starts_with(".TH "));
+    assert_eq!(title, Some(format!(".TH runbook 1  \"runbook {}\" ", env!("CARGO_PKG_VERSION")).as_str()), "{page}");
     let dir = home.path().join("man");
     let written = runbook(&["man", "--out-dir", dir.to_str().unwrap()], home.path()).await;
     assert!(written.status.success(), "{}", String::from_utf8_lossy(&written.stderr));
@@ -46,7 +47,16 @@ async fn man_pages_render_with_every_flag() {
     // man(1) renders it, flags and their help included.
     let rendered = std::process::Command::new("man").arg("-l").arg(&run_page).env("MANWIDTH", "200").output().unwrap();
     let text = String::from_utf8_lossy(&rendered.stdout).replace(['\u{2010}', '\u{2212}'], "-");
-    assert!(text.contains("--allow-disruption"), "{text}");
-    assert!(text.contains("Run on a fresh embedded lab cluster"), "{text}");
+    // A long flag on a line of its own, its help on the next.
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let help_of = |flag: &str| lines.iter().position(|l| *l == flag).map(|i| lines[i + 1]);
+    assert_eq!(
+        help_of("--allow-disruption"),
+        Some("Let disruptive steps (pod deletion, failover drills) run on a cluster that is not the embedded lab"),
+        "{text}"
+    );
+    // A flag shorter than the indent shares its line with its help.
+    let lab = "--lab  Run on a fresh embedded lab cluster (needs root), removed afterwards";
+    assert!(lines.contains(&lab), "{text}");
     assert!(!dir.join("runbook-__sandbox.1").exists(), "hidden subcommands get no page");
 }

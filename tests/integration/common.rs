@@ -208,6 +208,13 @@ pub async fn kubectl_until(t: &TestLab, args: &[&str], secs: u64, check: impl Fn
     }
 }
 
+/// kubectl with a kubeconfig and a cache dir of its own, not yet started.
+pub fn kubectl_command(kubeconfig: &std::path::Path, cache: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(kubectl());
+    cmd.env("KUBECONFIG", kubeconfig).env("KUBECACHEDIR", cache);
+    cmd
+}
+
 /// Runs kubectl with a kubeconfig and a cache dir of its own; returns the raw output.
 pub async fn kubectl_with(
     kubeconfig: &std::path::Path,
@@ -216,10 +223,8 @@ pub async fn kubectl_with(
     stdin: Option<&str>,
 ) -> Output {
     use tokio::io::AsyncWriteExt;
-    let mut cmd = tokio::process::Command::new(kubectl());
+    let mut cmd = kubectl_command(kubeconfig, cache);
     cmd.args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("KUBECACHEDIR", cache)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());

@@ -23,7 +23,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::cluster::Upstream;
-use crate::common::{TestLab, kubectl_with};
+use crate::common::{TestLab, kubectl_command, kubectl_with};
 
 /// One probe of the battery.
 #[derive(Debug, Deserialize)]
@@ -77,10 +77,8 @@ impl Target<'_> {
     /// is ended, as Ctrl-C would: `exit ended`); its outcome when awaited.
     fn kubectl_in_background(&self, args: Vec<String>, lifetime: Duration) -> tokio::task::JoinHandle<String> {
         use tokio::io::AsyncReadExt;
-        let mut cmd = tokio::process::Command::new(crate::common::kubectl());
+        let mut cmd = kubectl_command(self.kubeconfig, &self.cache);
         cmd.args(&args)
-            .env("KUBECONFIG", self.kubeconfig)
-            .env("KUBECACHEDIR", &self.cache)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

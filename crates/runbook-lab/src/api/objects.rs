@@ -468,9 +468,8 @@ pub fn record_event_at(
         // count or first/last timestamps, an action, no source.
         "default-scheduler" => {
             let micros = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string();
-            for key in ["count", "firstTimestamp", "lastTimestamp"] {
-                event[key] = Value::Null;
-            }
+            event["firstTimestamp"] = Value::Null;
+            event["lastTimestamp"] = Value::Null;
             event.as_object_mut().expect("an object").remove("count");
             event["eventTime"] = json!(micros);
             event["action"] = json!("Binding");

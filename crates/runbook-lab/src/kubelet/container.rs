@@ -334,11 +334,14 @@ async fn run_once(
 ) -> (Option<Ended>, Duration) {
     let image = plan.spec["image"].as_str().unwrap_or_default().to_string();
     let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+    let event = |kind: &str, reason: &str, message: &str| {
+        ctx.container_event(pod, &plan.name, plan.is_init, kind, reason, message);
+    };
     let cgroup = match ctx.cgroups.container(uid, &plan.name, &plan.spec) {
         Ok(cgroup) => cgroup,
         Err(e) => {
             let why = format!("creating the container's cgroup: {e}");
-            ctx.container_event(pod, &plan.name, plan.is_init, "Warning", "Failed", &format!("Error: {why}"));
+            event("Warning", "Failed", &format!("Error: {why}"));
             with_container(handle, ctx, plan.is_init, index, |c| {
                 c.state = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": why}});
             });
@@ -355,13 +358,13 @@ async fn run_once(
         match start(ctx, handle, pod, plan, cgroup.as_ref()).await {
             Ok(started) => break started,
             Err(StartError::Config(why)) => {
-                ctx.container_event(pod, &plan.name, plan.is_init, "Warning", "Failed", &format!("Error: {why}"));
+                event("Warning", "Failed", &format!("Error: {why}"));
                 with_container(handle, ctx, plan.is_init, index, |c| {
                     c.state = json!({"waiting": {"reason": "CreateContainerConfigError", "message": why}});
                 });
             }
             Err(StartError::Run(why)) => {
-                ctx.container_event(pod, &plan.name, plan.is_init, "Warning", "Failed", &format!("Error: {why}"));
+                event("Warning", "Failed", &format!("Error: {why}"));
                 with_container(handle, ctx, plan.is_init, index, |c| {
                     c.state = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": why}});
                 });
@@ -379,30 +382,9 @@ async fn run_once(
     let started_at = objects::now();
     let began = Instant::now();
     // At every start, as the kubelet's image check says it (counted on one event).
-    ctx.container_event(
-        pod,
-        &plan.name,
-        plan.is_init,
-        "Normal",
-        "Pulled",
-        &format!("Container image \"{image}\" already present on machine"),
-    );
-    ctx.container_event(
-        pod,
-        &plan.name,
-        plan.is_init,
-        "Normal",
-        "Created",
-        &format!("Created container: {}", plan.name),
-    );
-    ctx.container_event(
-        pod,
-        &plan.name,
-        plan.is_init,
-        "Normal",
-        "Started",
-        &format!("Started container {}", plan.name),
-    );
+    event("Normal", "Pulled", &format!("Container image \"{image}\" already present on machine"));
+    event("Normal", "Created", &format!("Created container: {}", plan.name));
+    event("Normal", "Started", &format!("Started container {}", plan.name));
     let has_readiness = plan.spec["readinessProbe"].is_object() && !plan.is_init;
     with_container(handle, ctx, plan.is_init, index, |c| {
         c.state = json!({"running": {"startedAt": started_at}});
@@ -423,7 +405,7 @@ async fn run_once(
             Ended::Exited(code)
         }
         _ = handle.terminating().cancelled() => {
-            ctx.container_event(pod, &plan.name, plan.is_init, "Normal", "Killing", &format!("Stopping container {}", plan.name));
+            event("Normal", "Killing", &format!("Stopping container {}", plan.name));
             Ended::Stopped(stop(&mut child, handle.grace()).await)
         }
         Some(()) = liveness_rx.recv() => {
