@@ -111,6 +111,7 @@ impl Target<'_> {
         // A free local port of this target's own (port-forward), seen as <port>.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
         let fill = |s: &str| s.replace("{ns}", ns).replace("{port}", &port);
+        wait_until_namespace_is_gone(self, ns).await;
         self.kubectl(&["create".into(), "namespace".into(), ns.into()], None).await;
         wait_for_default_service_account(self, ns).await;
         let mut outputs = Vec::new();
@@ -158,6 +159,19 @@ fn outcome(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     normalize(&text)
+}
+
+/// A namespace of the same name from an earlier run of the battery may still
+/// be terminating (it is deleted without waiting); its pods would show up in
+/// this run's outputs, and Kubernetes refuses objects in it.
+async fn wait_until_namespace_is_gone(target: &Target<'_>, ns: &str) {
+    let args = ["get", "namespace", ns, "--ignore-not-found", "-o", "name"].map(String::from);
+    for _ in 0..600 {
+        if stdout_of(&target.kubectl(&args, None).await).trim().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Pods are refused until a new namespace's default ServiceAccount exists.

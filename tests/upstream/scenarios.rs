@@ -56,10 +56,27 @@ async fn verify_on_a_lab(u: &Upstream, scenario: &str) -> (serde_json::Value, St
     (report(&json), output_text(&out))
 }
 
+/// What the node's pod network looks like: every pod's IP as the API has it,
+/// and every pod network namespace's address and listening TCP ports as the
+/// kernel has them. When a probe is refused at a pod IP where the pod's
+/// process listens, this tells a stale or duplicated address from the rest.
+async fn pod_network(u: &Upstream) -> String {
+    let pods = u.kubectl(&["get", "pods", "-A", "-o", "wide"]).await;
+    let script = r#"for ns in $(ip netns list | cut -d' ' -f1); do
+        echo "$ns: $(ip -n "$ns" -4 -o addr show eth0 2>/dev/null | awk '{print $4}') listening $(ip netns exec "$ns" ss -Htln 2>/dev/null | awk '{print $4}' | tr '\n' ' ')"
+    done"#;
+    let netns = std::process::Command::new("sh").args(["-c", script]).output();
+    let netns = netns.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_else(|e| e.to_string());
+    format!("pods:\n{pods}\nnetwork namespaces:\n{netns}")
+}
+
 async fn run_verify_rerun(scenario: &str) {
     let _one = ONE_AT_A_TIME.lock().await;
     let u = Upstream::get();
-    let kept = runbook_json(&u, &["run", scenario, "--allow-disruption", "--keep"], "kept").await;
+    let mut kept = runbook_json(&u, &["run", scenario, "--allow-disruption", "--keep"], "kept").await;
+    if kept.0 != Some(0) {
+        kept.2.push_str(&format!("\n--- the node's pod network after the run ---\n{}", pod_network(&u).await));
+    }
     assert_passed(&format!("run {scenario} --keep"), &kept, true);
     let verified = runbook_json(&u, &["verify", scenario], "verify").await;
     assert_passed(&format!("verify {scenario}"), &verified, false);

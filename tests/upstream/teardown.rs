@@ -98,6 +98,28 @@ fn born_at(path: &str) -> Option<i64> {
     sh(&format!("stat -c %W {path} 2>/dev/null")).trim().parse().ok().filter(|&born| born > 0)
 }
 
+/// Leaves on the host what a test bed killed without `down` (from any state
+/// dir) leaves behind: a pod's network namespace with no process in it, an
+/// address in the pod range, and its veth on the bridge. The namespace is
+/// pinned as containerd pins them (a bind mount on a file in /run/netns), not
+/// with `ip netns add`, which would also turn /run/netns into a mount point
+/// of its own and hide the namespaces mounted in it before.
+fn plant_a_dead_pod(netns: &str, host_end: &str, ip: &str) {
+    let script = format!(
+        "set -e
+         ip link show rbup-br0 >/dev/null 2>&1 || ip link add rbup-br0 type bridge
+         mkdir -p /run/netns
+         touch /run/netns/{netns}
+         unshare --net=/run/netns/{netns} true
+         ip link add {host_end} type veth peer name eth0 netns {netns}
+         ip -n {netns} addr add {ip}/16 dev eth0
+         ip -n {netns} link set eth0 up
+         ip link set {host_end} master rbup-br0 up"
+    );
+    let out = std::process::Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "planting a dead pod: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 fn upstream_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/upstream")
 }
@@ -113,6 +135,8 @@ fn down_leaves_nothing_behind() {
     let state = state.canonicalize().expect("the test bed's state dir exists (is it up?)");
     let recorded = host_state(&state);
     assert!(!processes_mentioning(&state.display().to_string()).is_empty(), "the test bed is not running");
+    // Also a pod of another bed that died, on this bed's bridge: down removes it too.
+    plant_a_dead_pod("cni-runbook-dead-down", "rbup-dead0", "10.214.255.250");
 
     let out = std::process::Command::new(upstream_script()).args(["down", "--state-dir"]).arg(&state).output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -122,12 +146,16 @@ fn down_leaves_nothing_behind() {
 }
 
 /// A boot stopped by SIGTERM halfway (containerd up, the node not yet)
-/// removes what it started. Needs the test bed down (it boots one).
+/// removes what it started, and what a bed killed earlier had left. Needs
+/// the test bed down (it boots one).
 #[test]
 #[ignore = "needs root and no upstream test bed running (it boots one)"]
 fn an_interrupted_up_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("bed");
+    // A bed killed before this one left a pod whose address the new bed
+    // will hand out again: up removes it before it boots.
+    plant_a_dead_pod("cni-runbook-dead-up", "rbup-dead1", "10.214.0.2");
     let mut up = std::process::Command::new(upstream_script())
         .args(["up", "--state-dir"])
         .arg(&state)
@@ -147,6 +175,8 @@ fn an_interrupted_up_leaves_nothing_behind() {
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("removing what was started"), "{said}");
+    let swept = said.lines().find(|l| l.contains("removed what a test bed that ended without `down` left"));
+    assert!(swept.is_some_and(|l| l.contains("network namespace cni-runbook-dead-up")), "{said}");
     let left = leftovers(&state, &recorded);
     // What up said first: CI shows only the end of a failure's output.
     assert!(left.is_empty(), "up said:\n{said}\nleft behind after an interrupted up:\n{}", left.join("\n"));

@@ -3,9 +3,12 @@
 `up` records every sysctl before changing it, and which iptables chains
 existed, in host-state.json; `down` restores the sysctls, removes the
 interfaces and routes it added, the chains that were not there before, the
-pods' cgroups, network namespaces and mounts.
+pods' cgroups, network namespaces and mounts. Before it boots, `up` also
+removes the pods' network namespaces of a bed that was killed without `down`
+(`dead_pod_netns`), whatever its state dir.
 """
 
+import ipaddress
 import json
 import os
 import shutil
@@ -68,6 +71,9 @@ def chains(binary="iptables"):
 
 def prepare(lay):
     """Records the host's state, then sets up the node's network."""
+    swept = remove_dead_beds_pods()
+    if swept:
+        print(f"upstream: removed what a test bed that ended without `down` left: {', '.join(swept)}", flush=True)
     if not os.path.exists(lay.host_state):
         state = {
             # Host paths born after this belong to the test bed (hostpaths.py).
@@ -158,14 +164,53 @@ def netns_names():
 
 
 def remove_netns(lay):
-    """Removes network namespaces the CRI made for pods (cni-*) after `up`;
-    normally the CRI has freed them when it stopped the sandboxes."""
-    for name in new_netns(lay):
+    """Removes network namespaces the CRI made for pods (cni-*) after `up`,
+    and any pod's that no process uses any more; normally the CRI has freed
+    them when it stopped the sandboxes."""
+    for name in sorted(set(new_netns(lay)) | set(dead_pod_netns())):
         run("umount", os.path.join(NETNS_DIR, name), check=False)
         try:
             os.remove(os.path.join(NETNS_DIR, name))
         except OSError:
             pass
+
+
+def dead_pod_netns():
+    """Network namespaces of pods whose test bed is gone: cni-*, with an
+    address in the pod range and no process left in them. A bed killed
+    without `down` (from any state dir) leaves them behind with their veths
+    still on the bridge, holding addresses the next bed hands out again: a
+    new pod's address then answers from two places, and connections to it
+    may reach the dead pod and be refused."""
+    pods = ipaddress.ip_network(POD_CIDR)
+    dead = []
+    for name in netns_names():
+        if not name.startswith("cni-") or run("ip", "netns", "pids", name, check=False).stdout.strip():
+            continue
+        lines = run("ip", "-n", name, "-4", "-o", "addr", "show", check=False).stdout.splitlines()
+        addresses = [line.split()[3].split("/")[0] for line in lines if " inet " in line]
+        if any(ipaddress.ip_address(a) in pods for a in addresses):
+            dead.append(name)
+    return dead
+
+
+def remove_dead_beds_pods():
+    """Before `up`: removes dead pods' network namespaces (their veths go with
+    them), then the bridge if no pod is left on it (CNI makes it again).
+    Returns what it removed."""
+    removed = []
+    for name in dead_pod_netns():
+        run("umount", os.path.join(NETNS_DIR, name), check=False)
+        try:
+            os.remove(os.path.join(NETNS_DIR, name))
+            removed.append(f"network namespace {name}")
+        except OSError:
+            pass
+    bridge = run("ip", "link", "show", BRIDGE, check=False).returncode == 0
+    if bridge and not run("ip", "-o", "link", "show", "master", BRIDGE, check=False).stdout.strip():
+        run("ip", "link", "del", BRIDGE, check=False)
+        removed.append(f"interface {BRIDGE}")
+    return removed
 
 
 def new_netns(lay):
@@ -261,7 +306,7 @@ def leftovers(lay):
             found.append(f"cgroup /sys/fs/cgroup/{controller}/{CGROUP_ROOT}")
     with open("/proc/self/mountinfo") as f:
         found += [f"mount {line.split()[4]}" for line in f if lay.root in line.split()[4]]
-    found += [f"network namespace {name}" for name in new_netns(lay)]
+    found += [f"network namespace {name}" for name in sorted(set(new_netns(lay)) | set(dead_pod_netns()))]
     try:
         with open(lay.host_state) as f:
             if not json.load(f).get("run_containerd_existed", True) and os.path.exists(RUN_CONTAINERD):
