@@ -6,7 +6,9 @@ use clap::Args;
 
 use crate::exit;
 use crate::k8s::client::ClusterChoice;
-use crate::report::{Reporter, Sink, audit::AuditReport, json::JsonReport, junit::JunitReport, progress::Progress};
+use crate::report::{
+    Reporter, Sink, audit::AuditReport, html::HtmlReport, json::JsonReport, junit::JunitReport, progress::Progress,
+};
 use crate::scenario::{Problem, Scenario};
 
 /// Which scenario.
@@ -99,6 +101,8 @@ pub enum ReportSpec {
     Junit(PathBuf),
     /// Markdown audit report.
     Audit(PathBuf),
+    /// Self-contained HTML page with charts.
+    Html(PathBuf),
 }
 
 fn parse_report(text: &str) -> Result<ReportSpec, String> {
@@ -106,14 +110,16 @@ fn parse_report(text: &str) -> Result<ReportSpec, String> {
         Some(("json", p)) if !p.is_empty() => Ok(ReportSpec::Json(p.into())),
         Some(("junit", p)) if !p.is_empty() => Ok(ReportSpec::Junit(p.into())),
         Some(("audit", p)) if !p.is_empty() => Ok(ReportSpec::Audit(p.into())),
-        _ => Err(format!("expected json=FILE, junit=FILE or audit=FILE, got {text:?}")),
+        Some(("html", p)) if !p.is_empty() => Ok(ReportSpec::Html(p.into())),
+        _ => Err(format!("expected json=FILE, junit=FILE, audit=FILE or html=FILE, got {text:?}")),
     }
 }
 
 /// Output options.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Write a report (repeatable): json=FILE, junit=FILE or audit=FILE (Markdown).
+    /// Write a report (repeatable): json=FILE, junit=FILE, audit=FILE (Markdown)
+    /// or html=FILE (one self-contained page with step and drill charts).
     #[arg(long = "report", value_name = "KIND=FILE", value_parser = parse_report)]
     pub reports: Vec<ReportSpec>,
     /// Print only the verdict line.
@@ -124,18 +130,46 @@ pub struct ReportArgs {
 impl ReportArgs {
     /// The reporters: terminal progress and the requested files.
     pub fn reporters(&self) -> crate::report::Reporters {
+        self.reporters_of_run(None)
+    }
+
+    /// The reporters of run `n` of several (`run --repeat`): each file report
+    /// but JSON goes to its own file, `NAME-n.EXT`; JSON reports are left out
+    /// (the caller writes one document with every run and the statistics).
+    pub fn reporters_of_run(&self, n: Option<usize>) -> crate::report::Reporters {
         let mut reporters = crate::report::Reporters::default();
         reporters.push(Box::new(Progress::new(self.quiet, Sink::Stdout)));
+        let file = |p: &PathBuf| Sink::File(n.map_or_else(|| p.clone(), |n| numbered(p, n)));
         for spec in &self.reports {
             let r: Box<dyn Reporter> = match spec {
-                ReportSpec::Json(p) => Box::new(JsonReport::new(Sink::File(p.clone()))),
-                ReportSpec::Junit(p) => Box::new(JunitReport::new(Sink::File(p.clone()))),
-                ReportSpec::Audit(p) => Box::new(AuditReport::new(Sink::File(p.clone()))),
+                ReportSpec::Json(_) if n.is_some() => continue,
+                ReportSpec::Json(p) => Box::new(JsonReport::new(file(p))),
+                ReportSpec::Junit(p) => Box::new(JunitReport::new(file(p))),
+                ReportSpec::Audit(p) => Box::new(AuditReport::new(file(p))),
+                ReportSpec::Html(p) => Box::new(HtmlReport::new(file(p))),
             };
             reporters.push(r);
         }
         reporters
     }
+
+    /// The files of the JSON reports asked for.
+    pub fn json_files(&self) -> impl Iterator<Item = &PathBuf> {
+        self.reports.iter().filter_map(|r| match r {
+            ReportSpec::Json(p) => Some(p),
+            _ => None,
+        })
+    }
+}
+
+/// `report.xml` → `report-2.xml` (`report` → `report-2`).
+fn numbered(path: &std::path::Path, n: usize) -> PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
+    };
+    path.with_file_name(name)
 }
 
 /// A duration flag (`90s`, `2m`); a bad one is a usage error (exit 3).
@@ -153,6 +187,10 @@ mod tests {
         assert_eq!(parse_key_value("maxmemory=4mb").unwrap(), ("maxmemory".into(), "4mb".into()));
         assert!(parse_key_value("novalue").is_err());
         assert!(matches!(parse_report("junit=out.xml").unwrap(), ReportSpec::Junit(_)));
-        assert!(parse_report("html=x").is_err());
+        assert!(matches!(parse_report("html=out.html").unwrap(), ReportSpec::Html(_)));
+        assert!(parse_report("pdf=x").is_err());
+        assert!(parse_report("html=").is_err());
+        assert_eq!(numbered(std::path::Path::new("out/report.xml"), 2), PathBuf::from("out/report-2.xml"));
+        assert_eq!(numbered(std::path::Path::new("report"), 3), PathBuf::from("report-3"));
     }
 }

@@ -1,5 +1,6 @@
 //! `runbook completions` and `runbook man`: generated from the clap
-//! definitions (clap_complete, clap_mangen), so they never fall behind the flags.
+//! definitions (clap_complete, clap_mangen), so they never fall behind the
+//! flags; and `runbook report`, which renders a saved JSON report again.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -59,5 +60,36 @@ pub fn man(args: ManArgs) -> anyhow::Result<u8> {
             return print(&page);
         }
     }
+    Ok(crate::exit::SUCCESS)
+}
+
+/// Arguments of `runbook report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A report written by `--report json=FILE`.
+    #[arg(value_name = "FILE.json")]
+    pub json: PathBuf,
+    /// Write the HTML page here (`-` for standard output).
+    #[arg(long, value_name = "OUT")]
+    pub html: PathBuf,
+}
+
+/// Renders a saved JSON report as the page `--report html=` writes.
+pub fn report(args: ReportArgs) -> anyhow::Result<u8> {
+    let shown = args.json.display();
+    let text = std::fs::read_to_string(&args.json).map_err(|e| crate::exit::invalid(format!("{shown}: {e}")))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| crate::exit::invalid(format!("{shown}: not a JSON report ({e})")))?;
+    if !doc["run"].is_object() || !doc["steps"].is_array() {
+        return Err(crate::exit::invalid(format!(
+            "{shown}: not a runbook JSON report (expected \"run\" and \"steps\"; write one with --report json=FILE)"
+        )));
+    }
+    let page = crate::report::html::render(&doc);
+    if args.html.as_os_str() == "-" {
+        return print(page.as_bytes());
+    }
+    std::fs::write(&args.html, page).map_err(|e| anyhow::anyhow!("writing {}: {e}", args.html.display()))?;
+    eprintln!("HTML report written to {}", args.html.display());
     Ok(crate::exit::SUCCESS)
 }

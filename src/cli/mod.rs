@@ -47,6 +47,8 @@ pub enum Command {
     Completions(docs::CompletionsArgs),
     /// Print the man page (roff), or write one per subcommand with --out-dir.
     Man(docs::ManArgs),
+    /// Render a saved JSON report (`--report json=FILE`) again, as HTML.
+    Report(docs::ReportArgs),
 }
 
 /// The internal command a lab pod's sandbox runs as (`runbook __sandbox
@@ -73,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Lab(cmd) => lab::run(cmd),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
+        Command::Report(args) => docs::report(args),
     }
 }
 

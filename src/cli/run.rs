@@ -37,6 +37,14 @@ pub struct RunArgs {
     /// reports the rest as left behind.
     #[arg(long, value_name = "DURATION", default_value = "120s")]
     pub cleanup_timeout: String,
+    /// Run the scenario N times in a row on the same cluster, then print
+    /// each step's pass rate and each measurement's min, median, p95 and max
+    /// (the JSON report holds every run and the statistics; the other
+    /// reports are written per run, as NAME-1.EXT, NAME-2.EXT, …). Exits 0
+    /// only if every run passed.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000),
+          conflicts_with = "ephemeral_namespace")]
+    pub repeat: u32,
 }
 
 /// Options of `verify`.
@@ -60,6 +68,7 @@ struct RunFlags {
     allow_disruption: bool,
     ephemeral_namespace: bool,
     cleanup_timeout: Duration,
+    repeat: u32,
 }
 
 async fn execute(
@@ -97,7 +106,7 @@ async fn execute(
             outln!("namespace {} created for this run", conn.namespace)?;
         }
     }
-    let options = RunOptions {
+    let mut options = RunOptions {
         mode,
         overrides,
         keep: flags.keep,
@@ -106,18 +115,72 @@ async fn execute(
         run_id,
         cleanup_timeout: flags.cleanup_timeout,
     };
-    let target = Target {
+    let target = || Target {
         client: conn.client.clone(),
         namespace: conn.namespace.clone(),
         context: conn.context.clone(),
         server: conn.server.clone(),
     };
-    let reporters = std::sync::Arc::new(std::sync::Mutex::new(report.reporters()));
-    let summary = engine::run(&loaded, target, &options, reporters.clone()).await;
+    let code = if flags.repeat > 1 {
+        repeatedly(&loaded, target, &mut options, report, flags.repeat).await
+    } else {
+        let reporters = std::sync::Arc::new(std::sync::Mutex::new(report.reporters()));
+        let summary = engine::run(&loaded, target(), &options, reporters.clone()).await;
+        summary.and_then(|s| engine::finish(&reporters, s))
+    };
     if let Some(lab) = conn.lab {
         lab.shutdown().await;
     }
-    engine::finish(&reporters, summary?)
+    code
+}
+
+/// `run --repeat N`: N runs in a row (each with a run id of its own), then the
+/// statistics; stops early if interrupted. The exit code is the most serious
+/// of the runs' (interrupted, invalid, infrastructure, failed), 0 if all passed.
+async fn repeatedly(
+    loaded: &crate::scenario::Scenario,
+    target: impl Fn() -> Target,
+    options: &mut RunOptions,
+    report: &ReportArgs,
+    times: u32,
+) -> anyhow::Result<u8> {
+    use crate::report::{Sink, json::JsonReport, sink::text_of, stats::Statistics};
+    let (mut docs, mut codes) = (Vec::new(), Vec::new());
+    for n in 1..=times as usize {
+        if n > 1 {
+            options.run_id = new_run_id();
+        }
+        if !report.quiet {
+            outln!("\n── run {n} of {times} ──")?;
+        }
+        let mut reporters = report.reporters_of_run(Some(n));
+        let (sink, json) = Sink::memory();
+        reporters.push(Box::new(JsonReport::new(sink)));
+        let reporters = std::sync::Arc::new(std::sync::Mutex::new(reporters));
+        let summary = engine::run(loaded, target(), options, reporters.clone()).await?;
+        codes.push(engine::finish(&reporters, summary)?);
+        docs.push(serde_json::from_str::<serde_json::Value>(&text_of(&json))?);
+        if options.interrupt.is_cancelled() {
+            break;
+        }
+    }
+    let statistics = Statistics::of(&docs);
+    outln!("\n{}", statistics.text().trim_end())?;
+    let document = serde_json::to_string_pretty(&statistics.document(docs))? + "\n";
+    for path in report.json_files() {
+        Sink::File(path.clone()).write(document.as_bytes())?;
+    }
+    Ok(most_serious(&codes))
+}
+
+/// The exit code that says most about several runs: an interruption first,
+/// then the highest (invalid 3, infrastructure 2, failed 1), else 0.
+fn most_serious(codes: &[u8]) -> u8 {
+    if codes.contains(&crate::exit::INTERRUPTED) {
+        crate::exit::INTERRUPTED
+    } else {
+        codes.iter().copied().max().unwrap_or(0)
+    }
 }
 
 /// `<scenario>-<run id>`, within the 63 characters of a namespace name.
@@ -175,6 +238,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         allow_disruption: args.allow_disruption,
         ephemeral_namespace: args.ephemeral_namespace,
         cleanup_timeout,
+        repeat: args.repeat,
     };
     super::runtime()?.block_on(execute(&args.scenario, &args.cluster, &args.report, Mode::Run, flags))
 }
@@ -189,4 +253,17 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
 fn new_run_id() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     (0..8).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_serious_exit_code_wins() {
+        assert_eq!(most_serious(&[0, 0]), 0);
+        assert_eq!(most_serious(&[0, 1, 0]), 1);
+        assert_eq!(most_serious(&[1, 2, 0]), 2);
+        assert_eq!(most_serious(&[3, 130, 1]), 130);
+    }
 }

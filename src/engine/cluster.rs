@@ -353,7 +353,20 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover, timeout: Duration) -> 
     }
     let started = Instant::now();
     let (pods_api, _, _) = ctx.api(Some("v1"), "Pod", Some(&ns)).await?;
-    let outcome = watch_failover(
+    let mut done = Done::default();
+    // A client's view: one SET at a time to a key of the victim's slots.
+    let mut writer = ClusterClient::new(ctx, &drill.pods, None).await?;
+    let tag = tag_served_by(&mut writer, &first, &master).await;
+    let write = async |n: u64| {
+        let Some(tag) = &tag else { return false };
+        let set = ["SET".to_string(), format!("{{{tag}}}:{n}"), n.to_string()];
+        let ok = matches!(writer.query(&set).await, Ok(Reply::Okay));
+        if !ok {
+            let _ = writer.refresh().await;
+        }
+        ok
+    };
+    let watching = watch_failover(
         ctx,
         &mut client,
         &master,
@@ -365,14 +378,13 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover, timeout: Duration) -> 
         hold_down.then_some(node.as_str()),
         &mut log,
         &pods_api,
-    )
-    .await;
+    );
+    let outcome = super::drill_writes::during(ctx, &mut done, watching, write).await;
     if hold_down {
         // Whatever happened, the node takes pods again.
         let _ = cordon(ctx, &node, false).await;
     }
     let (promoted_after, recovered_after, last_view) = outcome?;
-    let mut done = Done::default();
     done.measure("node timeout", node_timeout as f64, "ms");
     if let Some(p) = promoted_after {
         done.measure("failover time", p.as_millis() as f64, "ms");
@@ -417,6 +429,28 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover, timeout: Duration) -> 
     Ok(done)
 }
 
+/// A hash tag in one of the slots `master` serves, so that the drill's
+/// writes go to the master it stops (asked of the node at `ip`).
+async fn tag_served_by(client: &mut ClusterClient<'_>, ip: &str, master: &Node) -> Option<String> {
+    for i in 0..1000 {
+        let tag = format!("runbook-drill-{i}");
+        let slot = super::redis_client::to_value(&client.on(ip, &["CLUSTER", "KEYSLOT", &tag]).await.ok()?).as_i64()?;
+        if master.slots.iter().any(|range| slot_in(range, slot)) {
+            return Some(tag);
+        }
+    }
+    None
+}
+
+/// Whether `slot` is in a range of CLUSTER NODES (`0-5460` or `42`).
+fn slot_in(range: &str, slot: i64) -> bool {
+    let bound = |s: &str| s.parse::<i64>().ok();
+    match range.split_once('-') {
+        Some((low, high)) => bound(low).zip(bound(high)).is_some_and(|(l, h)| (l..=h).contains(&slot)),
+        None => bound(range) == Some(slot),
+    }
+}
+
 /// Marks a node unschedulable (or schedulable again), as `kubectl cordon` does.
 pub(crate) async fn cordon(ctx: &Ctx, node: &str, on: bool) -> Result<(), StepError> {
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(ctx.client.clone());
@@ -444,6 +478,7 @@ async fn watch_failover(
     pods_api: &kube::Api<kube::api::DynamicObject>,
 ) -> Result<Watched, StepError> {
     pods_api.delete(victim_name, &DeleteParams::default()).await?;
+    ctx.mark(format!("master pod {victim_name} deleted"));
     log.push(format!("deleted pod {victim_name}"));
     ctx.progress(&format!("deleted {victim_name}; waiting for its replica to take over"));
     let mut promoted_after: Option<Duration> = None;
@@ -472,6 +507,7 @@ async fn watch_failover(
             );
             if promoted_after.is_none() && new_master.is_some_and(|n| n.is_master() && !n.slots.is_empty()) {
                 promoted_after = Some(started.elapsed());
+                ctx.mark(format!("replica {} promoted", replica.addr));
                 log.push(format!(
                     "replica {} promoted to master after {} ms",
                     replica.addr,
@@ -494,6 +530,7 @@ async fn watch_failover(
                 let state = super::redis_client::field(&super::redis_client::to_value(&info), "cluster_state");
                 if state == Some(Value::String("ok".into())) {
                     recovered_after = Some(started.elapsed());
+                    ctx.mark(format!("{victim_name} back as a replica; cluster_state ok"));
                     log.push(format!(
                         "{victim_name} back at {} as a replica of {}; cluster_state:ok after {} ms",
                         old.map(|n| n.addr.clone()).unwrap_or_default(),
@@ -533,6 +570,8 @@ f6 10.244.0.7:6379@16379 slave b2 0 0 2 connected
             .unwrap_err();
         assert_eq!(err, "master 10.244.0.3:6379 has 0 replicas");
         let failed = NODES.replace("b2 10.244.0.3:6379@16379 master", "b2 10.244.0.3:6379@16379 master,fail");
+        assert!(slot_in("0-5460", 5460) && slot_in("42", 42) && !slot_in("5461-10922", 10923));
+        assert!(!slot_in("[93->-e5]", 93));
         assert!(
             check_shape(&parse_nodes(&failed), &ClusterShape { masters: 3, replicas_per_master: 1 })
                 .unwrap_err()

@@ -10,6 +10,7 @@ use kube::discovery::Scope;
 use serde_json::Value;
 
 use super::StepError;
+use crate::report::event::{Mark, Traffic, epoch_ms};
 use crate::report::{Event, Redactor, Reporters};
 use crate::scenario::{ObjectRef, PodRef, template};
 
@@ -74,6 +75,7 @@ pub struct Ctx {
     reporters: Arc<Mutex<Reporters>>,
     current_step: Mutex<String>,
     measured: Mutex<Vec<crate::report::event::Measurement>>,
+    drill: Mutex<(Vec<Mark>, Option<Traffic>)>,
     /// Redis connections opened in this run, by pod uid, port and password:
     /// a later step on the same pod reuses its port-forward (see
     /// `redis_client::connect`).
@@ -105,6 +107,7 @@ impl Ctx {
             reporters,
             current_step: Mutex::new(String::new()),
             measured: Mutex::new(Vec::new()),
+            drill: Mutex::default(),
             redis_connections: Mutex::new(HashMap::new()),
         }
     }
@@ -138,6 +141,22 @@ impl Ctx {
     /// Takes the measurements kept for the current step.
     pub fn take_measurements(&self) -> Vec<crate::report::event::Measurement> {
         std::mem::take(&mut *self.measured.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Records a moment of the current step's drill (shown on its timeline).
+    pub fn mark(&self, what: impl Into<String>) {
+        let what = self.redact(&what.into());
+        self.drill.lock().unwrap_or_else(|e| e.into_inner()).0.push(Mark { at_ms: epoch_ms(), what });
+    }
+
+    /// Keeps the current step's drill traffic (requests or writes over time).
+    pub fn keep_traffic(&self, traffic: Option<Traffic>) {
+        self.drill.lock().unwrap_or_else(|e| e.into_inner()).1 = traffic;
+    }
+
+    /// Takes the current step's drill moments and traffic.
+    pub fn take_drill(&self) -> (Vec<Mark>, Option<Traffic>) {
+        std::mem::take(&mut *self.drill.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Reports what a long step is doing.

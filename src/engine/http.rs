@@ -17,6 +17,7 @@ use super::context::Ctx;
 use super::{Done, StepError, autoscale, expect};
 use crate::k8s::conditions;
 use crate::poll::{Poller, Probe};
+use crate::report::event::{Traffic, epoch_ms};
 use crate::scenario::{Http, HttpLoad, ObjectRef};
 
 /// One GET with a fresh connection (`Connection: close`): status, body, latency.
@@ -145,6 +146,9 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// The interval a drill's traffic is counted in, for its chart.
+const TRAFFIC_INTERVAL_MS: u64 = 500;
+
 /// Consecutive successful requests that make a service steady before a drill.
 const STEADY_REQUESTS: u32 = 20;
 /// How long a drill waits for its service to be steady.
@@ -206,21 +210,23 @@ pub async fn load(
     for _ in 0..concurrency {
         let (stop, sent, path) = (stop.clone(), sent.clone(), path.clone());
         workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = Vec::new();
+            let (mut latencies, mut failures, mut outcomes) = (Vec::new(), Vec::new(), Vec::new());
             while !stop.load(Ordering::Relaxed)
                 && started.elapsed() < limit
                 && sent.fetch_add(1, Ordering::Relaxed) < max_requests
             {
-                match get(addr, &path, Duration::from_secs(5)).await {
+                let outcome = get(addr, &path, Duration::from_secs(5)).await;
+                outcomes.push((epoch_ms(), matches!(outcome, Ok((200, _, _)))));
+                match outcome {
                     Ok((200, _, took)) => latencies.push(took),
                     Ok((status, body, _)) => failures.push(format!("HTTP {status}: {}", body.trim())),
                     Err(e) => failures.push(e),
                 }
             }
-            (latencies, failures)
+            (latencies, failures, outcomes)
         }));
     }
+    ctx.mark(format!("load begins: {concurrency} clients"));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut log = vec![
         format!("steady before the drill: {STEADY_REQUESTS} requests in a row answered ({warm_up} failed on the way)"),
@@ -229,6 +235,7 @@ pub async fn load(
     let mut scaled_out = None;
     let disruption = match &scaling {
         Some(target) => target.scaled_out(ctx, started, limit.saturating_sub(started.elapsed())).await.map(|secs| {
+            ctx.mark(format!("more than {} Ready replicas", target.baseline));
             log.push(format!("more than {} Ready replicas after {secs:.1}s of load", target.baseline));
             scaled_out = Some(secs);
         }),
@@ -240,14 +247,16 @@ pub async fn load(
         _ => None,
     };
     stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    let mut failures = Vec::new();
+    ctx.mark("load ends");
+    let (mut latencies, mut failures, mut outcomes) = (Vec::new(), Vec::new(), Vec::new());
     for w in workers {
-        if let Ok((l, f)) = w.await {
+        if let Ok((l, f, o)) = w.await {
             latencies.extend(l);
             failures.extend(f);
+            outcomes.extend(o);
         }
     }
+    ctx.keep_traffic(Traffic::count("requests", &outcomes, TRAFFIC_INTERVAL_MS));
     disruption?;
     latencies.sort();
     let total = latencies.len() + failures.len();
@@ -292,6 +301,7 @@ pub async fn load(
     if let Some(target) = scaling.as_ref().filter(|_| !scale_in.is_zero()) {
         match target.scaled_in(ctx, scale_in).await {
             Ok(secs) => {
+                ctx.mark("back to its minimum replicas");
                 done.measure("scale-in time", secs * 1000.0, "ms");
                 done.output.push_str(&format!("\nback to its minimum {secs:.1}s after the load"));
             }
@@ -315,6 +325,7 @@ async fn disrupt(ctx: &Ctx, step: &HttpLoad, log: &mut Vec<String>) -> Result<()
         let ns = victim["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace).to_string();
         let (api, _, _) = ctx.api(Some("v1"), "Pod", Some(&ns)).await?;
         api.delete(&name, &DeleteParams::default()).await?;
+        ctx.mark(format!("pod {name} deleted"));
         log.push(format!("deleted pod {name}"));
         // Settled when as many pods are Ready as before, none of them the victim.
         let want = pods.iter().filter(|p| conditions::pod_ready(p)).count();
@@ -332,6 +343,7 @@ async fn disrupt(ctx: &Ctx, step: &HttpLoad, log: &mut Vec<String>) -> Result<()
             .await?;
         return match settled {
             Ok(()) => {
+                ctx.mark(format!("{want} pods Ready again"));
                 log.push(format!("{want} pods Ready again"));
                 Ok(())
             }
@@ -352,6 +364,7 @@ async fn disrupt(ctx: &Ctx, step: &HttpLoad, log: &mut Vec<String>) -> Result<()
         let stamp = crate::k8s::timestamp_now();
         let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": container, "env": [{"name": "UPDATE_TIMESTAMP", "value": stamp}]}]}}}});
         api.patch(&name, &PatchParams::default(), &Patch::Strategic(&patch)).await?;
+        ctx.mark("rolling update begins");
         log.push(format!("kubectl set env deployment/{name} UPDATE_TIMESTAMP=\"{stamp}\""));
         // The same wait as a `wait: {rollout: …}` step.
         let deployment = ObjectRef {
@@ -362,6 +375,7 @@ async fn disrupt(ctx: &Ctx, step: &HttpLoad, log: &mut Vec<String>) -> Result<()
             namespace: None,
         };
         super::wait::rollout(ctx, &deployment, crate::scenario::action::WAIT_TIMEOUT).await?;
+        ctx.mark("rolled out");
         log.push(format!("deployment \"{name}\" successfully rolled out"));
         return Ok(());
     }

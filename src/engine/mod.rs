@@ -12,6 +12,7 @@ pub mod command;
 pub mod context;
 pub mod delete;
 pub mod diagnostics;
+mod drill_writes;
 pub mod exec;
 pub mod expect;
 pub mod http;
@@ -387,6 +388,7 @@ pub async fn run(
         environment: environment(&target.client).await,
         parameters,
         resources: resources_of(scenario, &vars),
+        tool: crate::report::event::tool_version(),
     }));
 
     // Verify runs the checks, and the captures they may need (read-only).
@@ -425,6 +427,7 @@ pub async fn run(
         ctx.set_step(&step.spec.id);
         emit(Event::StepStarted(info.clone()));
         let began = Instant::now();
+        let began_ms = crate::report::event::epoch_ms();
         let outcome = tokio::select! {
             outcome = run_unless(&ctx, scenario, step) => outcome,
             _ = options.interrupt.cancelled() => {
@@ -437,6 +440,8 @@ pub async fn run(
             result.measurements = ctx.take_measurements();
         }
         ctx.take_measurements();
+        result.started_ms = Some(began_ms);
+        (result.timeline, result.traffic) = ctx.take_drill();
         let info = if resolved.is_some() { step_info(&ctx, step, i + 1, total, resolved.as_deref()) } else { info };
         if interrupted {
             stop_reason = Some("the run was interrupted".into());

@@ -74,6 +74,21 @@ pub fn names_pod(addr: &str, pod: &Value) -> bool {
     !addr.is_empty() && (addr == ip || addr.split('.').next() == Some(name) && addr.contains('.'))
 }
 
+/// A connection to the master the first answering Sentinel names (a
+/// client's way to find it), if its pod runs and answers.
+async fn master_named(
+    ctx: &Ctx,
+    drill: &SentinelFailover,
+    port: u16,
+    name: &str,
+    pass: Option<String>,
+) -> Option<redis::aio::MultiplexedConnection> {
+    let seen = masters_seen(ctx, &drill.sentinels, port, name).await.ok()?;
+    let ip = seen.into_iter().find_map(|(_, ip)| ip)?;
+    let pod = running(ctx, &drill.redis).await.ok()?.into_iter().find(|p| names_pod(&ip, p))?;
+    connect(ctx, &pod, 6379, pass).await.ok()
+}
+
 fn millis(ctx: &Ctx, text: &str, what: &str) -> Result<u64, StepError> {
     ctx.render(text).trim().parse().map_err(|_| StepError::Invalid(format!("{what} is not a number of milliseconds")))
 }
@@ -122,6 +137,7 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
         query(&mut master, &["WAIT".into(), "2".into(), "5000".into()]).await.map_err(StepError::from_source)?;
     let acked = to_value(&acked).as_i64().unwrap_or(0);
     log.push(format!("wrote {keys} canary keys; WAIT: acknowledged by {acked} replica(s)"));
+    ctx.mark(format!("{keys} canary keys written, acknowledged by {acked} replica(s)"));
     drop(master);
 
     let node = victim["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
@@ -131,7 +147,22 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
         log.push(format!("cordoned node {node} so the master stays down"));
     }
     let started = Instant::now();
-    let watched = watch(
+    let mut done = Done::default();
+    // A client's view: one SET at a time to whichever master the Sentinels name.
+    let mut writer: Option<redis::aio::MultiplexedConnection> = None;
+    let write = async |n: u64| {
+        if writer.is_none() {
+            writer = master_named(ctx, drill, port, &name, pass.clone()).await;
+        }
+        let Some(conn) = writer.as_mut() else { return false };
+        let set = ["SET".to_string(), format!("runbook:drill-write:{n}"), n.to_string()];
+        let ok = matches!(query(conn, &set).await, Ok(Reply::Okay));
+        if !ok {
+            writer = None;
+        }
+        ok
+    };
+    let watching = watch(
         ctx,
         drill,
         &name,
@@ -145,14 +176,13 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
         timeout,
         hold_down.then_some(node.as_str()),
         &mut log,
-    )
-    .await;
+    );
+    let watched = super::drill_writes::during(ctx, &mut done, watching, write).await;
     if hold_down {
         let _ = cordon(ctx, &node, false).await;
     }
     let (failover_after, recovered_after, new_ip) = watched?;
 
-    let mut done = Done::default();
     done.measure("down-after-milliseconds", down_after as f64, "ms");
     done.measure("failover-timeout", failover_timeout as f64, "ms");
     done.measure("acknowledged by replicas", acked as f64, "replicas");
@@ -227,6 +257,7 @@ async fn watch(
 ) -> Result<(Option<Duration>, Option<Duration>, Option<String>), StepError> {
     let (pods, _, _) = ctx.api(Some("v1"), "Pod", Some(ns)).await?;
     pods.delete(victim_name, &DeleteParams::default()).await?;
+    ctx.mark(format!("master pod {victim_name} deleted"));
     log.push(format!("deleted pod {victim_name}"));
     let mut failover_after = None;
     let mut new_ip: Option<String> = None;
@@ -239,6 +270,7 @@ async fn watch(
                 ctx.progress(&said);
                 if let Some(ip) = agreed(&seen).filter(|ip| ip != old_ip) {
                     failover_after = Some(started.elapsed());
+                    ctx.mark(format!("Sentinels name the new master {ip}"));
                     log.push(format!(
                         "all Sentinels name the new master {ip} after {} ms",
                         started.elapsed().as_millis()
@@ -278,6 +310,7 @@ async fn watch(
                 && link == Some(Value::String("up".into()))
             {
                 back_after = Some(started.elapsed());
+                ctx.mark(format!("{victim_name} back as a replica, link up"));
                 log.push(format!(
                     "{victim_name} is back at {} as a replica of {}; link up after {} ms",
                     back["status"]["podIP"].as_str().unwrap_or_default(),
@@ -316,6 +349,7 @@ pub async fn restart(ctx: &Ctx, drill: &SentinelRestart, timeout: Duration) -> R
     log.push(format!("master before: {master}; deleting {victim_name}"));
     let (pods, _, _) = ctx.api(Some("v1"), "Pod", Some(&ns)).await?;
     pods.delete(&victim_name, &DeleteParams::default()).await?;
+    ctx.mark(format!("Sentinel pod {victim_name} deleted"));
     let back = Poller::new(timeout)
         .until(async |elapsed| {
             let back = running(ctx, &drill.sentinel)
@@ -350,6 +384,7 @@ pub async fn restart(ctx: &Ctx, drill: &SentinelRestart, timeout: Duration) -> R
             ));
         }
     };
+    ctx.mark(format!("{victim_name} back, seeing 2 other Sentinels"));
     let seen = masters_seen(ctx, &drill.sentinels, port, &name).await?;
     log.push(format!("{victim_name} back and sees 2 other Sentinels after {} ms", after.as_millis()));
     log.push(format!("master after: {}", describe(&seen)));

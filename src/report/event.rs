@@ -68,6 +68,13 @@ pub struct RunInfo {
     pub parameters: Vec<(String, String)>,
     /// The objects the scenario's manifests declare (kind/name), for the audit.
     pub resources: Vec<String>,
+    /// The tool that ran (`runbook 0.1.0`), for reports read elsewhere.
+    pub tool: String,
+}
+
+/// This tool and its version, as reports name it.
+pub fn tool_version() -> String {
+    format!("runbook {}", env!("CARGO_PKG_VERSION"))
 }
 
 /// A step about to run.
@@ -118,6 +125,53 @@ pub struct Measurement {
     pub unit: String,
 }
 
+/// A moment in a step (a drill's pod deleted, a new master named), in
+/// milliseconds since the Unix epoch, so a report read later can place it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mark {
+    /// When, in ms since the Unix epoch.
+    pub at_ms: u64,
+    /// What happened.
+    pub what: String,
+}
+
+/// Requests or writes a drill sent, counted per interval and split by outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Traffic {
+    /// What was sent (`requests`, `writes`).
+    pub label: String,
+    /// Start of the first interval, in ms since the Unix epoch.
+    pub start_ms: u64,
+    /// Interval length in ms.
+    pub interval_ms: u64,
+    /// Per interval: how many succeeded.
+    pub succeeded: Vec<u32>,
+    /// Per interval: how many failed.
+    pub failed: Vec<u32>,
+}
+
+impl Traffic {
+    /// Counts outcomes `(ms since the epoch, succeeded)` in intervals of
+    /// `interval_ms` from the first one; None without outcomes.
+    pub fn count(label: &str, outcomes: &[(u64, bool)], interval_ms: u64) -> Option<Traffic> {
+        let interval_ms = interval_ms.max(1);
+        let start_ms = outcomes.iter().map(|o| o.0).min()?;
+        let end_ms = outcomes.iter().map(|o| o.0).max()?;
+        let slots = ((end_ms - start_ms) / interval_ms + 1) as usize;
+        let (mut succeeded, mut failed) = (vec![0; slots], vec![0; slots]);
+        for &(at, ok) in outcomes {
+            let slot = ((at - start_ms) / interval_ms) as usize;
+            if ok { succeeded[slot] += 1 } else { failed[slot] += 1 }
+        }
+        Some(Traffic { label: label.into(), start_ms, interval_ms, succeeded, failed })
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn epoch_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// What kind of error a step had, for the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -152,6 +206,15 @@ pub struct StepResult {
     pub measurements: Vec<Measurement>,
     /// Events, pod status and logs collected when the step failed.
     pub diagnostics: Option<String>,
+    /// When the step began, in ms since the Unix epoch (steps that ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// A drill's moments, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Mark>,
+    /// A drill's requests or writes over time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -172,6 +235,9 @@ impl StepResult {
             duration: Duration::ZERO,
             measurements: Vec::new(),
             diagnostics: None,
+            started_ms: None,
+            timeline: Vec::new(),
+            traffic: None,
         }
     }
 }

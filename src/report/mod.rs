@@ -2,12 +2,14 @@
 
 pub mod audit;
 pub mod event;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod progress;
 pub mod sink;
 #[cfg(test)]
 mod snapshots;
+pub mod stats;
 
 pub use event::{Event, Reporter};
 pub use sink::Sink;

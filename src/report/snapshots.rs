@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::audit::AuditReport;
 use super::event::*;
+use super::html::HtmlReport;
 use super::json::JsonReport;
 use super::junit::JunitReport;
 use super::progress::Progress;
@@ -56,6 +57,7 @@ fn made_up_run() -> Vec<Event> {
         },
         parameters: vec![("maxmemory".into(), "2mb".into()), ("password".into(), super::REDACTED.into())],
         resources: vec!["ConfigMap redis-config".into(), "Deployment redis".into()],
+        tool: "runbook 0.1.0".into(),
     };
     let apply = info(1, "deploy", StepKind::Setup, "kubectl apply --server-side -f manifests/redis.yaml", None);
     let mut applied = result(Status::Passed, 120);
@@ -86,6 +88,14 @@ fn made_up_run() -> Vec<Event> {
     broke.message = Some("the API server did not answer: connection refused".into());
     let drill = info(5, "failover", StepKind::Disruptive, "kubectl delete pod <master>", Some(4));
     let mut drilled = result(Status::Passed, 7400);
+    drilled.started_ms = Some(1_764_558_000_000);
+    drilled.timeline = vec![
+        Mark { at_ms: 1_764_558_000_100, what: "master pod redis-0 deleted".into() },
+        Mark { at_ms: 1_764_558_007_100, what: "Sentinels name the new master <10.244.0.3>".into() },
+    ];
+    drilled.traffic =
+        Traffic::count("writes", &(0..70).map(|i| (1_764_558_000_100 + i * 100, i >= 45)).collect::<Vec<_>>(), 500);
+    drilled.output = "deleted pod redis-0 </pre><script>alert(1)</script>".into();
     drilled.measurements = vec![
         Measurement { name: "recovery".into(), value: 7412.0, unit: "ms".into() },
         Measurement { name: "lost keys".into(), value: 0.0, unit: "keys".into() },
@@ -166,6 +176,32 @@ fn junit_report() {
 #[test]
 fn audit_report() {
     insta::assert_snapshot!(output_of(|sink| Box::new(AuditReport::new(sink))));
+}
+
+#[test]
+fn html_report_escapes_what_it_shows_and_draws_the_drill() {
+    let page = output_of(|sink| Box::new(HtmlReport::new(sink)));
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(!page.contains("<script>"), "output is text, never markup");
+    assert!(page.contains("&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.contains("new master &lt;10.244.0.3&gt;"));
+    let drill = page.split("<figure class=\"drill\" data-step=\"failover\">").nth(1).expect("the drill's chart");
+    let drill = drill.split("</figure>").next().unwrap();
+    assert_eq!(drill.matches("<g class=\"mark\">").count(), 2);
+    // 70 writes from 0.1 s, one per 100 ms, in 500 ms intervals: 14 of them,
+    // failing until the 46th write.
+    assert_eq!(drill.matches("<rect class=\"failed\"").count(), 9);
+    assert_eq!(drill.matches("<rect class=\"ok\"").count(), 5);
+    assert!(drill.contains("failed (45)"), "{drill}");
+    assert!(page.contains("class=\"verdict verdict-error\" id=\"verdict\""));
+    assert!(page.contains("id=\"step-memory\" data-status=\"failed\""));
+}
+
+#[test]
+fn traffic_counts_outcomes_per_interval() {
+    let t = Traffic::count("requests", &[(1000, true), (1499, false), (1500, true), (2600, false)], 500).unwrap();
+    assert_eq!((t.start_ms, t.succeeded.clone(), t.failed.clone()), (1000, vec![1, 1, 0, 0], vec![1, 0, 0, 1]));
+    assert!(Traffic::count("requests", &[], 500).is_none());
 }
 
 #[test]

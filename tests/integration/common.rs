@@ -13,6 +13,8 @@ pub enum Need {
     Root,
     /// A recent kubectl (`$KUBECTL` or on PATH).
     Kubectl,
+    /// Headless Chromium (`$CHROMIUM` or chromium-headless-shell on PATH).
+    Chromium,
 }
 
 /// Why this machine cannot run a test that needs `needs`, if it cannot.
@@ -25,6 +27,9 @@ pub fn unmet(needs: &[Need]) -> Option<String> {
             Need::Root if !nix::unistd::geteuid().is_root() => Some("root (the lab's pods)"),
             Need::Kubectl if !kubectl_works() => {
                 Some("kubectl (set KUBECTL or put it on PATH; scripts/install-deps installs it)")
+            }
+            Need::Chromium if !chromium_works() => {
+                Some("headless Chromium (set CHROMIUM or install chromium-headless-shell: scripts/install-deps)")
             }
             _ => None,
         })
@@ -43,6 +48,15 @@ fn kubectl_works() -> bool {
     static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *WORKS.get_or_init(|| {
         std::process::Command::new(kubectl()).args(["version", "--client"]).output().is_ok_and(|o| o.status.success())
+    })
+}
+
+/// Whether headless Chromium answers `--version`.
+fn chromium_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium-headless-shell".into());
+        std::process::Command::new(chromium).arg("--version").output().is_ok_and(|o| o.status.success())
     })
 }
 
@@ -344,7 +358,7 @@ pub async fn run_scenario(
 ) -> (Option<i32>, serde_json::Value, String) {
     let dir = t.dir.path();
     let kubeconfig = t.lab.kubeconfig.display().to_string();
-    let reports = ["json", "junit", "audit"]
+    let reports = ["json", "junit", "audit", "html"]
         .map(|kind| format!("{kind}={}", dir.join(format!("{name}.{}", report_extension(kind))).display()));
     let mut args = vec!["run", scenario, "--kubeconfig", &kubeconfig];
     for r in &reports {
@@ -359,6 +373,7 @@ fn report_extension(kind: &str) -> &'static str {
     match kind {
         "json" => "json",
         "junit" => "xml",
+        "html" => "html",
         _ => "md",
     }
 }
@@ -367,7 +382,7 @@ fn report_extension(kind: &str) -> &'static str {
 /// the run `name`.
 pub fn assert_no_secret(t: &TestLab, name: &str, text: &str, secret: &str) {
     assert!(!text.contains(secret), "the secret leaked into the terminal output");
-    for kind in ["json", "junit", "audit"] {
+    for kind in ["json", "junit", "audit", "html"] {
         let path = t.dir.path().join(format!("{name}.{}", report_extension(kind)));
         let report = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!report.contains(secret), "the secret leaked into {}", path.display());

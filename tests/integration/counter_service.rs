@@ -10,7 +10,7 @@ async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, serde_jso
 
 #[tokio::test]
 async fn run_counts_survives_restarts_and_fails_no_request_under_load() {
-    requires!(Root);
+    requires!(Root, Chromium);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     // A short scale-down window, so the autoscaling drill also sees the scale-in.
@@ -30,6 +30,7 @@ async fn run_counts_survives_restarts_and_fails_no_request_under_load() {
     }
     assert_eq!(step(&doc, "counts-survive-redis-restart")["status"], "passed");
     assert_no_secret(&t, "run", &text, "counter-redis-password");
+    crate::browser::assert_html_report(t.dir.path(), "run", &doc, None).await;
 }
 
 #[tokio::test]

@@ -30,9 +30,10 @@ fn statuses(report: &Path) -> BTreeMap<String, (String, String, String)> {
 
 #[tokio::test]
 async fn run_without_a_kubeconfig_uses_the_lab_and_passes_with_reports() {
-    requires!(Root);
+    requires!(Root, Chromium);
     let home = tempfile::tempdir().unwrap();
     let (json, junit, audit) = (home.path().join("r.json"), home.path().join("r.xml"), home.path().join("r.md"));
+    let html = home.path().join("r.html");
     let args = [
         "run",
         "redis-cache",
@@ -42,6 +43,8 @@ async fn run_without_a_kubeconfig_uses_the_lab_and_passes_with_reports() {
         &format!("junit={}", junit.display()),
         "--report",
         &format!("audit={}", audit.display()),
+        "--report",
+        &format!("html={}", html.display()),
     ];
     let out = runbook(&args, home.path()).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
@@ -77,6 +80,7 @@ async fn run_without_a_kubeconfig_uses_the_lab_and_passes_with_reports() {
     assert!(step.contains("1) \"maxmemory\"\n2) \"2097152\""), "{step}");
     assert!(step.contains("### Result: PASSED"), "{step}");
     assert!(md.contains("**PASSED**: 13 passed, 0 failed"), "{md}");
+    crate::browser::assert_html_report(home.path(), "r", &crate::common::report(&json), None).await;
 }
 
 /// Applies a fixture as a learner would, then grades it with `verify`.

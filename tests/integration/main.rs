@@ -3,6 +3,7 @@
 
 mod architecture;
 mod authoring;
+mod browser;
 mod cli_docs;
 mod common;
 mod counter_service;
@@ -19,5 +20,6 @@ mod lab_stateful;
 mod lab_users;
 mod redis_cluster;
 mod redis_sentinel;
+mod repeat;
 mod reports;
 mod trust;

@@ -9,7 +9,7 @@ use crate::common::{TestLab, failed, measurement, report, runbook, step, verify_
 
 #[tokio::test]
 async fn run_forms_the_cluster_survives_the_drill_and_is_idempotent() {
-    requires!(Root);
+    requires!(Root, Chromium);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let kubeconfig = t.lab.kubeconfig.display().to_string();
@@ -23,6 +23,8 @@ async fn run_forms_the_cluster_survives_the_drill_and_is_idempotent() {
             &kubeconfig,
             "--report",
             &format!("json={}", first.display()),
+            "--report",
+            &format!("html={}", t.dir.path().join("first.html").display()),
         ],
         t.dir.path(),
     )
@@ -38,6 +40,8 @@ async fn run_forms_the_cluster_survives_the_drill_and_is_idempotent() {
         "promotion only after the node timeout: {drill}"
     );
     assert!(measurement(drill, "recovery time") >= measurement(drill, "failover time"));
+    assert!(measurement(drill, "failed writes") > 0.0, "writes to the stopped master's slots fail: {drill}");
+    crate::browser::assert_html_report(t.dir.path(), "first", &doc, None).await;
     assert!(drill["output"].as_str().unwrap().contains("read back 200/200 keys"), "{drill}");
 
     // A second run on the formed cluster does not create it again.

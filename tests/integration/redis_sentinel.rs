@@ -15,7 +15,7 @@ async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, Value, St
 
 #[tokio::test]
 async fn runs_twice_in_a_row_and_reports_the_failover() {
-    requires!(Root);
+    requires!(Root, Chromium);
     let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let (code, first, text) = run(&t, "first", &["--keep"]).await;
@@ -31,6 +31,10 @@ async fn runs_twice_in_a_row_and_reports_the_failover() {
     );
     assert_eq!(step(&first, "sentinel-restart-drill")["status"], "passed");
     assert_no_secret(&t, "first", &text, PASSWORD);
+    // The drill as a client lived it: writes failed while no master was named.
+    assert!(measurement(drill, "failed writes") > 0.0 && measurement(drill, "writes during the drill") > 20.0);
+    assert_eq!(drill["timeline"].as_array().unwrap().len(), 4, "canaries, deleted, new master, back: {drill}");
+    crate::browser::assert_html_report(t.dir.path(), "first", &first, Some("redis-sentinel-report.png")).await;
 
     // Again, on the state the first run left (the master is now another pod).
     let (code, _, text) = run(&t, "second", &[]).await;

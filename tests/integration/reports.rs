@@ -12,6 +12,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[time]"),
         (r"\((\d+(\.\d+)?(ns|µs|ms|s))\)", "([duration])"),
         (r#""duration": \d+"#, r#""duration": "[ms]""#),
+        (r#""(started_ms|at_ms|start_ms)": \d+"#, r#""$1": "[epoch ms]""#),
         (r#""value": [\d.]+"#, r#""value": "[value]""#),
         (r"Measured (.*): \d+ ms", "Measured $1: [n] ms"),
         (r"\* Node: .*", "* Node: [node]"),
