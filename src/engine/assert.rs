@@ -1,4 +1,5 @@
-//! `assert`: a field of a live object compared with a value.
+//! `assert`: a field of a live object compared with a value, or a live
+//! object compared with a partial one (`contains`, see [`super::partial`]).
 
 use super::context::Ctx;
 use super::{Done, StepError, diagnostics, expect};
@@ -14,13 +15,29 @@ pub async fn run(ctx: &Ctx, assert: &Assert) -> Result<Done, StepError> {
         _ => object.kind.to_lowercase(),
     };
     let path = ctx.render(&assert.path);
-    let looked_at = format!("{target} {path}");
+    let looked_at =
+        if assert.contains.is_some() { format!("{target} (its fields)") } else { format!("{target} {path}") };
     if assert.all {
         return every(ctx, assert, &target, &path).await;
     }
     let Some(found) = ctx.find(object).await? else {
         return Err(StepError::failed(format!("{target} to exist"), "not found", looked_at));
     };
+    if let Some(part) = &assert.contains {
+        let differences = super::partial::differences(part, &found, &|s| ctx.render(s));
+        return match holds(&differences) {
+            Ok(()) => {
+                Ok(Done { output: "every field given holds".into(), looked_at: Some(looked_at), ..Done::default() })
+            }
+            Err(m) => Err(StepError::Failed {
+                expected: m.expected,
+                actual: m.actual,
+                looked_at,
+                output: differences.join("\n"),
+                diagnostics: None,
+            }),
+        };
+    }
     let value = jsonpath::get(&found, &path).map_err(|e| StepError::Invalid(e.to_string()))?;
     let output = expect::show(value);
     match expect::compare(&assert.expect, value, &|s| ctx.render(s)) {
@@ -49,9 +66,19 @@ async fn every(ctx: &Ctx, assert: &Assert, target: &str, path: &str) -> Result<D
     for item in items {
         let name = item.metadata.name.clone().unwrap_or_default();
         let value = serde_json::to_value(item).unwrap_or_default();
-        let found = jsonpath::get(&value, path).map_err(|e| StepError::Invalid(e.to_string()))?;
-        lines.push(format!("{name}: {}", expect::show(found)));
-        if let Err(m) = expect::compare(&assert.expect, found, &|s| ctx.render(s)) {
+        let outcome = match &assert.contains {
+            Some(part) => {
+                let differences = super::partial::differences(part, &value, &|s| ctx.render(s));
+                lines.push(format!("{name}: {}", if differences.is_empty() { "holds" } else { "differs" }));
+                holds(&differences)
+            }
+            None => {
+                let found = jsonpath::get(&value, path).map_err(|e| StepError::Invalid(e.to_string()))?;
+                lines.push(format!("{name}: {}", expect::show(found)));
+                expect::compare(&assert.expect, found, &|s| ctx.render(s))
+            }
+        };
+        if let Err(m) = outcome {
             failures.push((name, m));
         }
     }
@@ -70,4 +97,23 @@ async fn every(ctx: &Ctx, assert: &Assert, target: &str, path: &str) -> Result<D
             diagnostics: None,
         }),
     }
+}
+
+/// A partial object's differences as a check's outcome: the first few in
+/// `actual`, how many in all.
+fn holds(differences: &[String]) -> Result<(), expect::Mismatch> {
+    if differences.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = differences.iter().take(3).map(String::as_str).collect();
+    let more = differences.len().saturating_sub(3);
+    Err(expect::Mismatch {
+        expected: "every field given in contains".into(),
+        actual: format!(
+            "{} field(s) differ: {}{}",
+            differences.len(),
+            shown.join("; "),
+            if more > 0 { format!("; and {more} more") } else { String::new() }
+        ),
+    })
 }

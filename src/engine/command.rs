@@ -90,6 +90,9 @@ pub fn kubectl(action: &Action, resolved_pod: Option<&str>, render: &dyn Fn(&str
             let command: Vec<String> = r.command.iter().map(|a| shell_quote(a)).collect();
             format!("kubectl exec {} -- redis-cli{port}{auth} {}", pod(&r.pod, resolved_pod), command.join(" "))
         }
+        Action::Assert(a) if a.contains.is_some() => {
+            format!("kubectl get {} -o yaml   # holds every field given in contains", object(&a.object))
+        }
         Action::Assert(a) => {
             let path =
                 if a.object.selector.is_some() { jsonpath(&format!("items[0].{}", a.path)) } else { jsonpath(&a.path) };

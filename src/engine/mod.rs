@@ -16,6 +16,7 @@ mod drill_writes;
 pub mod exec;
 pub mod expect;
 pub mod http;
+mod partial;
 pub mod redis;
 pub mod redis_client;
 pub mod sentinel;
@@ -260,11 +261,18 @@ async fn run_unless(ctx: &Ctx, scenario: &Scenario, step: &Step) -> Result<Done,
         patience = patience.min(cap);
     }
     let started = Instant::now();
+    let mut reading = 0;
     loop {
+        reading += 1;
         match run_action(ctx, scenario, &step.action).await {
             Err(StepError::Failed { actual, .. }) if started.elapsed() < patience => {
                 ctx.progress(&format!("not yet: {actual} ({:.0}s)", started.elapsed().as_secs_f64()));
                 tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Ok(mut done) if reading > 1 => {
+                let held = format!("held after {reading} readings ({:.1}s)", started.elapsed().as_secs_f64());
+                done.message = Some(done.message.map_or(held.clone(), |m| format!("{held}; {m}")));
+                return Ok(done);
             }
             outcome => return outcome,
         }

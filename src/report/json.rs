@@ -28,6 +28,12 @@ impl JsonReport {
         }
     }
 
+    /// A report that only collects the document, for a reporter built on it
+    /// (the HTML page); finishing it writes to a buffer nobody reads.
+    pub fn collecting() -> Self {
+        JsonReport::new(Sink::memory().0)
+    }
+
     /// The document as it stands.
     pub fn document(&self) -> Value {
         json!({"run": self.run, "steps": self.steps, "cleanup": self.cleanup, "summary": self.summary})

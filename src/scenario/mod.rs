@@ -98,11 +98,18 @@ impl Step {
     pub fn from_file(spec: &StepFile, vars: &action::Vars) -> Result<Step, Vec<String>> {
         let action = Action::of(spec, vars);
         let unless = spec.unless.as_deref().map(Action::of_probe).transpose();
-        let retry_for = match &spec.retry_for {
-            None => Ok(None),
-            Some(t) => {
+        // `assert.eventually` is the same patience as `retryFor`, said where
+        // the assertion is.
+        let eventually = spec.assert.as_ref().and_then(|a| a.eventually.as_ref());
+        let retry_for = match (&spec.retry_for, eventually) {
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err("give retryFor or assert.eventually, not both".to_string()),
+            (Some(t), None) => {
                 parse_duration(t).map(Some).ok_or_else(|| format!("retryFor {t:?} is not a duration (90s, 2m, 500ms)"))
             }
+            (None, Some(t)) => parse_duration(t)
+                .map(Some)
+                .ok_or_else(|| format!("assert.eventually {t:?} is not a duration (90s, 2m, 500ms)")),
         };
         match (action, unless, retry_for) {
             (Ok(action), Ok(unless), Ok(retry_for)) => Ok(Step {

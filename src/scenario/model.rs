@@ -353,7 +353,7 @@ pub struct Exec {
     pub expect: Expect,
 }
 
-/// A field of a live object.
+/// A field of a live object (`path` and `expect`), or a part of it (`contains`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Assert {
@@ -361,9 +361,23 @@ pub struct Assert {
     pub object: ObjectRef,
     /// Field path: dots, `[0]` indexes, `[name=x]` list filters
     /// (`spec.containers[name=redis].resources.requests.cpu`).
+    #[serde(default)]
     pub path: String,
-    /// What the value must be.
+    /// What the value at `path` must be.
+    #[serde(default)]
     pub expect: Expect,
+    /// Instead of `path` and `expect`: a partial object the live one must
+    /// hold. Every key given must be there with a value that holds what is
+    /// given (recursively); a list item given must match an item of the live
+    /// list, found by its `name` when it has one, else at the same position;
+    /// values compare as `equals` does (`replicas: 2` holds for `"2"` too).
+    #[serde(default)]
+    pub contains: Option<serde_json::Value>,
+    /// Read the object again until the expectation holds, for at most this
+    /// long (`30s`); the default is a single reading. Capped at 15 s under
+    /// `verify`, as `retryFor` is.
+    #[serde(default)]
+    pub eventually: Option<String>,
     /// With a selector: every matching object must satisfy it (at least one must match).
     #[serde(default)]
     pub all: bool,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::Value;
 
 use super::template::{self, line_col};
-use super::{Action, Problem, Scenario, StepFile, StepKind, suggest};
+use super::{Action, Expect, Problem, Scenario, StepFile, StepKind, suggest};
 use super::{locate, manifest, manifest_types};
 use runbook_units::{Quantity, parse_redis_memory};
 
@@ -345,6 +345,21 @@ impl Checker<'_> {
         }
         if let Some(assert) = &step.assert {
             self.check_expect(&step.id, "assert", &assert.expect);
+            let has_expect = serde_json::to_value(&assert.expect).ok() != serde_json::to_value(Expect::default()).ok();
+            match (assert.path.is_empty(), &assert.contains) {
+                (true, None) => self.at_step(&step.id, "assert needs a path (with expect) or contains".into()),
+                (false, Some(_)) => {
+                    self.at_step(&step.id, "assert takes a path and expect, or contains, not both".into())
+                }
+                (true, Some(_)) if has_expect => self.at_step(
+                    &step.id,
+                    "assert.expect goes with a path; with contains, the object itself says what must hold".into(),
+                ),
+                _ => {}
+            }
+        }
+        if step.unless.as_ref().and_then(|u| u.assert.as_ref()).is_some_and(|a| a.eventually.is_some()) {
+            self.at_step(&step.id, "unless reads once: its assert takes no eventually".into());
         }
     }
 }

@@ -243,3 +243,52 @@ async fn condition_waits_hold_for_a_name_and_a_selector_and_say_what_they_saw() 
     assert_eq!(never["actual"], "deployment/conditioned: Available is True", "{never}");
     assert_eq!(never["command"], "kubectl wait --for=condition=Available=False deployment/conditioned --timeout=2s");
 }
+
+#[tokio::test]
+async fn a_partial_object_assert_waits_for_convergence_and_names_each_difference() {
+    requires!(Root);
+    let (code, out, doc) = run_on_lab(&path("partial-object.yaml"), &[]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(crate::common::failed(&doc), ["never"], "{out}");
+    let converged = crate::common::step(&doc, "converges");
+    assert_eq!(converged["status"], "passed", "{converged}");
+    assert!(converged["message"].as_str().is_some_and(|m| m.starts_with("held after ")), "{converged}");
+    assert!(converged["duration"].as_u64().unwrap() >= 2000, "not before the readiness delay: {converged}");
+    let never = crate::common::step(&doc, "never");
+    assert_eq!(never["expected"], "every field given in contains", "{never}");
+    let differences: Vec<&str> = never["output"].as_str().unwrap().lines().collect();
+    assert_eq!(
+        differences,
+        [
+            "spec.replicas: expected 3, found 2",
+            "spec.template.spec.containers[name=redis].image: expected redis:8, found redis:7-alpine",
+            "spec.template.spec.containers[name=exporter]: expected an item named exporter, found none",
+        ],
+        "{never}"
+    );
+    assert!(never["actual"].as_str().unwrap().starts_with("3 field(s) differ: spec.replicas: expected 3, found 2"));
+    assert!(never["duration"].as_u64().unwrap() >= 2000, "read again for its 2 s: {never}");
+    assert_eq!(never["command"], "kubectl get deployment/shaped -o yaml   # holds every field given in contains");
+}
+
+#[tokio::test]
+async fn contains_and_path_do_not_mix_and_eventually_is_a_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yaml");
+    let steps = [
+        ("{object: {kind: Pod, name: p}, path: status.phase, contains: {status: {}}}", "not both"),
+        ("{object: {kind: Pod, name: p}}", "needs a path (with expect) or contains"),
+        ("{object: {kind: Pod, name: p}, contains: {a: 1}, expect: {equals: 1}}", "expect goes with a path"),
+        (
+            "{object: {kind: Pod, name: p}, contains: {a: 1}, eventually: soon}",
+            "assert.eventually \"soon\" is not a duration",
+        ),
+    ];
+    for (assert, says) in steps {
+        let text = format!("name: s\ntitle: t\nobjective: o\nsteps:\n  - id: a\n    title: a\n    assert: {assert}\n");
+        std::fs::write(&file, text).unwrap();
+        let (code, out) = validate(&[&file.display().to_string()]).await;
+        assert_eq!(code, Some(3), "{assert}: {out}");
+        assert!(out.contains(says), "{assert}: {out}");
+    }
+}

@@ -79,6 +79,35 @@ pub async fn open(page: &Path, screenshot: Option<(&Path, u32)>) -> Rendered {
     Rendered { dom: String::from_utf8_lossy(&out.stdout).into_owned(), requests }
 }
 
+/// How many pages Chromium prints `page` on (`--print-to-pdf`).
+async fn printed_pages(page: &Path) -> usize {
+    let pdf = page.with_extension("pdf");
+    let profile = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(chromium())
+        .args(["--no-sandbox", "--disable-gpu", "--no-pdf-header-footer"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", page.canonicalize().unwrap().display()))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "printing failed: {}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&pdf).unwrap();
+    regex::bytes::Regex::new(r"/Type\s*/Page[^s]").unwrap().find_iter(&bytes).count()
+}
+
+/// Printed, the page shows what the screen keeps collapsed (commands,
+/// outputs): it takes more paper than the same page whose print style does
+/// not open them.
+async fn assert_prints_collapsed_sections(page: &Path) {
+    let html = std::fs::read_to_string(page).unwrap();
+    assert!(html.contains("details::details-content"), "the print style opens collapsed sections");
+    let closed = page.with_file_name("closed-when-printed.html");
+    std::fs::write(&closed, html.replace("details::details-content", "details::not-a-part")).unwrap();
+    let (open, shut) = (printed_pages(page).await, printed_pages(&closed).await);
+    assert!(open > shut, "printed: {open} pages with the sections open, {shut} without");
+}
+
 /// Where screenshots are kept after the tests (CI keeps `target/`).
 pub fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
@@ -90,11 +119,15 @@ pub fn artifacts() -> PathBuf {
 /// (`doc`) as Chromium renders it: the verdict, every step, a chart for
 /// every step that recorded a drill's moments or traffic, no request to the
 /// network and no address that could make one; and that `runbook report`
-/// renders the same page from the JSON. With `screenshot`, keeps one.
+/// renders the same page from the JSON. With `screenshot`, keeps one, and
+/// checks that printing opens the collapsed sections.
 pub async fn assert_html_report(dir: &Path, name: &str, doc: &serde_json::Value, screenshot: Option<&str>) {
     let page = dir.join(format!("{name}.html"));
     let shot = screenshot.map(|s| artifacts().join(s));
     let rendered = open(&page, shot.as_deref().map(|p| (p, 6000))).await;
+    if shot.is_some() {
+        assert_prints_collapsed_sections(&page).await;
+    }
     let dom = &rendered.dom;
     assert!(rendered.requests.is_empty(), "the page made requests: {:?}", rendered.requests);
     for attribute in ["src=\"http", "href=\"http", "src=\"//", "href=\"//", "url("] {

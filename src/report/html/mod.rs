@@ -22,8 +22,7 @@ pub struct HtmlReport {
 impl HtmlReport {
     /// An HTML report written to `sink` when the run ends.
     pub fn new(sink: Sink) -> Self {
-        let (unused, _) = Sink::memory();
-        HtmlReport { sink, json: JsonReport::new(unused) }
+        HtmlReport { sink, json: JsonReport::collecting() }
     }
 }
 
