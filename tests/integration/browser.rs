@@ -8,12 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::common::{requires, runbook};
-
-/// The browser binary.
-fn chromium() -> String {
-    std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium-headless-shell".into())
-}
+use crate::common::{chromium, requires, runbook};
 
 /// What Chromium made of a page.
 pub struct Rendered {

@@ -28,9 +28,9 @@ pub fn unmet(needs: &[Need]) -> Option<String> {
             Need::Kubectl if !kubectl_works() => {
                 Some("kubectl (set KUBECTL or put it on PATH; scripts/install-deps installs it)")
             }
-            Need::Chromium if !chromium_works() => {
-                Some("headless Chromium (set CHROMIUM or install chromium-headless-shell: scripts/install-deps)")
-            }
+            Need::Chromium if !chromium_works() => Some(
+                "headless Chromium (set CHROMIUM or install chromium-headless-shell: scripts/install-deps --tests)",
+            ),
             _ => None,
         })
         .collect();
@@ -51,12 +51,16 @@ fn kubectl_works() -> bool {
     })
 }
 
+/// The browser binary: `$CHROMIUM`, else Debian's headless shell on PATH.
+pub fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium-headless-shell".into())
+}
+
 /// Whether headless Chromium answers `--version`.
 fn chromium_works() -> bool {
     static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *WORKS.get_or_init(|| {
-        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium-headless-shell".into());
-        std::process::Command::new(chromium).arg("--version").output().is_ok_and(|o| o.status.success())
+        std::process::Command::new(chromium()).arg("--version").output().is_ok_and(|o| o.status.success())
     })
 }
 
