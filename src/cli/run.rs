@@ -120,6 +120,7 @@ async fn execute(
         namespace: conn.namespace.clone(),
         context: conn.context.clone(),
         server: conn.server.clone(),
+        kubeconfig: Some(conn.kubeconfig.clone()),
     };
     let code = if flags.repeat > 1 {
         repeatedly(&loaded, target, &mut options, report, flags.repeat).await

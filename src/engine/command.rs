@@ -3,7 +3,7 @@
 use crate::k8s::jsonpath::to_kubectl as jsonpath;
 use crate::scenario::{Action, ObjectRef, PodRef};
 
-fn shell_quote(arg: &str) -> String {
+pub fn shell_quote(arg: &str) -> String {
     if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c)) {
         arg.to_string()
     } else {
@@ -78,6 +78,7 @@ pub fn kubectl(action: &Action, resolved_pod: Option<&str>, render: &dyn Fn(&str
                 String::new()
             }
         }
+        Action::Command { spec, .. } => super::host_command::shown(spec, render),
         Action::Exec(e) => {
             let container = e.container.as_ref().map(|c| format!(" -c {c}")).unwrap_or_default();
             let stdin = if e.stdin.is_some() { " -i" } else { "" };

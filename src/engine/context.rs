@@ -80,6 +80,11 @@ pub struct Ctx {
     /// a later step on the same pod reuses its port-forward (see
     /// `redis_client::connect`).
     pub redis_connections: Mutex<HashMap<RedisKey, redis::aio::MultiplexedConnection>>,
+    /// The kubeconfig a `command` step's program gets (the run's context
+    /// current, the run's namespace), when the run was given one.
+    pub kubeconfig: Option<kube::config::Kubeconfig>,
+    /// The context's name, for `RUNBOOK_CONTEXT`.
+    pub context_name: String,
 }
 
 /// What a reusable Redis connection is for: the pod (by uid, so a replaced
@@ -109,6 +114,8 @@ impl Ctx {
             measured: Mutex::new(Vec::new()),
             drill: Mutex::default(),
             redis_connections: Mutex::new(HashMap::new()),
+            kubeconfig: None,
+            context_name: String::new(),
         }
     }
 

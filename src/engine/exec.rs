@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::context::Ctx;
 use super::{Done, StepError, diagnostics, expect};
-use crate::scenario::{Exec, PodRef};
+use crate::scenario::{Exec, Expect, PodRef};
 
 /// The output of a command run in a pod.
 pub struct Ran {
@@ -116,16 +116,29 @@ pub async fn run(ctx: &Ctx, exec: &Exec) -> Result<Done, StepError> {
     let command: Vec<String> = exec.command.iter().map(|c| ctx.render(c)).collect();
     let stdin = exec.stdin.as_ref().map(|s| ctx.render(s));
     let ran = run_in_pod(ctx, &pod, exec.container.as_deref(), &command, stdin.as_deref()).await?;
-    let output = if ran.stderr.is_empty() { ran.stdout.clone() } else { format!("{}{}", ran.stdout, ran.stderr) };
     let looked_at = format!("`{}` in pod {}", command.join(" "), ran.pod);
+    let output = check_output(ctx, &exec.expect, &ran, None, &looked_at)?;
+    Ok(Done { output, looked_at: Some(looked_at), resolved_pod: Some(ran.pod), ..Done::default() })
+}
+
+/// Checks a command's exit code and output against `expect` (an exec's or
+/// a host command's), and returns the output to show. `value` is what
+/// `equals`/`matches`/… compare when not the whole output (a JSON field).
+pub fn check_output(
+    ctx: &Ctx,
+    e: &Expect,
+    ran: &Ran,
+    value: Option<Option<&Value>>,
+    looked_at: &str,
+) -> Result<String, StepError> {
+    let output = if ran.stderr.is_empty() { ran.stdout.clone() } else { format!("{}{}", ran.stdout, ran.stderr) };
     let fail = |expected: String, actual: String| StepError::Failed {
         expected,
         actual,
-        looked_at: looked_at.clone(),
+        looked_at: looked_at.to_string(),
         output: output.clone(),
         diagnostics: None,
     };
-    let e = &exec.expect;
     let want_code = e.exit_code.unwrap_or(0);
     if ran.code != want_code {
         return Err(fail(format!("exit code {want_code}"), format!("exit code {}: {}", ran.code, ran.stderr.trim())));
@@ -150,9 +163,10 @@ pub async fn run(ctx: &Ctx, exec: &Exec) -> Result<Done, StepError> {
             return Err(fail(format!("a listener on {addr}"), format!("listeners: {listeners:?}")));
         }
     }
-    let value = Value::String(ran.stdout.trim_end_matches('\n').to_string());
-    expect::compare(e, Some(&value), &|s| ctx.render(s)).map_err(|m| fail(m.expected, m.actual))?;
-    Ok(Done { output, looked_at: Some(looked_at), resolved_pod: Some(ran.pod), ..Done::default() })
+    let whole = Value::String(ran.stdout.trim_end_matches('\n').to_string());
+    let value = value.unwrap_or(Some(&whole));
+    expect::compare(e, value, &|s| ctx.render(s)).map_err(|m| fail(m.expected, m.actual))?;
+    Ok(output)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod diagnostics;
 mod drill_writes;
 pub mod exec;
 pub mod expect;
+pub mod host_command;
 pub mod http;
 mod partial;
 pub mod redis;
@@ -174,6 +175,9 @@ pub struct Target {
     pub context: String,
     /// Server URL.
     pub server: String,
+    /// The kubeconfig `command` steps' programs get (see
+    /// [`crate::k8s::client::Connection::kubeconfig`]).
+    pub kubeconfig: Option<kube::config::Kubeconfig>,
 }
 
 /// Reads the cluster's version and nodes for the report.
@@ -239,6 +243,7 @@ async fn run_action(ctx: &Ctx, scenario: &Scenario, action: &Action) -> Result<D
         Action::HttpLoad { spec, timeout, settle, scale_in } => {
             http::load(ctx, spec, *timeout, *settle, *scale_in).await
         }
+        Action::Command { spec, timeout } => host_command::run(ctx, scenario, spec, *timeout).await,
     }
 }
 
@@ -366,8 +371,10 @@ pub async fn run(
     let redactor = Redactor::new(scenario.secret_values(&vars));
     let emit = |e: Event| reporters.lock().unwrap_or_else(|p| p.into_inner()).emit(&e);
     let wait_cap = (options.mode == Mode::Verify).then_some(VERIFY_WAIT_CAP);
-    let ctx =
+    let mut ctx =
         Ctx::new(target.client.clone(), target.namespace.clone(), vars.clone(), redactor, reporters.clone(), wait_cap);
+    ctx.kubeconfig = target.kubeconfig.clone();
+    ctx.context_name = target.context.clone();
     let started = Instant::now();
     let parameters: Vec<(String, String)> = vars
         .iter()

@@ -84,6 +84,21 @@ pub struct Connection {
     pub lab: Option<Lab>,
     /// Why runbook chose this cluster, when the user did not say.
     pub note: Option<String>,
+    /// The kubeconfig as read, its current context the one chosen and that
+    /// context's namespace the run's: what a `command` step's programs get.
+    pub kubeconfig: Kubeconfig,
+}
+
+/// `kubeconfig` with `context` current and `namespace` as its namespace, so a
+/// program given it (kubectl, helm) works where the run works.
+fn pointed_at(mut kubeconfig: Kubeconfig, context: &str, namespace: &str) -> Kubeconfig {
+    kubeconfig.current_context = Some(context.to_string());
+    for named in kubeconfig.contexts.iter_mut().filter(|c| c.name == context) {
+        if let Some(c) = named.context.as_mut() {
+            c.namespace = Some(namespace.to_string());
+        }
+    }
+    kubeconfig
 }
 
 fn kubeconfig_paths(choice: &ClusterChoice) -> Vec<PathBuf> {
@@ -144,6 +159,7 @@ pub async fn connect(choice: &ClusterChoice, read_only: bool, lab_fallback: bool
     };
     let options = KubeConfigOptions { context: choice.context.clone(), ..Default::default() };
     let context = choice.context.clone().or(kubeconfig.current_context.clone()).unwrap_or_default();
+    let kept = kubeconfig.clone();
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
@@ -166,5 +182,6 @@ pub async fn connect(choice: &ClusterChoice, read_only: bool, lab_fallback: bool
     // real cluster's context that happens to share the name is not the lab).
     let loopback = server.starts_with("https://127.0.0.1:") || server.starts_with("https://localhost:");
     let is_lab = lab.is_some() || (context == crate::lab::CONTEXT && loopback);
-    Ok(Connection { client, namespace, context, server, is_lab, lab, note })
+    let kubeconfig = pointed_at(kept, &context, &namespace);
+    Ok(Connection { client, namespace, context, server, is_lab, lab, note, kubeconfig })
 }

@@ -27,6 +27,8 @@ pub const SENTINEL_RESTART_TIMEOUT: Duration = Duration::from_secs(120);
 pub const HTTP_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `httpLoad` keeps the load on after the disruption settled.
 pub const HTTP_LOAD_SETTLE: Duration = Duration::from_secs(2);
+/// How long a `command` may run before it is killed.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One step's action.
 #[derive(Debug, Clone)]
@@ -72,6 +74,8 @@ pub enum Action {
         /// `autoscale.scaleInWithin` (zero: not waited).
         scale_in: Duration,
     },
+    /// A program run on the host, its output checked.
+    Command { spec: HostCommand, timeout: Duration },
 }
 
 impl Action {
@@ -81,7 +85,12 @@ impl Action {
     pub fn talks_to_pods(&self) -> bool {
         !matches!(
             self,
-            Action::Apply(_) | Action::Wait { .. } | Action::Assert(_) | Action::Delete { .. } | Action::Capture(_)
+            Action::Apply(_)
+                | Action::Wait { .. }
+                | Action::Assert(_)
+                | Action::Delete { .. }
+                | Action::Capture(_)
+                | Action::Command { .. }
         )
     }
 }
@@ -154,6 +163,7 @@ impl Action {
             http,
             http_load,
             sentinel_reset,
+            command,
         } = step.clone();
         [
             apply.map(Action::Apply),
@@ -189,6 +199,10 @@ impl Action {
                     &spec.autoscale.as_ref().and_then(|a| a.scale_in_within.clone()),
                     Duration::ZERO,
                 ),
+                spec,
+            }),
+            command.map(|spec| Action::Command {
+                timeout: d.read("command.timeout", &spec.timeout, COMMAND_TIMEOUT),
                 spec,
             }),
         ]
@@ -245,6 +259,7 @@ impl Action {
             Action::SentinelReset(_) => "sentinelReset",
             Action::Http(_) => "http",
             Action::HttpLoad { .. } => "httpLoad",
+            Action::Command { .. } => "command",
         }
     }
 
@@ -261,6 +276,9 @@ impl Action {
             | Action::HttpLoad { .. } => true,
             Action::Replication(r) => r.write_probe,
             Action::RedisKeys(k) => k.write.is_some(),
+            // runbook cannot see what a program does: it writes unless its
+            // author says it only reads.
+            Action::Command { spec, .. } => !spec.read_only,
             Action::Wait { .. }
             | Action::Exec(_)
             | Action::Assert(_)
@@ -282,6 +300,7 @@ impl Action {
             | Action::HttpLoad { .. } => StepKind::Disruptive,
             Action::Apply(_) | Action::Delete { .. } | Action::Capture(_) | Action::SentinelReset(_) => StepKind::Setup,
             Action::RedisKeys(k) if k.write.is_some() => StepKind::Setup,
+            Action::Command { spec, .. } if !spec.read_only => StepKind::Setup,
             Action::Replication(r) if r.write_probe => StepKind::Setup,
             Action::RedisKeys(_)
             | Action::Replication(_)
@@ -290,6 +309,7 @@ impl Action {
             | Action::Assert(_)
             | Action::Redis(_)
             | Action::Sentinels(_)
+            | Action::Command { .. }
             | Action::Http(_) => StepKind::Check,
         }
     }
@@ -300,6 +320,7 @@ impl Action {
             Action::Assert(a) => Some(&a.expect),
             Action::Redis(r) => Some(&r.expect),
             Action::Exec(e) => Some(&e.expect),
+            Action::Command { spec, .. } => Some(&spec.expect),
             Action::Apply(_)
             | Action::Wait { .. }
             | Action::Delete { .. }
@@ -318,7 +339,7 @@ impl Action {
 }
 
 /// Every action's name, in the order the docs list them.
-pub const ALL: [&str; 16] = [
+pub const ALL: [&str; 17] = [
     "apply",
     "wait",
     "exec",
@@ -335,6 +356,7 @@ pub const ALL: [&str; 16] = [
     "sentinelReset",
     "http",
     "httpLoad",
+    "command",
 ];
 
 #[cfg(test)]

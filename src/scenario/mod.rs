@@ -281,6 +281,15 @@ impl Scenario {
         }
     }
 
+    /// The directory of a scenario read from disk (where its `command`
+    /// steps start); none for an embedded or in-memory one.
+    pub fn directory(&self) -> Option<&std::path::Path> {
+        match &self.source {
+            Source::Disk(dir) => Some(dir),
+            Source::Embedded(_) | Source::Memory(_) => None,
+        }
+    }
+
     /// How a file of the scenario is named in messages.
     pub fn display_path(&self, relative: &str) -> String {
         match &self.source {

@@ -132,6 +132,10 @@ pub struct StepFile {
     /// addresses that restarted pods no longer have (they are rediscovered).
     #[serde(default)]
     pub sentinel_reset: Option<SentinelReset>,
+    /// A program run on this machine (helm, redis-benchmark, a script), with
+    /// the run's kubeconfig, context and namespace in its environment.
+    #[serde(default)]
+    pub command: Option<HostCommand>,
     /// Skip the step (as already done) when this read-only probe passes.
     #[serde(default)]
     pub unless: Option<Box<Probe>>,
@@ -349,6 +353,42 @@ pub struct Exec {
     #[serde(default)]
     pub stdin: Option<String>,
     /// What the output must be.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// A program run on the machine runbook runs on: `argv` (no shell) or a
+/// `script` (`sh -ec`). Its environment holds `KUBECONFIG` (a kubeconfig
+/// whose current context is the run's, with the run's namespace),
+/// `RUNBOOK_CONTEXT`, `RUNBOOK_NAMESPACE` and `RUNBOOK_RUN_ID`; it starts in
+/// the scenario's directory.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HostCommand {
+    /// The program and its arguments, run without a shell.
+    #[serde(default)]
+    pub argv: Option<Vec<String>>,
+    /// A shell script, run with `sh -ec` (stops at the first failing command).
+    #[serde(default)]
+    pub script: Option<String>,
+    /// Text sent to its standard input.
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// More environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// How long it may run before it is killed (default 60s).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// It only reads: allowed under `verify`, where a command is refused
+    /// unless it says so (runbook cannot see what a program does).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Read standard output as JSON and compare the value at this field path
+    /// (`items[0].status.phase`) instead of the whole output.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// What the exit code and output must be (as for `exec`).
     #[serde(default)]
     pub expect: Expect,
 }

@@ -207,7 +207,18 @@ impl Checker<'_> {
             && step.kind.unwrap_or_else(|| action.default_kind()) == StepKind::Check
             && action.writes()
         {
-            self.at_step(&step.id, "a check cannot apply or delete: `verify` runs checks and must never write".into());
+            let why = if matches!(action, Action::Command { .. }) {
+                "a command is a check only with `readOnly: true`: `verify` runs checks and must never write, \
+                 and runbook cannot see what a program does"
+            } else {
+                "a check cannot apply or delete: `verify` runs checks and must never write"
+            };
+            self.at_step(&step.id, why.into());
+        }
+        if let Some(c) = &step.command
+            && c.argv.as_ref().is_some_and(|a| !a.is_empty()) == c.script.is_some()
+        {
+            self.at_step(&step.id, "command needs exactly one of argv (a program and its arguments), script".into());
         }
         for (i, need) in step.needs.iter().flatten().enumerate() {
             if !self.earlier.contains(need) {
