@@ -45,6 +45,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000),
           conflicts_with = "ephemeral_namespace")]
     pub repeat: u32,
+    /// Stop at the first step that does not pass and wait, with the cluster
+    /// as the failure left it: runbook prints a kubeconfig for the run's
+    /// context and namespace and what to look at, then cleans up when you
+    /// press Enter (or Ctrl-C). Later steps are skipped.
+    #[arg(long, conflicts_with = "repeat")]
+    pub pause_on_failure: bool,
 }
 
 /// Options of `verify`.
@@ -69,6 +75,7 @@ struct RunFlags {
     ephemeral_namespace: bool,
     cleanup_timeout: Duration,
     repeat: u32,
+    pause_on_failure: bool,
 }
 
 async fn execute(
@@ -114,6 +121,7 @@ async fn execute(
         interrupt,
         run_id,
         cleanup_timeout: flags.cleanup_timeout,
+        pause_on_failure: flags.pause_on_failure,
     };
     let target = || Target {
         client: conn.client.clone(),
@@ -240,6 +248,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         ephemeral_namespace: args.ephemeral_namespace,
         cleanup_timeout,
         repeat: args.repeat,
+        pause_on_failure: args.pause_on_failure,
     };
     super::runtime()?.block_on(execute(&args.scenario, &args.cluster, &args.report, Mode::Run, flags))
 }

@@ -152,7 +152,7 @@ pub async fn run(ctx: &Ctx, scenario: &Scenario, spec: &HostCommand, timeout: Du
 
 /// The run's kubeconfig written for the command (removed when dropped), or
 /// none when the run was given a client rather than a kubeconfig.
-fn write_kubeconfig(ctx: &Ctx) -> Result<Option<tempfile::NamedTempFile>, StepError> {
+pub(super) fn write_kubeconfig(ctx: &Ctx) -> Result<Option<tempfile::NamedTempFile>, StepError> {
     let Some(kubeconfig) = &ctx.kubeconfig else { return Ok(None) };
     let mut file = tempfile::Builder::new()
         .prefix("runbook-kubeconfig-")

@@ -8,6 +8,7 @@ pub mod autoscale;
 pub mod capture;
 pub mod cleanup;
 pub mod cluster;
+mod collectors;
 pub mod command;
 pub mod context;
 pub mod delete;
@@ -18,6 +19,7 @@ pub mod expect;
 pub mod host_command;
 pub mod http;
 mod partial;
+mod pause;
 pub mod redis;
 pub mod redis_client;
 pub mod sentinel;
@@ -101,6 +103,15 @@ impl StepError {
     }
 }
 
+/// A step error in one line, for a note that must not fail in its turn.
+fn error_text(e: &StepError) -> String {
+    match e {
+        StepError::Failed { expected, actual, .. } => format!("expected {expected}, found {actual}"),
+        StepError::Invalid(m) => m.clone(),
+        StepError::Infra(e) => e.to_string(),
+    }
+}
+
 impl StepError {
     /// An infrastructure error with this message.
     pub fn infra(message: impl std::fmt::Display) -> Self {
@@ -163,6 +174,8 @@ pub struct RunOptions {
     pub run_id: String,
     /// How long cleanup waits for what the run created to be gone.
     pub cleanup_timeout: Duration,
+    /// Wait at the first step that does not pass (`--pause-on-failure`).
+    pub pause_on_failure: bool,
 }
 
 /// The cluster a run uses.
@@ -456,6 +469,17 @@ pub async fn run(
         }
         ctx.take_measurements();
         result.started_ms = Some(began_ms);
+        if matches!(result.status, Status::Failed | Status::Error) && !interrupted {
+            let asked: Vec<&crate::scenario::Collector> =
+                step.spec.on_failure.iter().chain(&scenario.file.on_failure).collect();
+            if !asked.is_empty() {
+                let collected = collectors::collect(&ctx, &asked).await;
+                result.diagnostics = Some(match result.diagnostics.take() {
+                    Some(automatic) => format!("{automatic}{collected}"),
+                    None => collected,
+                });
+            }
+        }
         (result.timeline, result.traffic) = ctx.take_drill();
         let info = if resolved.is_some() { step_info(&ctx, step, i + 1, total, resolved.as_deref()) } else { info };
         if interrupted {
@@ -463,8 +487,14 @@ pub async fn run(
         } else if result.status == Status::Error || (result.status == Status::Failed && step.kind != StepKind::Check) {
             stop_reason = Some(format!("step {:?} did not pass", step.spec.id));
         }
+        let paused =
+            options.pause_on_failure && !interrupted && matches!(result.status, Status::Failed | Status::Error);
         emit(Event::StepFinished(info.clone(), result.clone()));
         results.push((info, result));
+        if paused {
+            pause::at_failure(&ctx, &step.spec.id, &options.interrupt).await;
+            stop_reason = Some("the run stopped at the first failure (--pause-on-failure)".into());
+        }
     }
 
     let leftovers = if options.mode == Mode::Run && !options.keep {

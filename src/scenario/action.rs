@@ -147,6 +147,7 @@ impl Action {
             unless: _,
             needs: _,
             retry_for: _,
+            on_failure: _,
             apply,
             wait,
             exec,

@@ -35,6 +35,10 @@ pub struct ScenarioFile {
     /// Steps that always run at the end (after failures and Ctrl-C too) unless `--keep`.
     #[serde(default)]
     pub cleanup: Vec<StepFile>,
+    /// What to collect when any step does not pass, added to its automatic
+    /// diagnostics (each step may add its own).
+    #[serde(default)]
+    pub on_failure: Vec<Collector>,
 }
 
 /// A scenario parameter.
@@ -136,6 +140,10 @@ pub struct StepFile {
     /// the run's kubeconfig, context and namespace in its environment.
     #[serde(default)]
     pub command: Option<HostCommand>,
+    /// What to collect if this step does not pass, added to its automatic
+    /// diagnostics (and to the scenario's `onFailure`).
+    #[serde(default)]
+    pub on_failure: Vec<Collector>,
     /// Skip the step (as already done) when this read-only probe passes.
     #[serde(default)]
     pub unless: Option<Box<Probe>>,
@@ -355,6 +363,50 @@ pub struct Exec {
     /// What the output must be.
     #[serde(default)]
     pub expect: Expect,
+}
+
+/// One thing to collect when a step does not pass: exactly one of these.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Collector {
+    /// The last log lines of the pods a reference names (at most three pods).
+    #[serde(default)]
+    pub logs: Option<LogsCollector>,
+    /// The events of a namespace, newest last.
+    #[serde(default)]
+    pub events: Option<EventsCollector>,
+    /// An object as YAML (`kubectl get -o yaml`, without managedFields).
+    #[serde(default)]
+    pub get: Option<ObjectRef>,
+}
+
+/// Logs to collect.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LogsCollector {
+    /// The pods.
+    pub pod: PodRef,
+    /// The container; defaults to every container of the pod.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// How many lines from the end (default 50).
+    #[serde(default)]
+    pub tail: Option<u32>,
+    /// The previous instance's logs (a container that restarted).
+    #[serde(default)]
+    pub previous: bool,
+}
+
+/// Events to collect.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventsCollector {
+    /// The namespace; defaults to the run's.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// How many, newest last (default 20).
+    #[serde(default)]
+    pub last: Option<u32>,
 }
 
 /// A program run on the machine runbook runs on: `argv` (no shell) or a

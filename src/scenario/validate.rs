@@ -152,8 +152,8 @@ impl Checker<'_> {
             ("listening", e.listening.is_some()),
         ];
         for (name, present) in exec_only {
-            if present && action != "exec" {
-                self.at_step(id, format!("expect.{name} applies to exec steps only"));
+            if present && action != "exec" && action != "command" {
+                self.at_step(id, format!("expect.{name} applies to exec and command steps only"));
             }
         }
         for (name, present) in
@@ -369,10 +369,37 @@ impl Checker<'_> {
                 _ => {}
             }
         }
+        if let Some(command) = &step.command {
+            self.check_expect(&step.id, "command", &command.expect);
+        }
+        for (i, collector) in step.on_failure.iter().enumerate() {
+            if let Some(problem) = collector_problem(collector) {
+                self.at_field(&step.id, &format!("onFailure/{i}"), problem);
+            }
+        }
         if step.unless.as_ref().and_then(|u| u.assert.as_ref()).is_some_and(|a| a.eventually.is_some()) {
             self.at_step(&step.id, "unless reads once: its assert takes no eventually".into());
         }
     }
+}
+
+/// What is wrong with an `onFailure` collector, if anything.
+fn collector_problem(c: &super::Collector) -> Option<String> {
+    let given = [c.logs.is_some(), c.events.is_some(), c.get.is_some()].iter().filter(|g| **g).count();
+    if given != 1 {
+        return Some(format!("an onFailure collector needs exactly one of logs, events, get; found {given}"));
+    }
+    if let Some(l) = &c.logs
+        && l.pod.name.is_some() == l.pod.selector.is_some()
+    {
+        return Some("onFailure logs.pod needs exactly one of name, selector".into());
+    }
+    if let Some(o) = &c.get
+        && o.name.is_some() == o.selector.is_some()
+    {
+        return Some("onFailure get needs exactly one of name, selector".into());
+    }
+    None
 }
 
 fn collect_strings(v: &Value, out: &mut Vec<String>) {
@@ -408,6 +435,12 @@ pub fn validate_with(scenario: &Scenario, mut params: BTreeMap<String, String>) 
         // A captured value may be used by the steps after it.
         if let Some(c) = &step.capture {
             checker.params.insert(c.name.clone(), format!("<{}>", c.name));
+        }
+    }
+    for (index, collector) in scenario.file.on_failure.iter().enumerate() {
+        if let Some(problem) = collector_problem(collector) {
+            let (line, column) = scenario.location(&format!("/onFailure/{index}"));
+            checker.problems.push(Problem { file: scenario.path.clone(), line, column, message: problem });
         }
     }
     for (index, step) in scenario.file.cleanup.iter().enumerate() {

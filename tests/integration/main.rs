@@ -19,6 +19,7 @@ mod lab_metrics;
 mod lab_pods;
 mod lab_stateful;
 mod lab_users;
+mod on_failure;
 mod redis_cluster;
 mod redis_sentinel;
 mod repeat;
