@@ -163,7 +163,7 @@ impl ReportArgs {
 }
 
 /// `report.xml` → `report-2.xml` (`report` → `report-2`).
-fn numbered(path: &std::path::Path, n: usize) -> PathBuf {
+pub fn numbered(path: &std::path::Path, n: usize) -> PathBuf {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let name = match path.extension() {
         Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),

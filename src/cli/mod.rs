@@ -7,6 +7,8 @@ pub mod inspect;
 pub mod lab;
 pub mod out;
 pub mod run;
+pub mod suite;
+mod suite_run;
 
 use clap::{Parser, Subcommand};
 

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::common::{ClusterArgs, ReportArgs, ScenarioArgs, duration_arg};
+use super::common::{ClusterArgs, ReportArgs, duration_arg};
 use super::out::outln;
+use super::suite::ScenariosArgs;
 use crate::engine::{self, RunOptions, Target};
 use crate::k8s::client;
 use crate::report::event::Mode;
@@ -13,9 +14,9 @@ use crate::report::event::Mode;
 /// Options of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Which scenario.
+    /// Which scenarios.
     #[command(flatten)]
-    pub scenario: ScenarioArgs,
+    pub scenario: ScenariosArgs,
     /// Which cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -49,16 +50,20 @@ pub struct RunArgs {
     /// as the failure left it: runbook prints a kubeconfig for the run's
     /// context and namespace and what to look at, then cleans up when you
     /// press Enter (or Ctrl-C). Later steps are skipped.
-    #[arg(long, conflicts_with = "repeat")]
+    #[arg(long, conflicts_with_all = ["repeat", "parallel"])]
     pub pause_on_failure: bool,
+    /// With several scenarios: run up to N at once, each in a namespace of
+    /// its own (`<scenario>-<run id>`, removed at cleanup) unless -n is given.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub parallel: u32,
 }
 
 /// Options of `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Which scenario.
+    /// Which scenarios.
     #[command(flatten)]
-    pub scenario: ScenarioArgs,
+    pub scenario: ScenariosArgs,
     /// Which cluster.
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -69,30 +74,51 @@ pub struct VerifyArgs {
 
 /// What `run` adds to `verify`.
 #[derive(Debug, Default, Clone, Copy)]
-struct RunFlags {
-    keep: bool,
-    allow_disruption: bool,
-    ephemeral_namespace: bool,
-    cleanup_timeout: Duration,
-    repeat: u32,
-    pause_on_failure: bool,
+pub(super) struct RunFlags {
+    pub keep: bool,
+    pub allow_disruption: bool,
+    pub ephemeral_namespace: bool,
+    pub cleanup_timeout: Duration,
+    pub repeat: u32,
+    pub pause_on_failure: bool,
+    pub parallel: u32,
 }
 
 async fn execute(
-    scenario: &ScenarioArgs,
+    scenarios: &ScenariosArgs,
     cluster: &ClusterArgs,
     report: &ReportArgs,
     mode: Mode,
     flags: RunFlags,
 ) -> anyhow::Result<u8> {
+    let mut plan = scenarios.plan()?;
+    if plan.is_suite && (flags.repeat > 1 || flags.pause_on_failure) {
+        return Err(crate::exit::invalid("--repeat and --pause-on-failure take one scenario"));
+    }
+    if flags.repeat > 1 && flags.parallel > 1 {
+        // Repetitions side by side: a suite of the same run, N times.
+        plan.runs = (1..=flags.repeat as usize)
+            .map(|n| super::suite::Planned {
+                label: format!("{} #{n}", plan.runs[0].label),
+                scenario: plan.runs[0].scenario.clone(),
+                set: plan.runs[0].set.clone(),
+            })
+            .collect();
+        plan.name = format!("{} x{}", plan.runs[0].scenario.file.name, flags.repeat);
+        plan.is_suite = true;
+    }
+    if plan.is_suite {
+        return super::suite_run::run(plan, cluster.choice(), report, mode, flags).await;
+    }
+    let one = plan.runs.remove(0);
+    let (loaded, set) = (one.scenario, one.set);
     let interrupt = crate::interrupt::watch()?;
-    let loaded = scenario.load()?;
     let run_id = new_run_id();
     let mut choice = cluster.choice();
     if flags.ephemeral_namespace {
         choice.namespace = Some(ephemeral_name(&loaded.file.name, &run_id));
     }
-    let overrides = namespace_overrides(&loaded, &mut choice, &scenario.set).map_err(crate::exit::invalid)?;
+    let overrides = namespace_overrides(&loaded, &mut choice, &set).map_err(crate::exit::invalid)?;
     // Parameters are checked before touching any cluster.
     loaded.parameters(&overrides).map_err(crate::exit::invalid)?;
     let conn = tokio::select! {
@@ -184,7 +210,7 @@ async fn repeatedly(
 
 /// The exit code that says most about several runs: an interruption first,
 /// then the highest (invalid 3, infrastructure 2, failed 1), else 0.
-fn most_serious(codes: &[u8]) -> u8 {
+pub(super) fn most_serious(codes: &[u8]) -> u8 {
     if codes.contains(&crate::exit::INTERRUPTED) {
         crate::exit::INTERRUPTED
     } else {
@@ -193,7 +219,7 @@ fn most_serious(codes: &[u8]) -> u8 {
 }
 
 /// `<scenario>-<run id>`, within the 63 characters of a namespace name.
-fn ephemeral_name(scenario: &str, run_id: &str) -> String {
+pub(super) fn ephemeral_name(scenario: &str, run_id: &str) -> String {
     let stem: String = scenario.chars().take(63 - run_id.len() - 1).collect();
     format!("{}-{run_id}", stem.trim_end_matches('-'))
 }
@@ -201,7 +227,7 @@ fn ephemeral_name(scenario: &str, run_id: &str) -> String {
 /// One namespace for the run: `-n` and `--set namespace=` must agree, and a
 /// scenario with a `namespace` parameter (one that creates its namespace)
 /// gets the chosen one. Returns the parameter overrides to use.
-fn namespace_overrides(
+pub(super) fn namespace_overrides(
     scenario: &crate::scenario::Scenario,
     choice: &mut crate::k8s::client::ClusterChoice,
     set: &[(String, String)],
@@ -227,7 +253,7 @@ fn namespace_overrides(
 
 /// Creates the run's own namespace, labelled as everything runbook creates,
 /// so that cleanup (and `runbook cleanup --run-id`) removes it.
-async fn create_namespace(client: &kube::Client, name: &str, run_id: &str) -> anyhow::Result<()> {
+pub(super) async fn create_namespace(client: &kube::Client, name: &str, run_id: &str) -> anyhow::Result<()> {
     use crate::k8s::labels::{FIELD_MANAGER, stamp};
     use kube::api::{Api, Patch, PatchParams};
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
@@ -249,6 +275,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         cleanup_timeout,
         repeat: args.repeat,
         pause_on_failure: args.pause_on_failure,
+        parallel: args.parallel,
     };
     super::runtime()?.block_on(execute(&args.scenario, &args.cluster, &args.report, Mode::Run, flags))
 }
@@ -260,7 +287,7 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
 
 /// Eight random characters from Kubernetes' `generateName` alphabet (no
 /// vowels, no look-alikes): valid in a label value and a namespace name.
-fn new_run_id() -> String {
+pub(super) fn new_run_id() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     (0..8).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
 }

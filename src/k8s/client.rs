@@ -91,7 +91,7 @@ pub struct Connection {
 
 /// `kubeconfig` with `context` current and `namespace` as its namespace, so a
 /// program given it (kubectl, helm) works where the run works.
-fn pointed_at(mut kubeconfig: Kubeconfig, context: &str, namespace: &str) -> Kubeconfig {
+pub fn pointed_at(mut kubeconfig: Kubeconfig, context: &str, namespace: &str) -> Kubeconfig {
     kubeconfig.current_context = Some(context.to_string());
     for named in kubeconfig.contexts.iter_mut().filter(|c| c.name == context) {
         if let Some(c) = named.context.as_mut() {

@@ -35,12 +35,27 @@ impl JunitReport {
     /// The XML as it stands.
     pub fn xml(&self) -> anyhow::Result<String> {
         let mut report = Report::new("runbook");
+        report.add_test_suite(self.suite());
+        Ok(report.to_string()?)
+    }
+
+    /// The run as one test suite (a suite of runs holds one per run).
+    pub fn suite(&self) -> TestSuite {
         let mut suite = TestSuite::new(self.name.clone());
         suite.add_test_cases(self.cases.clone());
         suite.add_properties(self.properties.clone());
         suite.set_time(self.duration);
-        report.add_test_suite(suite);
-        Ok(report.to_string()?)
+        suite
+    }
+}
+
+/// A JUnit report its owner reads after the run (`runbook run` over several
+/// scenarios puts every run's suite in one file); it writes nothing itself.
+pub struct SharedJunit(pub std::sync::Arc<std::sync::Mutex<JunitReport>>);
+
+impl Reporter for SharedJunit {
+    fn event(&mut self, event: &Event) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).event(event);
     }
 }
 

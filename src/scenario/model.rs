@@ -15,6 +15,10 @@ use serde_json::Value;
 pub struct ScenarioFile {
     /// Short name, as given to `runbook run NAME`.
     pub name: String,
+    /// Labels for choosing scenarios in a suite (`runbook run -f dir/
+    /// --label tier=smoke`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// One-line title (the audit report's heading).
     pub title: String,
     /// What the scenario achieves (the audit report's objective).

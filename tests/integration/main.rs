@@ -24,4 +24,5 @@ mod redis_cluster;
 mod redis_sentinel;
 mod repeat;
 mod reports;
+mod suites;
 mod trust;
