@@ -6,7 +6,9 @@ pub mod docs;
 pub mod inspect;
 pub mod lab;
 pub mod out;
+mod roster;
 pub mod run;
+mod run_setup;
 pub mod suite;
 mod suite_run;
 

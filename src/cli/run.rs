@@ -1,14 +1,14 @@
 //! `runbook run` and `runbook verify`.
 
-use std::time::Duration;
-
 use clap::Args;
 
 use super::common::{ClusterArgs, ReportArgs, duration_arg};
 use super::out::outln;
+use super::run_setup::{
+    RunFlags, connect, create_namespace, ephemeral_name, most_serious, namespace_overrides, new_run_id,
+};
 use super::suite::ScenariosArgs;
 use crate::engine::{self, RunOptions, Target};
-use crate::k8s::client;
 use crate::report::event::Mode;
 
 /// Options of `run`.
@@ -70,18 +70,20 @@ pub struct VerifyArgs {
     /// Reports.
     #[command(flatten)]
     pub report: ReportArgs,
-}
-
-/// What `run` adds to `verify`.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct RunFlags {
-    pub keep: bool,
-    pub allow_disruption: bool,
-    pub ephemeral_namespace: bool,
-    pub cleanup_timeout: Duration,
-    pub repeat: u32,
-    pub pause_on_failure: bool,
+    /// Grade many learners: a YAML roster of `learners: [{name, kubeconfig,
+    /// context, namespace, set}]` (paths relative to it). A line per learner,
+    /// then the class summary; exit 0 only if every learner passed. A
+    /// learner whose cluster cannot be reached is that learner's error row.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "context", "namespace", "lab"])]
+    pub roster: Option<std::path::PathBuf>,
+    /// With several scenarios or a roster: how many are verified at once.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub parallel: u32,
+    /// With --roster: the class summary as csv=FILE (a row per learner) or
+    /// json=FILE (each row with the learner's whole report); repeatable.
+    #[arg(long = "class-report", value_name = "KIND=FILE", requires = "roster",
+          value_parser = super::roster::parse_class_report)]
+    pub class_reports: Vec<super::roster::ClassReport>,
 }
 
 async fn execute(
@@ -121,18 +123,9 @@ async fn execute(
     let overrides = namespace_overrides(&loaded, &mut choice, &set).map_err(crate::exit::invalid)?;
     // Parameters are checked before touching any cluster.
     loaded.parameters(&overrides).map_err(crate::exit::invalid)?;
-    let conn = tokio::select! {
-        conn = client::connect(&choice, mode == Mode::Verify, mode == Mode::Run) => conn?,
-        _ = interrupt.cancelled() => {
-            eprintln!("interrupted before the run started: nothing was changed");
-            return Ok(crate::exit::INTERRUPTED);
-        }
+    let Some(conn) = connect(&choice, mode, &interrupt, report.quiet).await? else {
+        return Ok(crate::exit::INTERRUPTED);
     };
-    if let Some(note) = &conn.note
-        && !report.quiet
-    {
-        outln!("{note}")?;
-    }
     if flags.ephemeral_namespace {
         create_namespace(&conn.client, &conn.namespace, &run_id).await?;
         if !report.quiet {
@@ -208,63 +201,6 @@ async fn repeatedly(
     Ok(most_serious(&codes))
 }
 
-/// The exit code that says most about several runs: an interruption first,
-/// then the highest (invalid 3, infrastructure 2, failed 1), else 0.
-pub(super) fn most_serious(codes: &[u8]) -> u8 {
-    if codes.contains(&crate::exit::INTERRUPTED) {
-        crate::exit::INTERRUPTED
-    } else {
-        codes.iter().copied().max().unwrap_or(0)
-    }
-}
-
-/// `<scenario>-<run id>`, within the 63 characters of a namespace name.
-pub(super) fn ephemeral_name(scenario: &str, run_id: &str) -> String {
-    let stem: String = scenario.chars().take(63 - run_id.len() - 1).collect();
-    format!("{}-{run_id}", stem.trim_end_matches('-'))
-}
-
-/// One namespace for the run: `-n` and `--set namespace=` must agree, and a
-/// scenario with a `namespace` parameter (one that creates its namespace)
-/// gets the chosen one. Returns the parameter overrides to use.
-pub(super) fn namespace_overrides(
-    scenario: &crate::scenario::Scenario,
-    choice: &mut crate::k8s::client::ClusterChoice,
-    set: &[(String, String)],
-) -> Result<Vec<(String, String)>, String> {
-    let from_set = set.iter().rev().find(|(k, _)| k == "namespace").map(|(_, v)| v.clone());
-    let mut overrides = set.to_vec();
-    match (&choice.namespace, &from_set) {
-        (Some(n), Some(s)) if n != s => {
-            return Err(format!("-n {n} and --set namespace={s} disagree: give one of them"));
-        }
-        (None, Some(s)) => choice.namespace = Some(s.clone()),
-        (None, None) => choice.namespace = scenario.file.namespace.clone(),
-        _ => {}
-    }
-    if scenario.file.parameters.contains_key("namespace")
-        && from_set.is_none()
-        && let Some(n) = &choice.namespace
-    {
-        overrides.push(("namespace".into(), n.clone()));
-    }
-    Ok(overrides)
-}
-
-/// Creates the run's own namespace, labelled as everything runbook creates,
-/// so that cleanup (and `runbook cleanup --run-id`) removes it.
-pub(super) async fn create_namespace(client: &kube::Client, name: &str, run_id: &str) -> anyhow::Result<()> {
-    use crate::k8s::labels::{FIELD_MANAGER, stamp};
-    use kube::api::{Api, Patch, PatchParams};
-    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let mut doc = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-    stamp(&mut doc, run_id);
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&doc))
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the run's namespace {name}: {e}"))?;
-    Ok(())
-}
-
 /// Runs `run`.
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let cleanup_timeout = duration_arg("--cleanup-timeout", &args.cleanup_timeout)?;
@@ -282,25 +218,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
 
 /// Runs `verify`.
 pub fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
-    super::runtime()?.block_on(execute(&args.scenario, &args.cluster, &args.report, Mode::Verify, RunFlags::default()))
-}
-
-/// Eight random characters from Kubernetes' `generateName` alphabet (no
-/// vowels, no look-alikes): valid in a label value and a namespace name.
-pub(super) fn new_run_id() -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..8).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_most_serious_exit_code_wins() {
-        assert_eq!(most_serious(&[0, 0]), 0);
-        assert_eq!(most_serious(&[0, 1, 0]), 1);
-        assert_eq!(most_serious(&[1, 2, 0]), 2);
-        assert_eq!(most_serious(&[3, 130, 1]), 130);
+    if let Some(roster) = &args.roster {
+        let mut plan = args.scenario.plan()?;
+        if plan.runs.len() != 1 {
+            return Err(crate::exit::invalid("--roster grades one scenario"));
+        }
+        let one = plan.runs.remove(0);
+        let grading = super::roster::Grading {
+            scenario: &one.scenario,
+            set: &one.set,
+            parallel: args.parallel,
+            reports: &args.class_reports,
+            quiet: args.report.quiet,
+        };
+        return super::runtime()?.block_on(super::roster::grade(roster, grading));
     }
+    let flags = RunFlags { parallel: args.parallel, ..RunFlags::default() };
+    super::runtime()?.block_on(execute(&args.scenario, &args.cluster, &args.report, Mode::Verify, flags))
 }

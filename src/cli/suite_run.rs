@@ -9,7 +9,9 @@ use futures::StreamExt;
 
 use super::common::{ReportArgs, ReportSpec};
 use super::out::outln;
-use super::run::{RunFlags, create_namespace, ephemeral_name, most_serious, namespace_overrides, new_run_id};
+use super::run_setup::{
+    RunFlags, connect, create_namespace, ephemeral_name, most_serious, namespace_overrides, new_run_id,
+};
 use super::suite::{Plan, Planned};
 use crate::engine::{self, RunOptions, Target};
 use crate::k8s::client::{self, ClusterChoice, Connection};
@@ -36,18 +38,9 @@ pub async fn run(
     flags: RunFlags,
 ) -> anyhow::Result<u8> {
     let interrupt = crate::interrupt::watch()?;
-    let conn = tokio::select! {
-        conn = client::connect(&choice, mode == Mode::Verify, mode == Mode::Run) => conn?,
-        _ = interrupt.cancelled() => {
-            eprintln!("interrupted before the runs started: nothing was changed");
-            return Ok(crate::exit::INTERRUPTED);
-        }
+    let Some(conn) = connect(&choice, mode, &interrupt, report.quiet).await? else {
+        return Ok(crate::exit::INTERRUPTED);
     };
-    if let Some(note) = &conn.note
-        && !report.quiet
-    {
-        outln!("{note}")?;
-    }
     let total = plan.runs.len();
     // Side by side, runs must not share a namespace: each gets its own.
     let own_namespace = flags.ephemeral_namespace || (flags.parallel > 1 && choice.namespace.is_none());

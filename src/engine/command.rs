@@ -3,7 +3,7 @@
 use crate::k8s::jsonpath::to_kubectl as jsonpath;
 use crate::scenario::{Action, ObjectRef, PodRef};
 
-pub fn shell_quote(arg: &str) -> String {
+fn shell_quote(arg: &str) -> String {
     if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c)) {
         arg.to_string()
     } else {
@@ -78,7 +78,7 @@ pub fn kubectl(action: &Action, resolved_pod: Option<&str>, render: &dyn Fn(&str
                 String::new()
             }
         }
-        Action::Command { spec, .. } => super::host_command::shown(spec, render),
+        Action::Command { spec, .. } => host_program(spec, render),
         Action::Exec(e) => {
             let container = e.container.as_ref().map(|c| format!(" -c {c}")).unwrap_or_default();
             let stdin = if e.stdin.is_some() { " -i" } else { "" };
@@ -150,6 +150,16 @@ pub fn kubectl(action: &Action, resolved_pod: Option<&str>, render: &dyn Fn(&str
         | Action::HttpLoad { .. } => String::new(),
     };
     render(&text)
+}
+
+/// A `command` step's program as the report shows it: its argv quoted for
+/// a shell, or its script.
+pub fn host_program(spec: &crate::scenario::HostCommand, render: &dyn Fn(&str) -> String) -> String {
+    match (&spec.argv, &spec.script) {
+        (Some(argv), _) => argv.iter().map(|a| shell_quote(&render(a))).collect::<Vec<_>>().join(" "),
+        (None, Some(script)) => render(script.trim_end()),
+        (None, None) => String::new(),
+    }
 }
 
 #[cfg(test)]

@@ -33,15 +33,6 @@ impl Drop for Group {
     }
 }
 
-/// The program line as the report shows it.
-pub fn shown(spec: &HostCommand, render: &dyn Fn(&str) -> String) -> String {
-    match (&spec.argv, &spec.script) {
-        (Some(argv), _) => argv.iter().map(|a| super::command::shell_quote(&render(a))).collect::<Vec<_>>().join(" "),
-        (None, Some(script)) => render(script.trim_end()),
-        (None, None) => String::new(),
-    }
-}
-
 /// Runs a command step.
 pub async fn run(ctx: &Ctx, scenario: &Scenario, spec: &HostCommand, timeout: Duration) -> Result<Done, StepError> {
     let (program, args): (String, Vec<String>) = match (&spec.argv, &spec.script) {
@@ -72,7 +63,7 @@ pub async fn run(ctx: &Ctx, scenario: &Scenario, spec: &HostCommand, timeout: Du
     if let Some(dir) = scenario.directory() {
         command.current_dir(dir);
     }
-    let shown = shown(spec, &|s| ctx.render(s));
+    let shown = super::command::host_program(spec, &|s| ctx.render(s));
     let first_line = shown.lines().next().unwrap_or_default();
     let looked_at = format!("`{first_line}` on this machine");
     let mut child = command.spawn().map_err(|e| StepError::Failed {

@@ -273,8 +273,6 @@ async fn a_partial_object_assert_waits_for_convergence_and_names_each_difference
 
 #[tokio::test]
 async fn contains_and_path_do_not_mix_and_eventually_is_a_duration() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("s.yaml");
     let steps = [
         ("{object: {kind: Pod, name: p}, path: status.phase, contains: {status: {}}}", "not both"),
         ("{object: {kind: Pod, name: p}}", "needs a path (with expect) or contains"),
@@ -286,8 +284,7 @@ async fn contains_and_path_do_not_mix_and_eventually_is_a_duration() {
     ];
     for (assert, says) in steps {
         let text = format!("name: s\ntitle: t\nobjective: o\nsteps:\n  - id: a\n    title: a\n    assert: {assert}\n");
-        std::fs::write(&file, text).unwrap();
-        let (code, out) = validate(&[&file.display().to_string()]).await;
+        let (code, out) = crate::common::validate_text(&text).await;
         assert_eq!(code, Some(3), "{assert}: {out}");
         assert!(out.contains(says), "{assert}: {out}");
     }

@@ -401,3 +401,13 @@ pub async fn verify_report(t: &TestLab, scenario: &str) -> (Option<i32>, serde_j
     let out = runbook(&["verify", scenario, "--kubeconfig", &kubeconfig, "--report", &report_arg], t.dir.path()).await;
     (out.status.code(), report(&path))
 }
+
+/// `runbook validate` on a scenario file `s.yaml` holding `text`: its exit
+/// code and output.
+pub async fn validate_text(text: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yaml");
+    std::fs::write(&file, text).unwrap();
+    let out = runbook(&["validate", &file.display().to_string()], dir.path()).await;
+    (out.status.code(), output_text(&out))
+}

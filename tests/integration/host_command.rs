@@ -130,8 +130,6 @@ steps:
 
 #[tokio::test]
 async fn a_command_is_a_check_only_when_read_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("s.yaml");
     let cases = [
         ("{argv: [helm, list]}\n    kind: check", "a command is a check only with `readOnly: true`"),
         ("{argv: ['true'], script: 'true'}", "command needs exactly one of argv"),
@@ -141,10 +139,8 @@ async fn a_command_is_a_check_only_when_read_only() {
     for (command, says) in cases {
         let text =
             format!("name: s\ntitle: t\nobjective: o\nsteps:\n  - id: c\n    title: c\n    command: {command}\n");
-        std::fs::write(&file, text).unwrap();
-        let out = runbook(&["validate", &file.display().to_string()], dir.path()).await;
-        let text = output_text(&out);
-        assert_eq!(out.status.code(), Some(3), "{command}: {text}");
-        assert!(text.contains(says), "{command}: {text}");
+        let (code, said) = crate::common::validate_text(&text).await;
+        assert_eq!(code, Some(3), "{command}: {said}");
+        assert!(said.contains(says), "{command}: {said}");
     }
 }

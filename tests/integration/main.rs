@@ -9,6 +9,7 @@ mod common;
 mod counter_service;
 mod engine;
 mod faults;
+mod grading_batch;
 mod host_command;
 mod lab_api_kube;
 mod lab_api_kubectl;

@@ -5,7 +5,7 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::common::{output_text, report, requires, runbook, step};
+use crate::common::{output_text, report, requires, runbook, step, validate_text};
 use crate::engine::fixture;
 
 fn scenario() -> String {
@@ -91,31 +91,27 @@ async fn pause_on_failure_waits_with_the_cluster_as_it_is_then_cleans_up_on_ente
 
 #[tokio::test]
 async fn a_collector_is_exactly_one_thing_and_names_what_it_reads() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("s.yaml");
     let cases = [
         ("    onFailure: [{events: {}, get: {kind: Pod, name: p}}]\n", "exactly one of logs, events, get; found 2"),
         ("    onFailure: [{}]\n", "exactly one of logs, events, get; found 0"),
         ("    onFailure: [{logs: {pod: {}}}]\n", "onFailure logs.pod needs exactly one of name, selector"),
         ("    onFailure: [{get: {kind: Pod}}]\n", "onFailure get needs exactly one of name, selector"),
     ];
+    let check = "{object: {kind: Pod, name: p}, path: status.phase, expect: {equals: Running}}";
     for (collectors, says) in cases {
         let text = format!(
-            "name: s\ntitle: t\nobjective: o\nsteps:\n  - id: a\n    title: a\n    assert: \
-             {{object: {{kind: Pod, name: p}}, path: status.phase, expect: {{equals: Running}}}}\n{collectors}"
+            "name: s\ntitle: t\nobjective: o\nsteps:\n  - id: a\n    title: a\n    assert: {check}\n{collectors}"
         );
-        std::fs::write(&file, &text).unwrap();
-        let out = runbook(&["validate", &file.display().to_string()], dir.path()).await;
-        let said = output_text(&out);
-        assert_eq!(out.status.code(), Some(3), "{collectors}: {said}");
+        let (code, said) = validate_text(&text).await;
+        assert_eq!(code, Some(3), "{collectors}: {said}");
         assert!(said.contains(says), "{collectors}: {said}");
         assert!(said.contains("s.yaml:8:"), "at the collector's line: {said}");
     }
     // At the top level too.
-    let text = "name: s\ntitle: t\nobjective: o\nonFailure: [{}]\nsteps:\n  - id: a\n    title: a\n    assert: \
-                {object: {kind: Pod, name: p}, path: status.phase, expect: {equals: Running}}\n";
-    std::fs::write(&file, text).unwrap();
-    let out = runbook(&["validate", &file.display().to_string()], dir.path()).await;
-    assert_eq!(out.status.code(), Some(3));
-    assert!(output_text(&out).contains("s.yaml:4:"), "{}", output_text(&out));
+    let text = format!(
+        "name: s\ntitle: t\nobjective: o\nonFailure: [{{}}]\nsteps:\n  - id: a\n    title: a\n    assert: {check}\n"
+    );
+    let (code, said) = validate_text(&text).await;
+    assert_eq!(code, Some(3), "{said}");
+    assert!(said.contains("s.yaml:4:"), "{said}");
 }

@@ -22,6 +22,8 @@ fn chrono_ms(rfc3339: &str) -> i64 {
 #[tokio::test]
 async fn the_four_scenarios_run_two_at_a_time_each_in_its_namespace_with_one_combined_report() {
     requires!(Root, Kubectl);
+    // Their drills are timed: not beside the other drill tests.
+    let _serial = crate::common::DRILLS.lock().await;
     let t = TestLab::with_pods().await;
     let kubeconfig = t.lab.kubeconfig.display().to_string();
     let (junit, json) = (t.dir.path().join("suite.xml"), t.dir.path().join("suite.json"));
