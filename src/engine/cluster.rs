@@ -347,10 +347,13 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover, timeout: Duration) -> 
 
     let hold_down = drill.hold_down.unwrap_or(true);
     let node = victim["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
-    if hold_down {
-        cordon(ctx, &node, true).await?;
+    let _turn = if hold_down {
+        let turn = hold_node(ctx, &node).await?;
         log.push(format!("cordoned node {node} so the pod stays down until the failover"));
-    }
+        Some(turn)
+    } else {
+        None
+    };
     let started = Instant::now();
     let (pods_api, _, _) = ctx.api(Some("v1"), "Pod", Some(&ns)).await?;
     let mut done = Done::default();
@@ -452,6 +455,25 @@ fn slot_in(range: &str, slot: i64) -> bool {
 }
 
 /// Marks a node unschedulable (or schedulable again), as `kubectl cordon` does.
+/// Drills in one runbook process that hold a node down take turns: a drill
+/// beside another (`run --parallel`) would otherwise uncordon the node under
+/// it, and its master would come back before the failover.
+static NODE_HOLDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Takes this process's turn to hold a node down, then cordons `node`; the
+/// turn ends when the returned guard is dropped (the drill uncordons).
+pub(crate) async fn hold_node(ctx: &Ctx, node: &str) -> Result<tokio::sync::MutexGuard<'static, ()>, StepError> {
+    let turn = match NODE_HOLDS.try_lock() {
+        Ok(turn) => turn,
+        Err(_) => {
+            ctx.progress(&format!("waiting for another run's drill to let node {node} go"));
+            NODE_HOLDS.lock().await
+        }
+    };
+    cordon(ctx, node, true).await?;
+    Ok(turn)
+}
+
 pub(crate) async fn cordon(ctx: &Ctx, node: &str, on: bool) -> Result<(), StepError> {
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(ctx.client.clone());
     let patch = serde_json::json!({"spec": {"unschedulable": on}});

@@ -142,10 +142,13 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
 
     let node = victim["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
     let hold_down = drill.hold_down.unwrap_or(true);
-    if hold_down {
-        cordon(ctx, &node, true).await?;
+    let _turn = if hold_down {
+        let turn = super::cluster::hold_node(ctx, &node).await?;
         log.push(format!("cordoned node {node} so the master stays down"));
-    }
+        Some(turn)
+    } else {
+        None
+    };
     let started = Instant::now();
     let mut done = Done::default();
     // A client's view: one SET at a time to whichever master the Sentinels name.

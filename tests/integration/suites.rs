@@ -45,9 +45,20 @@ async fn the_four_scenarios_run_two_at_a_time_each_in_its_namespace_with_one_com
     ];
     let out = runbook(&args, t.dir.path()).await;
     let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("Suite runbook: 4 of 4 run(s) passed"), "{text}");
     let doc = report(&json);
+    let failures: Vec<String> = runs(&doc)
+        .iter()
+        .flat_map(|r| r["report"]["steps"].as_array().cloned().unwrap_or_default())
+        .filter(|s| s["status"] != "passed")
+        .map(|s| {
+            format!(
+                "{}: {} expected {} actual {}\n{}",
+                s["id"], s["status"], s["expected"], s["actual"], s["diagnostics"]
+            )
+        })
+        .collect();
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", failures.join("\n"));
+    assert!(text.contains("Suite runbook: 4 of 4 run(s) passed"), "{text}");
     assert_eq!(doc["summary"], serde_json::json!({"runs": 4, "passed": 4, "failed": 0}));
     let labels: Vec<&str> = runs(&doc).iter().map(|r| r["label"].as_str().unwrap()).collect();
     assert_eq!(labels, ["redis-cache", "redis-cluster", "redis-sentinel", "counter-service"]);
