@@ -43,7 +43,9 @@ pub async fn run(
     };
     let total = plan.runs.len();
     // Side by side, runs must not share a namespace: each gets its own.
-    let own_namespace = flags.ephemeral_namespace || (flags.parallel > 1 && choice.namespace.is_none());
+    // Verify reads what is there, where it is: it never makes one.
+    let own_namespace =
+        mode == Mode::Run && (flags.ephemeral_namespace || (flags.parallel > 1 && choice.namespace.is_none()));
     if !report.quiet {
         let how = if flags.parallel > 1 { format!(", {} at a time", flags.parallel) } else { String::new() };
         outln!("Suite {}: {total} run(s){how}", plan.name)?;

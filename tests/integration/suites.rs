@@ -146,3 +146,38 @@ async fn repeats_run_side_by_side_with_parallel_and_keep_their_statistics() {
     let rates = doc["statistics"]["pass_rates"].as_array().unwrap();
     assert!(rates.iter().all(|r| r["passed"] == 4 && r["ran"] == 4), "{rates:?}");
 }
+
+#[tokio::test]
+async fn verify_over_several_scenarios_reads_where_they_are_and_makes_no_namespace() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    crate::common::deploy_redis_cache_fixture(&t, "good", true).await;
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let json = t.dir.path().join("verify.json");
+    let json_arg = format!("json={}", json.display());
+    let args = [
+        "verify",
+        "redis-cache",
+        "counter-service",
+        "--parallel",
+        "2",
+        "--kubeconfig",
+        &kubeconfig,
+        "--report",
+        &json_arg,
+    ];
+    let out = runbook(&args, t.dir.path()).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "counter-service is not deployed: {text}");
+    let doc = report(&json);
+    let verdicts: Vec<(&str, &str, &str)> = runs(&doc)
+        .iter()
+        .map(|r| {
+            let verdict = r["report"]["summary"]["verdict"].as_str().unwrap();
+            (r["label"].as_str().unwrap(), r["namespace"].as_str().unwrap(), verdict)
+        })
+        .collect();
+    assert_eq!(verdicts, [("redis-cache", "default", "passed"), ("counter-service", "counter", "failed")]);
+    let namespaces = t.kubectl(&["get", "namespaces", "-o", "name"]).await;
+    assert!(!namespaces.contains("redis-cache-") && !namespaces.contains("counter-service-"), "{namespaces}");
+}
