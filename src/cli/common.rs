@@ -172,6 +172,16 @@ pub fn numbered(path: &std::path::Path, n: usize) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// A YAML file of runbook's own (a suite, a roster) read into `T`; a file
+/// that cannot be read or parsed is invalid input naming file:line:column.
+pub fn read_yaml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| exit::invalid(format!("{}: {e}", path.display())))?;
+    serde_yaml_ng::from_str(&text).map_err(|e| {
+        let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+        exit::invalid(format!("{}{at}: {e}", path.display()))
+    })
+}
+
 /// A duration flag (`90s`, `2m`); a bad one is a usage error (exit 3).
 pub fn duration_arg(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
     crate::scenario::parse_duration(text)

@@ -141,11 +141,7 @@ pub async fn grade(path: &Path, grading: Grading<'_>) -> anyhow::Result<u8> {
 }
 
 fn read(path: &Path) -> anyhow::Result<Vec<Learner>> {
-    let text = std::fs::read_to_string(path).map_err(|e| exit::invalid(format!("{}: {e}", path.display())))?;
-    let roster: RosterFile = serde_yaml_ng::from_str(&text).map_err(|e| {
-        let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
-        exit::invalid(format!("{}{at}: {e}", path.display()))
-    })?;
+    let roster: RosterFile = super::common::read_yaml(path)?;
     if roster.learners.is_empty() {
         return Err(exit::invalid(format!("{}: learners is empty", path.display())));
     }

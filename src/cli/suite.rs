@@ -173,11 +173,7 @@ fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn read_suite(path: &Path) -> anyhow::Result<SuiteFile> {
-    let text = std::fs::read_to_string(path).map_err(|e| exit::invalid(format!("{}: {e}", path.display())))?;
-    let suite: SuiteFile = serde_yaml_ng::from_str(&text).map_err(|e| {
-        let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
-        exit::invalid(format!("{}{at}: {e}", path.display()))
-    })?;
+    let suite: SuiteFile = super::common::read_yaml(path)?;
     if suite.runs.is_empty() {
         return Err(exit::invalid(format!("{}: runs is empty", path.display())));
     }
