@@ -102,3 +102,25 @@ async fn twenty_learners_are_graded_into_one_class_summary_with_every_row_right(
         (Some("2097152 (2mb)"), Some("4194304"))
     );
 }
+
+#[tokio::test]
+async fn a_roster_with_a_mistake_is_refused_before_any_cluster_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let roster = dir.path().join("roster.yaml");
+    let roster_arg = roster.display().to_string();
+    let cases = [
+        ("learners:\n  - {name: a, kubeconfig: a.yaml, namepsace: x}\n", "roster.yaml:2:"),
+        (
+            "learners:\n  - {name: a, kubeconfig: a.yaml}\n  - {name: a, kubeconfig: b.yaml}\n",
+            "learner \"a\" is listed twice",
+        ),
+        ("learners: []\n", "learners is empty"),
+    ];
+    for (text, says) in cases {
+        std::fs::write(&roster, text).unwrap();
+        let out = runbook(&["verify", "redis-cache", "--roster", &roster_arg], dir.path()).await;
+        let said = output_text(&out);
+        assert_eq!(out.status.code(), Some(3), "{text}: {said}");
+        assert!(said.contains(says), "{text}: {said}");
+    }
+}
