@@ -9,11 +9,7 @@ use crate::scenario::Assert;
 /// Runs an assert step.
 pub async fn run(ctx: &Ctx, assert: &Assert) -> Result<Done, StepError> {
     let object = &assert.object;
-    let target = match (&object.name, &object.selector) {
-        (Some(n), _) => format!("{}/{}", object.kind.to_lowercase(), ctx.render(n)),
-        (_, Some(s)) => format!("{} -l {}", object.kind.to_lowercase(), ctx.render(s)),
-        _ => object.kind.to_lowercase(),
-    };
+    let target = ctx.describe_object(object);
     let path = ctx.render(&assert.path);
     let looked_at =
         if assert.contains.is_some() { format!("{target} (its fields)") } else { format!("{target} {path}") };

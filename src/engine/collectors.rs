@@ -78,9 +78,7 @@ async fn events(ctx: &Ctx, e: &EventsCollector) -> String {
         Ok(list) => list.items,
         Err(err) => return format!("onFailure events of namespace {ns}: {err}\n"),
     };
-    // Events of the events.k8s.io API (the scheduler's) have an event time
-    // and no last timestamp.
-    items.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)));
+    super::diagnostics::sort_events(&mut items);
     let mut out = format!("events of namespace {ns} (last {last}):\n");
     if items.is_empty() {
         out.push_str("  (none)\n");
@@ -100,11 +98,7 @@ async fn events(ctx: &Ctx, e: &EventsCollector) -> String {
 }
 
 async fn dump(ctx: &Ctx, object: &ObjectRef) -> String {
-    let what = match (&object.name, &object.selector) {
-        (Some(n), _) => format!("{}/{}", object.kind.to_lowercase(), ctx.render(n)),
-        (_, Some(s)) => format!("{} -l {}", object.kind.to_lowercase(), ctx.render(s)),
-        _ => object.kind.to_lowercase(),
-    };
+    let what = ctx.describe_object(object);
     match ctx.find(object).await {
         Ok(Some(mut found)) => {
             if let Some(meta) = found["metadata"].as_object_mut() {

@@ -259,7 +259,17 @@ impl Ctx {
         Ok(items)
     }
 
-    /// How a pod reference reads in messages (`pod app=redis`).
+    /// An object reference as kubectl would name it (`deployment/x`,
+    /// `pod -l app=x`).
+    pub fn describe_object(&self, object: &ObjectRef) -> String {
+        match (&object.name, &object.selector) {
+            (Some(n), _) => format!("{}/{}", object.kind.to_lowercase(), self.render(n)),
+            (_, Some(s)) => format!("{} -l {}", object.kind.to_lowercase(), self.render(s)),
+            _ => object.kind.to_lowercase(),
+        }
+    }
+
+    /// How a pod reference reads in messages (`pod -l app=redis`).
     pub fn describe_pod(&self, pod: &PodRef) -> String {
         match (&pod.name, &pod.selector) {
             (Some(n), _) => format!("pod {}", self.render(n)),

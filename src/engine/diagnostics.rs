@@ -9,6 +9,12 @@ use super::context::Ctx;
 
 const LOG_LINES: i64 = 20;
 
+/// Events oldest first. Events of the events.k8s.io API (the scheduler's)
+/// have an event time and no last timestamp.
+pub fn sort_events(items: &mut [k8s_openapi::api::core::v1::Event]) {
+    items.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)));
+}
+
 /// Diagnostics for these pods (at most three), as text.
 pub async fn for_pods(ctx: &Ctx, pods: &[Value]) -> Option<String> {
     if pods.is_empty() {
@@ -49,9 +55,7 @@ pub async fn for_pods(ctx: &Ctx, pods: &[Value]) -> Option<String> {
         let selector = format!("involvedObject.name={name}");
         if let Ok(list) = events.list(&ListParams::default().fields(&selector)).await {
             let mut items = list.items;
-            // Events of the events.k8s.io API (the scheduler's) have an event
-            // time and no last timestamp.
-            items.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)));
+            sort_events(&mut items);
             for e in items.iter().rev().take(8).rev() {
                 out.push_str(&format!(
                     "  event {} {}: {}\n",
