@@ -130,7 +130,7 @@ async fn interrupted_runs_on_their_own_lab_remove_it_entirely() {
     requires!(Root);
     let _serial = crate::common::DRILLS.lock().await;
     let home = tempfile::tempdir().unwrap();
-    for delay_ms in [300u64, 1_500, 4_000] {
+    for delay_ms in [100u64, 200, 300, 450, 700, 1_500, 4_000] {
         let mut child = spawn_runbook(&["run", "redis-cache", "--lab"], home.path());
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         let _ = kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGINT);
@@ -150,6 +150,32 @@ async fn interrupted_runs_on_their_own_lab_remove_it_entirely() {
             );
         }
     }
+}
+
+/// The cause of a CI failure: a run interrupted while its lab was starting
+/// left the lab's state dir behind. `Lab::start` cut short at any point (its
+/// future dropped, as Ctrl-C drops it), or a lab dropped just after it
+/// started (while its userland prebuild still writes), leaves no state dir.
+#[tokio::test]
+async fn a_lab_start_cut_short_or_dropped_at_once_leaves_no_state_dir() {
+    requires!(Root);
+    let _serial = crate::common::DRILLS.lock().await;
+    let home = tempfile::tempdir().unwrap();
+    let mut cut = 0;
+    for (i, after_ms) in [0u64, 1, 2, 5, 10, 20, 40, 80, 160, 320].into_iter().enumerate() {
+        let state_dir = home.path().join(format!("lab-{i}"));
+        let config = runbook::lab::LabConfig {
+            discard_state: true,
+            sandbox_program: Some(env!("CARGO_BIN_EXE_runbook").into()),
+            ..runbook::lab::LabConfig::new(state_dir.clone())
+        };
+        match tokio::time::timeout(Duration::from_millis(after_ms), runbook::lab::Lab::start(config)).await {
+            Err(_) => cut += 1,
+            Ok(lab) => drop(lab.expect("the lab starts")),
+        }
+        assert!(!state_dir.exists(), "a lab start cut after {after_ms} ms left {}", state_dir.display());
+    }
+    assert!(cut >= 2, "some starts should be cut short: {cut}");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ pub mod controllers;
 pub mod kubelet;
 pub mod latency;
 pub mod net;
+mod start_guard;
 pub mod state_dir;
 pub mod tls;
 
@@ -83,6 +84,8 @@ pub struct Lab {
     kubelet: Option<Arc<kubelet::KubeletCtx>>,
     state_dir: PathBuf,
     discard_state: bool,
+    /// The thread building the busybox roots in the state dir.
+    prebuild: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The kubeconfig context name the lab writes.
@@ -100,6 +103,7 @@ impl Lab {
         let token = random_token();
         let store = Arc::new(Store::new());
         let shutdown = CancellationToken::new();
+        let mut guard = start_guard::StartGuard::new(config.state_dir.clone(), config.discard_state, shutdown.clone());
         let mut tasks = controllers::start(store.clone(), shutdown.clone());
         let certs = tls::generate()?;
         bootstrap::seed(&store, &certs.ca_pem)?;
@@ -110,6 +114,7 @@ impl Lab {
                 .clone()
                 .context("LabConfig.sandbox_program is not set: a lab that runs pods needs the program that starts their sandboxes")?;
             let network = Arc::new(kubelet::network::LabNetwork::start().await?);
+            guard.network = Some(network.clone());
             let ctx = Arc::new(kubelet::KubeletCtx {
                 latency,
                 store: store.clone(),
@@ -127,7 +132,7 @@ impl Lab {
             // The busybox roots are built now rather than by the first pod
             // that needs one (a pod starting meanwhile waits for it).
             let userlands = config.state_dir.join("userlands");
-            tokio::task::spawn_blocking(move || kubelet::userland::Userland::prebuild(&userlands));
+            guard.prebuild = Some(std::thread::spawn(move || kubelet::userland::Userland::prebuild(&userlands)));
             let dns_addr = std::net::SocketAddr::from((kubelet::network::GATEWAY, 53));
             tasks.push(net::dns::start(store.clone(), network.holder_pid(), dns_addr, shutdown.clone())?);
             let proxy = net::proxy::ServiceProxy::new(store.clone(), network.holder_pid(), shutdown.clone());
@@ -170,6 +175,7 @@ impl Lab {
             state_dir: config.state_dir,
             discard_state: config.discard_state,
             faults,
+            prebuild: guard.finish(),
         })
     }
 
@@ -205,6 +211,8 @@ impl Lab {
         if let Some(network) = self.network.take() {
             network.stop().await;
         }
+        let prebuild = self.prebuild.take();
+        let _ = tokio::task::spawn_blocking(move || start_guard::wait_for_prebuild(&mut { prebuild })).await;
         let _ = std::fs::remove_dir_all(self.state_dir.join("pods"));
         if self.discard_state {
             let _ = std::fs::remove_dir_all(&self.state_dir);
@@ -226,6 +234,7 @@ impl Drop for Lab {
         if let Some(network) = &self.network {
             network.kill_now();
         }
+        start_guard::wait_for_prebuild(&mut self.prebuild);
         if self.discard_state {
             // Pod mounts live in the pods' own mount namespaces, gone with
             // their processes: what remains here is plain files.
