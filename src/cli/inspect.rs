@@ -42,8 +42,17 @@ pub fn describe(args: DescribeArgs) -> anyhow::Result<u8> {
         outln!()?;
     }
     outln!("Steps:")?;
+    let vars = s.parameters(&args.scenario.set).unwrap_or_default();
+    let render = |t: &str| template::render(t, &vars).unwrap_or_else(|_| t.to_string());
     for step in s.steps() {
         outln!("  {:<10} {:<22} {}", format!("{:?}", step.kind).to_lowercase(), step.spec.id, step.spec.title)?;
+        if let Some(requirement) = &step.spec.requirement {
+            outln!("  {:<33} requires: {}", "", render(requirement))?;
+        }
+        if let Some(seed) = step.spec.seed.as_deref().and_then(|s| crate::scenario::seeds::SeedLine::parse(s).ok()) {
+            let quoted = seed.text().unwrap_or_default();
+            outln!("  {:<33} seed {} line {}: {quoted}", "", seed.doc, seed.line)?;
+        }
     }
     if let Some(readme) = s.readme() {
         outln!("\n{}", readme.trim())?;

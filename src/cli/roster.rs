@@ -78,6 +78,9 @@ struct Row {
     failed: Vec<String>,
     /// Why the learner could not be graded.
     error: Option<String>,
+    /// The task's requirements those checks grade (a check without one is
+    /// named by its id).
+    unmet: Vec<String>,
     #[serde(skip)]
     report: Option<serde_json::Value>,
 }
@@ -166,6 +169,7 @@ async fn grade_one(
         exit_code: code,
         failed: Vec::new(),
         error: Some(message),
+        unmet: Vec::new(),
         report: None,
     };
     let mut choice = ClusterChoice {
@@ -222,6 +226,7 @@ async fn grade_one(
         exit_code: code,
         failed: summary.to_fix.iter().map(|f| f.id.clone()).collect(),
         error: None,
+        unmet: summary.to_fix.iter().map(|f| f.requirement.clone().unwrap_or_else(|| f.id.clone())).collect(),
         report: serde_json::from_str(&text_of(&json)).ok(),
     }
 }
@@ -251,7 +256,7 @@ fn write(report: &ClassReport, rows: &[Row]) -> anyhow::Result<()> {
     match report {
         ClassReport::Csv(path) => {
             let mut out = csv::Writer::from_writer(Vec::new());
-            out.write_record(["learner", "verdict", "score", "possible", "exit_code", "failed", "error"])?;
+            out.write_record(["learner", "verdict", "score", "possible", "exit_code", "failed", "error", "unmet"])?;
             for r in rows {
                 out.write_record([
                     r.learner.as_str(),
@@ -261,6 +266,7 @@ fn write(report: &ClassReport, rows: &[Row]) -> anyhow::Result<()> {
                     &r.exit_code.to_string(),
                     &r.failed.join(" "),
                     r.error.as_deref().unwrap_or_default(),
+                    &r.unmet.join("; "),
                 ])?;
             }
             Sink::File(path.clone()).write(&out.into_inner()?)

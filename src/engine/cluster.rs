@@ -104,7 +104,7 @@ impl<'a> ClusterClient<'a> {
     pub async fn new(ctx: &'a Ctx, pods: &PodRef, auth: Option<&SecretKey>) -> Result<ClusterClient<'a>, StepError> {
         let ns = pods.namespace.as_deref().map(|n| ctx.render(n)).unwrap_or_else(|| ctx.namespace.clone());
         let password = match auth {
-            Some(a) => Some(password(ctx, a, &ns).await?),
+            Some(a) => Some(password(ctx, a, None, &ns).await?),
             None => None,
         };
         let mut client =

@@ -80,7 +80,7 @@ pub fn kubectl(action: &Action, resolved_pod: Option<&str>, render: &dyn Fn(&str
         }
         Action::Command { spec, .. } => host_program(spec, render),
         Action::Exec(e) => {
-            let container = e.container.as_ref().map(|c| format!(" -c {c}")).unwrap_or_default();
+            let container = e.container.as_ref().map(|c| format!(" -c {}", render(c))).unwrap_or_default();
             let stdin = if e.stdin.is_some() { " -i" } else { "" };
             let command: Vec<String> = e.command.iter().map(|a| shell_quote(a)).collect();
             format!("kubectl exec{stdin} {}{container} -- {}", pod(&e.pod, resolved_pod), command.join(" "))

@@ -115,7 +115,8 @@ pub async fn run(ctx: &Ctx, exec: &Exec) -> Result<Done, StepError> {
     let pod = running_pod(ctx, &exec.pod).await?;
     let command: Vec<String> = exec.command.iter().map(|c| ctx.render(c)).collect();
     let stdin = exec.stdin.as_ref().map(|s| ctx.render(s));
-    let ran = run_in_pod(ctx, &pod, exec.container.as_deref(), &command, stdin.as_deref()).await?;
+    let container = exec.container.as_ref().map(|c| ctx.render(c));
+    let ran = run_in_pod(ctx, &pod, container.as_deref(), &command, stdin.as_deref()).await?;
     let looked_at = format!("`{}` in pod {}", command.join(" "), ran.pod);
     let output = check_output(ctx, &exec.expect, &ran, None, &looked_at)?;
     Ok(Done { output, looked_at: Some(looked_at), resolved_pod: Some(ran.pod), ..Done::default() })

@@ -74,6 +74,7 @@ pub fn compare(expect: &Expect, actual: Option<&Value>, render: &dyn Fn(&str) ->
         || expect.not_equals.is_some()
         || expect.one_of.is_some()
         || expect.matches.is_some()
+        || expect.config_line.is_some()
         || expect.quantity.is_some()
         || expect.redis_memory.is_some()
         || expect.at_least.is_some()
@@ -107,6 +108,12 @@ pub fn compare(expect: &Expect, actual: Option<&Value>, render: &dyn Fn(&str) ->
             return fail(format!("a value matching /{pattern}/ in full"));
         }
     }
+    if let Some(setting) = &expect.config_line {
+        let setting = render(setting);
+        if !sets(&found, &setting) {
+            return fail(format!("a line {setting:?}"));
+        }
+    }
     if let Some(q) = &expect.quantity {
         let q = render(q);
         let want = Quantity::parse(&q).map_err(|e| Mismatch { expected: e.to_string(), actual: found.clone() })?;
@@ -136,6 +143,13 @@ pub fn compare(expect: &Expect, actual: Option<&Value>, render: &dyn Fn(&str) ->
     Ok(())
 }
 
+/// Whether a config file has a line with the words of `setting` (spacing
+/// aside); a commented-out line does not count.
+fn sets(file: &str, setting: &str) -> bool {
+    let want: Vec<&str> = setting.split_whitespace().collect();
+    file.lines().any(|line| line.split_whitespace().collect::<Vec<_>>() == want)
+}
+
 /// The expectation in words (for reports and `plan`).
 pub fn describe(expect: &Expect, render: &dyn Fn(&str) -> String) -> String {
     let mut parts = Vec::new();
@@ -157,6 +171,9 @@ pub fn describe(expect: &Expect, render: &dyn Fn(&str) -> String) -> String {
     if let Some(m) = &expect.matches {
         // The whole value must match: say so, a partial match is the usual surprise.
         parts.push(format!("matching /{}/ in full", render(m)));
+    }
+    if let Some(setting) = &expect.config_line {
+        parts.push(format!("a line {:?}", render(setting)));
     }
     if let Some(q) = &expect.quantity {
         parts.push(format!("{} (as a quantity)", render(q)));
@@ -200,6 +217,19 @@ mod tests {
         assert!(compare(&e, Some(&json!("20971520")), &id).is_err());
         let e = expect(json!({"equals": "PONG"}));
         assert!(compare(&e, Some(&json!("PONG!")), &id).is_err());
+    }
+
+    #[test]
+    fn a_config_line_is_found_whatever_the_spacing_and_the_other_lines() {
+        let e = expect(json!({"configLine": "maxmemory 2mb"}));
+        for file in ["maxmemory 2mb", "# the cache\nmaxmemory   2mb\n", "bind 0.0.0.0\n  maxmemory\t2mb  \nport 6379"] {
+            assert!(compare(&e, Some(&json!(file)), &id).is_ok(), "{file:?}");
+        }
+        for file in ["maxmemory 4mb", "# maxmemory 2mb", "maxmemory 2mb allkeys", "maxmemory-policy 2mb", ""] {
+            let err = compare(&e, Some(&json!(file)), &id).unwrap_err();
+            assert_eq!(err.expected, "a line \"maxmemory 2mb\"", "{file:?}");
+        }
+        assert_eq!(describe(&e, &id), "a line \"maxmemory 2mb\"");
     }
 
     #[test]

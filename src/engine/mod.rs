@@ -19,6 +19,7 @@ pub mod expect;
 pub mod host_command;
 pub mod http;
 mod partial;
+mod password_source;
 mod pause;
 pub mod redis;
 pub mod redis_client;
@@ -309,6 +310,7 @@ fn step_info(ctx: &Ctx, step: &Step, index: usize, total: usize, resolved_pod: O
         explanation: ctx.render(s.explanation.trim()),
         points: s.points,
         hint: s.hint.as_ref().map(|h| ctx.render(h)),
+        requirement: s.requirement.as_ref().map(|r| ctx.render(r)),
     }
 }
 
@@ -558,5 +560,11 @@ fn fix((info, result): &(StepInfo, StepResult)) -> Fix {
         (None, None, Some(expected), Some(actual)) => format!("expected {expected}, found {actual}"),
         _ => result.message.clone().unwrap_or_else(|| "see the step's output".into()),
     };
-    Fix { id: info.id.clone(), title: info.title.clone(), points: info.points.unwrap_or(0), advice }
+    Fix {
+        id: info.id.clone(),
+        title: info.title.clone(),
+        points: info.points.unwrap_or(0),
+        advice,
+        requirement: info.requirement.clone(),
+    }
 }

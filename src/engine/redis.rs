@@ -19,7 +19,7 @@ pub async fn run(ctx: &Ctx, step: &Redis) -> Result<Done, StepError> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace).to_string();
     let port = step.port.unwrap_or(6379);
     let password = match &step.auth {
-        Some(auth) => Some(password(ctx, auth, &ns).await?),
+        Some(auth) => Some(password(ctx, auth, Some(&pod), &ns).await?),
         None => None,
     };
     let command: Vec<String> = step.command.iter().map(|c| ctx.render(c)).collect();

@@ -12,29 +12,44 @@ use super::StepError;
 use super::context::{Ctx, RedisKey};
 use crate::scenario::SecretKey;
 
-/// Reads a password from a Secret; the value joins the redacted secrets.
-pub async fn password(ctx: &Ctx, auth: &SecretKey, namespace: &str) -> Result<String, StepError> {
+/// The Redis password: from the Secret the scenario names, else (a learner
+/// who put it elsewhere, as the task allows) wherever `pod` gets it (see
+/// [`super::password_source`]). The value joins the redacted secrets.
+pub async fn password(ctx: &Ctx, auth: &SecretKey, pod: Option<&Value>, namespace: &str) -> Result<String, StepError> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let name = ctx.render(&auth.secret);
-    let secret = secrets.get_opt(&name).await?.ok_or_else(|| {
-        StepError::failed(format!("Secret {name} with key {}", auth.key), "no such Secret", format!("secret/{name}"))
-    })?;
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(&auth.key))
-        .map(|b| b.0.clone())
-        .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&auth.key)).map(|s| s.as_bytes().to_vec()));
-    let Some(bytes) = bytes else {
-        return Err(StepError::failed(
-            format!("key {} in Secret {name}", auth.key),
-            "no such key",
-            format!("secret/{name}"),
-        ));
+    let (name, key) = (ctx.render(&auth.secret), ctx.render(&auth.key));
+    let secret = secrets.get_opt(&name).await?;
+    let from_secret = secret.as_ref().and_then(|secret| {
+        let data = secret.data.as_ref().and_then(|d| d.get(&key)).map(|b| b.0.clone());
+        data.or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&key)).map(|s| s.as_bytes().to_vec()))
+    });
+    let value = match (from_secret, pod) {
+        (Some(bytes), _) => String::from_utf8_lossy(&bytes).into_owned(),
+        (None, Some(pod)) => match super::password_source::discover(ctx, pod, namespace).await? {
+            Some(found) => {
+                ctx.progress(&format!("password from {} (no key {key} in a Secret {name})", found.source));
+                found.password
+            }
+            None => return Err(no_password(&name, &key, secret.is_some(), true)),
+        },
+        (None, None) => return Err(no_password(&name, &key, secret.is_some(), false)),
     };
-    let value = String::from_utf8_lossy(&bytes).into_owned();
     ctx.redactor.lock().unwrap_or_else(|e| e.into_inner()).add(value.clone());
     Ok(value)
+}
+
+fn no_password(name: &str, key: &str, secret_exists: bool, looked_at_pod: bool) -> StepError {
+    let missing = if secret_exists { format!("no key {key} in Secret {name}") } else { format!("no Secret {name}") };
+    let elsewhere = if looked_at_pod {
+        ", and the pod gets none from --requirepass, a mounted config file's requirepass or a PASSWORD env var"
+    } else {
+        ""
+    };
+    StepError::failed(
+        format!("the Redis password (key {key} of Secret {name})"),
+        format!("{missing}{elsewhere}"),
+        format!("secret/{name}"),
+    )
 }
 
 /// How long one reply may take: `WAIT` and `CLUSTER` commands legitimately

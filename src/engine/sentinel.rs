@@ -118,7 +118,7 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
     let victim_uid = victim["metadata"]["uid"].clone();
     let ns = victim["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace).to_string();
     let pass = match &drill.auth {
-        Some(a) => Some(password(ctx, a, &ns).await?),
+        Some(a) => Some(password(ctx, a, Some(&victim), &ns).await?),
         None => None,
     };
     log.push(format!("Sentinels agree: master {old_ip} ({victim_name})"));
@@ -409,7 +409,7 @@ pub async fn replication(ctx: &Ctx, step: &Replication) -> Result<Done, StepErro
     let pods = running(ctx, &step.pods).await?;
     let ns = pods.first().and_then(|p| p["metadata"]["namespace"].as_str()).unwrap_or(&ctx.namespace).to_string();
     let pass = match &step.auth {
-        Some(a) => Some(password(ctx, a, &ns).await?),
+        Some(a) => Some(password(ctx, a, pods.first(), &ns).await?),
         None => None,
     };
     let mut lines = Vec::new();

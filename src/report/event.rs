@@ -98,6 +98,9 @@ pub struct StepInfo {
     pub points: Option<u32>,
     /// What to fix when it fails.
     pub hint: Option<String>,
+    /// The task's requirement this check grades.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requirement: Option<String>,
 }
 
 /// How a step ended.
@@ -360,6 +363,9 @@ pub struct Fix {
     pub points: u32,
     /// What to do: the scenario's hint, else expected versus actual.
     pub advice: String,
+    /// The task's requirement that is not met.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requirement: Option<String>,
 }
 
 /// Everything the engine tells reporters.

@@ -26,6 +26,7 @@ fn info(index: usize, id: &str, kind: StepKind, command: &str, points: Option<u3
         explanation: format!("Why {id} matters."),
         points,
         hint: (id == "memory").then(|| "set maxmemory 2mb in redis.conf".into()),
+        requirement: None,
     }
 }
 
@@ -119,6 +120,7 @@ fn made_up_run() -> Vec<Event> {
             title: "the memory step".into(),
             points: 3,
             advice: "set maxmemory 2mb in redis.conf".into(),
+            requirement: None,
         }],
     };
     vec![

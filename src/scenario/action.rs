@@ -144,6 +144,8 @@ impl Action {
             kind: _,
             points: _,
             hint: _,
+            requirement: _,
+            seed: _,
             unless: _,
             needs: _,
             retry_for: _,

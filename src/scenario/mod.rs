@@ -8,6 +8,7 @@ pub mod locate;
 pub mod manifest;
 mod manifest_types;
 pub mod model;
+pub mod seeds;
 mod structure;
 mod suggest;
 pub mod template;

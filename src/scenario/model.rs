@@ -91,6 +91,14 @@ pub struct StepFile {
     /// What a learner should fix when this check fails.
     #[serde(default)]
     pub hint: Option<String>,
+    /// The requirement of the task this check grades, in the task's words
+    /// (`describe` shows it): what must hold, not how runbook built it.
+    #[serde(default)]
+    pub requirement: Option<String>,
+    /// Where the requirement is written: `DOC:LINE` in the seed documents
+    /// (`000:34` is line 34 of seed 000); `describe` quotes that line.
+    #[serde(default)]
+    pub seed: Option<String>,
     /// Server-side apply of manifests.
     #[serde(default)]
     pub apply: Option<Apply>,
@@ -202,6 +210,20 @@ pub struct Capture {
     /// The field path, with `object`.
     #[serde(default)]
     pub path: Option<String>,
+    /// How the value is written: `selector` turns a label selector
+    /// (`spec.selector` of a Deployment or StatefulSet: matchLabels and
+    /// matchExpressions) into the text `-l` takes, so later steps find a
+    /// workload's pods by its own labels, whatever they are.
+    #[serde(default, rename = "as")]
+    pub written_as: Option<CaptureAs>,
+}
+
+/// How a captured value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CaptureAs {
+    /// A label selector as `kubectl get -l` takes it (`app=redis,tier in (cache)`).
+    Selector,
 }
 
 /// Keys written to Redis and read back, to prove data flows and survives.
@@ -560,6 +582,11 @@ pub struct Expect {
     /// Matches this regular expression in full.
     #[serde(default)]
     pub matches: Option<String>,
+    /// A config file (a ConfigMap's `redis.conf`) has a line that sets this
+    /// (`maxmemory 2mb`): the same words, whatever the spacing, anywhere in
+    /// the file; comments and other settings do not matter.
+    #[serde(default)]
+    pub config_line: Option<String>,
     /// Equal as a Kubernetes quantity (`1` equals `1000m`).
     #[serde(default)]
     pub quantity: Option<String>,

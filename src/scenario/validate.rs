@@ -190,6 +190,11 @@ impl Checker<'_> {
             let first = self.scenario.step_line(&step.id);
             self.at_step(&step.id, format!("duplicate step id (first used at line {first})"));
         }
+        if let Some(seed) = &step.seed
+            && let Err(problem) = super::seeds::SeedLine::parse(seed)
+        {
+            self.at_field(&step.id, "seed", problem);
+        }
         let action = match super::Step::from_file(step, &self.params) {
             Ok(parsed) => Some(parsed.action),
             Err(problems) => {

@@ -10,6 +10,7 @@ mod counter_service;
 mod engine;
 mod faults;
 mod grading_batch;
+mod grading_corpus;
 mod host_command;
 mod lab_api_kube;
 mod lab_api_kubectl;
