@@ -87,9 +87,30 @@ async fn apply_twice_then_server_side_then_label_and_delete() {
 #[tokio::test]
 async fn watch_sees_changes_and_wait_for_delete_returns() {
     requires!(Kubectl);
+    use tokio::io::AsyncBufReadExt;
     let t = TestLab::start().await;
-    let watcher =
-        t.kubectl_output(&["get", "configmaps", "--watch", "--output-watch-events", "--request-timeout=3s"], None);
+    // The watch runs until it has seen the deletion (at most 60 s), not for a
+    // fixed time: on a busy machine (CI) the kubectl calls below took longer
+    // than a 3-second watch, which then missed the DELETED event.
+    let mut watch = crate::common::kubectl_command(&t.lab.kubeconfig, &t.dir.path().join("kube-cache"));
+    watch
+        .args(["get", "configmaps", "--watch", "--output-watch-events", "--request-timeout=60s"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut watcher = watch.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(watcher.stdout.take().unwrap()).lines();
+    let watched = async {
+        let mut events = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("w1") {
+                events.push(line.split_whitespace().next().unwrap().to_string());
+                if events.last().map(String::as_str) == Some("DELETED") {
+                    break;
+                }
+            }
+        }
+        events
+    };
     let actions = async {
         tokio::time::sleep(Duration::from_millis(700)).await;
         t.kubectl(&["create", "configmap", "w1", "--from-literal=a=b"]).await;
@@ -102,15 +123,11 @@ async fn watch_sees_changes_and_wait_for_delete_returns() {
         let (waited, _) = tokio::join!(waiter, deleter);
         waited
     };
-    let (watched, waited) = tokio::join!(watcher, actions);
+    let (events, waited) = tokio::join!(tokio::time::timeout(Duration::from_secs(60), watched), actions);
+    let _ = watcher.start_kill();
     assert!(waited.status.success(), "{}", String::from_utf8_lossy(&waited.stderr));
     assert_eq!(String::from_utf8_lossy(&waited.stdout).trim(), "configmap/w1 condition met");
-    let events: Vec<String> = String::from_utf8_lossy(&watched.stdout)
-        .lines()
-        .filter(|l| l.contains("w1"))
-        .map(|l| l.split_whitespace().next().unwrap().to_string())
-        .collect();
-    assert_eq!(events, ["ADDED", "MODIFIED", "DELETED"]);
+    assert_eq!(events.expect("the watch saw the deletion within 60 s"), ["ADDED", "MODIFIED", "DELETED"]);
 }
 
 #[tokio::test]
