@@ -119,14 +119,24 @@ async fn every_variant_of_the_corpus_gets_exactly_its_expected_verdict_and_verif
     let bigger = r#"{"status":{"allocatable":{"cpu":"32"},"capacity":{"cpu":"32"}}}"#;
     t.kubectl(&["patch", "node", "runbook-lab", "--subresource=status", "--type=merge", "-p", bigger]).await;
     let (shared, exclusive): (Vec<&Loaded>, Vec<&Loaded>) = corpus.iter().partition(|v| !v.variant.exclusive);
-    for v in &shared {
-        build(&t, v).await;
-    }
     let mut table =
         vec![format!("{:<16} {:<26} {:<10} {:<10} {:>7}  verdict", "scenario", "variant", "expected", "got", "verify")];
     let mut wrong = Vec::new();
-    for v in shared {
-        grade(&t, v, &mut table, &mut wrong).await;
+    // A scenario's variants side by side, then removed: all 25 at once (60
+    // Redis processes) slowed a busy CI machine enough to fail requests.
+    let mut scenarios: Vec<&str> = shared.iter().map(|v| v.scenario.as_str()).collect();
+    scenarios.dedup();
+    for scenario in scenarios {
+        let group: Vec<&&Loaded> = shared.iter().filter(|v| v.scenario == scenario).collect();
+        for v in &group {
+            build(&t, v).await;
+        }
+        for v in &group {
+            grade(&t, v, &mut table, &mut wrong).await;
+        }
+        let mut delete = vec!["delete".to_string(), "namespace".into(), "--wait=true".into(), "--timeout=120s".into()];
+        delete.extend(group.iter().map(|v| namespace(v)));
+        t.kubectl(&delete.iter().map(String::as_str).collect::<Vec<_>>()).await;
     }
     for v in exclusive {
         build(&t, v).await;

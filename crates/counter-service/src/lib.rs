@@ -14,6 +14,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use redis::AsyncCommands;
 
+/// How long a Redis reply may take before the request fails.
+const REDIS_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Settings from the environment.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -83,7 +86,11 @@ impl AppState {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let c = self.redis.get_multiplexed_async_connection().await?;
+        // The client's default reply timeout (500 ms) turned a busy machine's
+        // slow reply into a failed request (HTTP 503 "redis: timed out"); a
+        // counter that waits a little is better than one that fails.
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(REDIS_REPLY_TIMEOUT));
+        let c = self.redis.get_multiplexed_async_connection_with_config(&config).await?;
         *slot = Some(c.clone());
         Ok(c)
     }
