@@ -114,6 +114,7 @@ pub fn kubectl(action: &Action, resolved_pod: Option<&str>, render: &dyn Fn(&str
             ),
             _ => String::new(),
         },
+        Action::Discover(d) => discover(d),
         Action::RedisKeys(k) => {
             let cluster = if k.cluster { " -c" } else { "" };
             match (&k.write, &k.read) {
@@ -160,6 +161,57 @@ pub fn host_program(spec: &crate::scenario::HostCommand, render: &dyn Fn(&str) -
         (None, Some(script)) => render(script.trim_end()),
         (None, None) => String::new(),
     }
+}
+
+/// What `discover` reads, as kubectl reads it, the role it looks for in a comment.
+fn discover(d: &crate::scenario::Discover) -> String {
+    let plural = |kind: &str| format!("{}s", kind.to_lowercase());
+    let kind = d.kind.as_deref().unwrap_or_default();
+    let target = |o: &Option<ObjectRef>| o.as_ref().map(object).unwrap_or_default();
+    let param = &d.parameter;
+    if let Some(p) = d.runs {
+        if d.within.is_some() {
+            return format!(
+                "kubectl get {} -o jsonpath='{{.spec.template.spec.containers[*].name}}'   # {param}: the container that runs {}",
+                target(&d.within),
+                p.name()
+            );
+        }
+        return format!(
+            "kubectl get {} -o custom-columns=NAME:.metadata.name,IMAGE:.spec.template.spec.containers[*].image,COMMAND:.spec.template.spec.containers[*].command   # {param}: the one that runs {}",
+            plural(kind),
+            p.name()
+        );
+    }
+    if let Some(t) = &d.behind_service {
+        return format!(
+            "kubectl get services,{} -o wide   # {param}: the {kind} whose pods a {t} Service selects",
+            plural(kind)
+        );
+    }
+    if d.selects.is_some() {
+        return format!(
+            "kubectl get services -o wide   # {param}: the Service selecting {}'s pods",
+            target(&d.selects)
+        );
+    }
+    if let Some(s) = &d.scales {
+        return format!(
+            "kubectl get hpa -o custom-columns=NAME:.metadata.name,TARGET:.spec.scaleTargetRef.name   # {param}: the HPA of {}",
+            object(s)
+        );
+    }
+    if d.mounted_by.is_some() {
+        return format!(
+            "kubectl get {} -o jsonpath='{{.spec.template.spec.volumes[*].configMap.name}}'   # {param}",
+            target(&d.mounted_by)
+        );
+    }
+    if let Some(m) = &d.monitored_by {
+        let port = m.port.filter(|p| *p != 6379).map(|p| format!(" -p {p}")).unwrap_or_default();
+        return format!("kubectl exec {} -- redis-cli{port} SENTINEL MASTERS   # {param}", pod(&m.pods, None));
+    }
+    String::new()
 }
 
 #[cfg(test)]

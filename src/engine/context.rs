@@ -14,7 +14,8 @@ use crate::report::event::{Mark, Traffic, epoch_ms};
 use crate::report::{Event, Redactor, Reporters};
 use crate::scenario::{ObjectRef, PodRef, template};
 
-/// The apiVersion of the built-in kinds, so scenarios need not write it.
+/// The apiVersion of the built-in kinds, so scenarios need not write it
+/// (and runbook need not discover them: see [`Ctx::api`]).
 pub fn default_api_version(kind: &str) -> Option<&'static str> {
     Some(match kind {
         "Pod"
@@ -57,6 +58,28 @@ impl Applied {
     }
 }
 
+tokio::task_local! {
+    static HELD: HeldProgress;
+}
+
+/// The progress messages of a step run side by side with others, held until
+/// the step's turn in the report (the reporters show one step at a time, in
+/// scenario order).
+#[derive(Clone, Default)]
+pub struct HeldProgress(Arc<Mutex<Vec<String>>>);
+
+impl HeldProgress {
+    /// Runs `work` with its progress messages held here.
+    pub async fn scope<F: std::future::Future>(&self, work: F) -> F::Output {
+        HELD.scope(self.clone(), work).await
+    }
+
+    /// The messages held so far.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// The run's shared state.
 pub struct Ctx {
     /// The cluster.
@@ -85,6 +108,12 @@ pub struct Ctx {
     pub kubeconfig: Option<kube::config::Kubeconfig>,
     /// The context's name, for `RUNBOOK_CONTEXT`.
     pub context_name: String,
+    /// The parameters given with `--set` (or a suite's `set`), which a
+    /// `discover` step keeps as given.
+    pub given: std::collections::BTreeSet<String>,
+    /// Whether the run only verifies: `discover` looks for what plays a role
+    /// only then (in `run` runbook deploys the objects under its own names).
+    pub verifying: bool,
 }
 
 /// What a reusable Redis connection is for: the pod (by uid, so a replaced
@@ -116,6 +145,8 @@ impl Ctx {
             redis_connections: Mutex::new(HashMap::new()),
             kubeconfig: None,
             context_name: String::new(),
+            given: Default::default(),
+            verifying: false,
         }
     }
 
@@ -166,10 +197,14 @@ impl Ctx {
         std::mem::take(&mut *self.drill.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Reports what a long step is doing.
+    /// Reports what a long step is doing (held back for a step that runs
+    /// side by side with others: see [`HeldProgress`]).
     pub fn progress(&self, message: &str) {
-        let id = self.current_step.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let message = self.redact(message);
+        if HELD.try_with(|held| held.0.lock().unwrap_or_else(|e| e.into_inner()).push(message.clone())).is_ok() {
+            return;
+        }
+        let id = self.current_step.lock().unwrap_or_else(|e| e.into_inner()).clone();
         self.reporters.lock().unwrap_or_else(|e| e.into_inner()).emit(&Event::StepProgress { id, message });
     }
 
@@ -195,6 +230,16 @@ impl Ctx {
         let cached = self.resources.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
         let (resource, namespaced) = match cached {
             Some(found) => found,
+            None if default_api_version(kind) == Some(api_version.as_str()) => {
+                // A built-in kind at its usual version needs no discovery
+                // request: a round trip saved per kind, which on a remote
+                // cluster is most of a quick check.
+                let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+                let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+                let namespaced = !matches!(kind, "Namespace" | "PersistentVolume" | "Node" | "StorageClass");
+                self.resources.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (resource.clone(), namespaced));
+                (resource, namespaced)
+            }
             None => {
                 let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
                 let gvk = GroupVersionKind::gvk(group, version, kind);
@@ -275,6 +320,43 @@ impl Ctx {
             (Some(n), _) => format!("pod {}", self.render(n)),
             (_, Some(s)) => format!("pod -l {}", self.render(s)),
             _ => "pod".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_kinds_get_the_resource_names_the_api_serves() {
+        // The plurals `kubectl api-resources` lists for these kinds.
+        let served = [
+            ("Pod", "pods"),
+            ("ConfigMap", "configmaps"),
+            ("Secret", "secrets"),
+            ("Service", "services"),
+            ("Namespace", "namespaces"),
+            ("PersistentVolume", "persistentvolumes"),
+            ("PersistentVolumeClaim", "persistentvolumeclaims"),
+            ("ServiceAccount", "serviceaccounts"),
+            ("Endpoints", "endpoints"),
+            ("Event", "events"),
+            ("Node", "nodes"),
+            ("Deployment", "deployments"),
+            ("ReplicaSet", "replicasets"),
+            ("StatefulSet", "statefulsets"),
+            ("DaemonSet", "daemonsets"),
+            ("HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+            ("StorageClass", "storageclasses"),
+            ("Job", "jobs"),
+            ("CronJob", "cronjobs"),
+        ];
+        for (kind, plural) in served {
+            let version = default_api_version(kind).expect("built in");
+            let (group, version) = version.split_once('/').unwrap_or(("", version));
+            let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+            assert_eq!(resource.plural, plural, "{kind}");
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod assert;
 pub mod autoscale;
+mod batch;
 pub mod capture;
 pub mod cleanup;
 pub mod cluster;
@@ -13,6 +14,7 @@ pub mod command;
 pub mod context;
 pub mod delete;
 pub mod diagnostics;
+pub mod discover;
 mod drill_writes;
 pub mod exec;
 pub mod expect;
@@ -23,6 +25,7 @@ mod password_source;
 mod pause;
 pub mod redis;
 pub mod redis_client;
+pub mod roles;
 pub mod sentinel;
 mod troubles;
 pub mod wait;
@@ -196,11 +199,12 @@ pub struct Target {
 
 /// Reads the cluster's version and nodes for the report.
 async fn environment(client: &kube::Client) -> Environment {
-    let version = client.apiserver_version().await.map(|v| v.git_version).unwrap_or_else(|_| "unknown".into());
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    // Both at once: on a remote cluster each is a round trip.
+    let list = Default::default();
+    let (version, nodes) = tokio::join!(client.apiserver_version(), nodes.list(&list));
+    let version = version.map(|v| v.git_version).unwrap_or_else(|_| "unknown".into());
     let nodes = nodes
-        .list(&Default::default())
-        .await
         .map(|l| {
             l.items
                 .into_iter()
@@ -246,6 +250,7 @@ async fn run_action(ctx: &Ctx, scenario: &Scenario, action: &Action) -> Result<D
         Action::Redis(r) => redis::run(ctx, r).await,
         Action::Delete { spec, timeout } => delete::run(ctx, spec, *timeout).await,
         Action::Capture(c) => capture::run(ctx, c).await,
+        Action::Discover(d) => discover::run(ctx, d).await,
         Action::RedisKeys(k) => cluster::keys(ctx, k).await,
         Action::ClusterFailover { spec, timeout } => cluster::failover(ctx, spec, *timeout).await,
         Action::SentinelFailover { spec, timeout } => sentinel::failover(ctx, spec, *timeout).await,
@@ -390,6 +395,8 @@ pub async fn run(
         Ctx::new(target.client.clone(), target.namespace.clone(), vars.clone(), redactor, reporters.clone(), wait_cap);
     ctx.kubeconfig = target.kubeconfig.clone();
     ctx.context_name = target.context.clone();
+    ctx.given = options.overrides.iter().map(|(k, _)| k.clone()).collect();
+    ctx.verifying = options.mode == Mode::Verify;
     let started = Instant::now();
     let parameters: Vec<(String, String)> = vars
         .iter()
@@ -421,82 +428,81 @@ pub async fn run(
         tool: crate::report::event::tool_version(),
     }));
 
-    // Verify runs the checks, and the captures they may need (read-only).
+    // Verify runs the checks, and the captures and discoveries they may need (read-only).
     let steps: Vec<&Step> = scenario
         .steps()
         .iter()
-        .filter(|s| options.mode == Mode::Run || s.kind == StepKind::Check || matches!(s.action, Action::Capture(_)))
+        .filter(|s| {
+            options.mode == Mode::Run
+                || s.kind == StepKind::Check
+                || matches!(s.action, Action::Capture(_) | Action::Discover(_))
+        })
         .collect();
     let total = steps.len();
     let mut results: Vec<(StepInfo, StepResult)> = Vec::new();
     let mut stop_reason: Option<String> = None;
     let mut interrupted = false;
-    for (i, step) in steps.iter().enumerate() {
-        let info = step_info(&ctx, step, i + 1, total, None);
-        if let Some(reason) = &stop_reason {
-            let mut r = StepResult::new(Status::Skipped);
-            r.message = Some(reason.clone());
-            emit(Event::StepFinished(info.clone(), r.clone()));
-            results.push((info, r));
-            continue;
-        }
-        if let Some(reason) = unmet_need(step, &results) {
-            let mut r = StepResult::new(Status::Skipped);
-            r.message = Some(reason);
-            emit(Event::StepFinished(info.clone(), r.clone()));
-            results.push((info, r));
-            continue;
-        }
-        if step.kind == StepKind::Disruptive && !options.allow_disruption {
-            let mut r = StepResult::new(Status::Skipped);
-            r.message = Some("disruptive step: runs only on the lab or with --allow-disruption".into());
-            emit(Event::StepFinished(info.clone(), r.clone()));
-            results.push((info, r));
-            continue;
-        }
-        ctx.set_step(&step.spec.id);
-        emit(Event::StepStarted(info.clone()));
-        let began = Instant::now();
-        let began_ms = crate::report::event::epoch_ms();
-        let outcome = tokio::select! {
-            outcome = run_unless(&ctx, scenario, step) => outcome,
-            _ = options.interrupt.cancelled() => {
-                interrupted = true;
-                Err(StepError::infra("interrupted (Ctrl-C or SIGTERM)"))
-            }
+    let mut i = 0;
+    while i < steps.len() {
+        // Consecutive read-only checks run side by side (see `batch`).
+        let end = if options.pause_on_failure || stop_reason.is_some() {
+            i + 1
+        } else {
+            batch::batch_end(&steps, i, ctx.verifying)
         };
-        let (mut result, resolved) = to_result(&ctx, outcome, began.elapsed());
-        if result.measurements.is_empty() {
-            result.measurements = ctx.take_measurements();
-        }
-        ctx.take_measurements();
-        result.started_ms = Some(began_ms);
-        if matches!(result.status, Status::Failed | Status::Error) && !interrupted {
-            let asked: Vec<&crate::scenario::Collector> =
-                step.spec.on_failure.iter().chain(&scenario.file.on_failure).collect();
-            if !asked.is_empty() {
-                let collected = collectors::collect(&ctx, &asked).await;
-                result.diagnostics = Some(match result.diagnostics.take() {
-                    Some(automatic) => format!("{automatic}{collected}"),
-                    None => collected,
-                });
+        let batch = &steps[i..end];
+        let skips: Vec<Option<String>> =
+            batch.iter().map(|step| skip_reason(step, &stop_reason, &results, options)).collect();
+        let runs: Vec<&Step> = batch.iter().zip(&skips).filter(|(_, skip)| skip.is_none()).map(|(s, _)| *s).collect();
+        // One step runs live, its progress shown as it goes; several have
+        // all run by the time the first is reported.
+        let live = runs.len() <= 1;
+        let mut executed = if !live {
+            batch::execute_all(&ctx, scenario, &runs, &options.interrupt).await.into_iter()
+        } else {
+            Vec::new().into_iter()
+        };
+        for (offset, (step, skip)) in batch.iter().zip(skips).enumerate() {
+            let index = i + offset + 1;
+            let info = step_info(&ctx, step, index, total, None);
+            if let Some(reason) = skip.or_else(|| stop_reason.clone().filter(|_| live)) {
+                let mut r = StepResult::new(Status::Skipped);
+                r.message = Some(reason);
+                emit(Event::StepFinished(info.clone(), r.clone()));
+                results.push((info, r));
+                continue;
+            }
+            ctx.set_step(&step.spec.id);
+            emit(Event::StepStarted(info.clone()));
+            let done = match executed.next() {
+                Some((done, held)) => {
+                    for message in held {
+                        emit(Event::StepProgress { id: step.spec.id.clone(), message });
+                    }
+                    done
+                }
+                None => batch::execute(&ctx, scenario, step, &options.interrupt).await,
+            };
+            interrupted |= done.interrupted;
+            let (result, resolved) = step_result(&ctx, scenario, step, done).await;
+            let info = if resolved.is_some() { step_info(&ctx, step, index, total, resolved.as_deref()) } else { info };
+            if interrupted {
+                stop_reason = Some("the run was interrupted".into());
+            } else if result.status == Status::Error
+                || (result.status == Status::Failed && step.kind != StepKind::Check)
+            {
+                stop_reason = Some(format!("step {:?} did not pass", step.spec.id));
+            }
+            let paused =
+                options.pause_on_failure && !interrupted && matches!(result.status, Status::Failed | Status::Error);
+            emit(Event::StepFinished(info.clone(), result.clone()));
+            results.push((info, result));
+            if paused {
+                pause::at_failure(&ctx, &step.spec.id, &options.interrupt).await;
+                stop_reason = Some("the run stopped at the first failure (--pause-on-failure)".into());
             }
         }
-        (result.timeline, result.traffic) = ctx.take_drill();
-        let info = if resolved.is_some() { step_info(&ctx, step, i + 1, total, resolved.as_deref()) } else { info };
-        if interrupted {
-            stop_reason = Some("the run was interrupted".into());
-        } else if result.status == Status::Error || (result.status == Status::Failed && step.kind != StepKind::Check) {
-            stop_reason = Some(format!("step {:?} did not pass", step.spec.id));
-        }
-        let paused =
-            options.pause_on_failure && !interrupted && matches!(result.status, Status::Failed | Status::Error);
-        emit(Event::StepFinished(info.clone(), result.clone()));
-        results.push((info, result));
-        if paused {
-            pause::at_failure(&ctx, &step.spec.id, &options.interrupt).await;
-            stop_reason = Some("the run stopped at the first failure (--pause-on-failure)".into());
-        }
+        i = end;
     }
 
     let leftovers = if options.mode == Mode::Run && !options.keep {
@@ -536,6 +542,53 @@ pub async fn run(
 
 /// Why a step cannot run: a step it needs ran and did not pass. A needed
 /// step that did not run in this mode (a setup step in `verify`) is no reason.
+/// Why a step does not run: the run stopped, a step it needs did not pass,
+/// or it is a drill this cluster does not allow.
+fn skip_reason(
+    step: &Step,
+    stop_reason: &Option<String>,
+    results: &[(StepInfo, StepResult)],
+    options: &RunOptions,
+) -> Option<String> {
+    if let Some(reason) = stop_reason {
+        return Some(reason.clone());
+    }
+    if let Some(reason) = unmet_need(step, results) {
+        return Some(reason);
+    }
+    (step.kind == StepKind::Disruptive && !options.allow_disruption)
+        .then(|| "disruptive step: runs only on the lab or with --allow-disruption".into())
+}
+
+/// A step's result from what its action did: measurements, the drill's
+/// timeline and traffic, and what `onFailure` collects when it did not pass.
+async fn step_result(
+    ctx: &Ctx,
+    scenario: &Scenario,
+    step: &Step,
+    done: batch::Executed,
+) -> (StepResult, Option<String>) {
+    let (mut result, resolved) = to_result(ctx, done.outcome, done.took);
+    if result.measurements.is_empty() {
+        result.measurements = ctx.take_measurements();
+    }
+    ctx.take_measurements();
+    result.started_ms = Some(done.began_ms);
+    if matches!(result.status, Status::Failed | Status::Error) && !done.interrupted {
+        let asked: Vec<&crate::scenario::Collector> =
+            step.spec.on_failure.iter().chain(&scenario.file.on_failure).collect();
+        if !asked.is_empty() {
+            let collected = collectors::collect(ctx, &asked).await;
+            result.diagnostics = Some(match result.diagnostics.take() {
+                Some(automatic) => format!("{automatic}{collected}"),
+                None => collected,
+            });
+        }
+    }
+    (result.timeline, result.traffic) = ctx.take_drill();
+    (result, resolved)
+}
+
 fn unmet_need(step: &Step, results: &[(StepInfo, StepResult)]) -> Option<String> {
     step.needs.iter().find_map(|need| {
         let (_, result) = results.iter().find(|(info, _)| &info.id == need)?;

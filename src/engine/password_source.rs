@@ -79,7 +79,7 @@ pub async fn discover(ctx: &Ctx, pod: &Value, ns: &str) -> Result<Option<Found>,
 }
 
 fn is_redis(container: &Value) -> bool {
-    container["image"].as_str().is_some_and(|i| i.contains("redis"))
+    super::roles::container_runs(container, crate::scenario::Program::RedisServer)
 }
 
 fn name(container: &Value) -> &str {

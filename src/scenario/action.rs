@@ -47,6 +47,8 @@ pub enum Action {
     Delete { spec: Delete, timeout: Duration },
     /// A value read for later steps.
     Capture(Capture),
+    /// A parameter filled with the name of what plays a role.
+    Discover(Discover),
     /// Keys written to or read from Redis.
     RedisKeys(RedisKeys),
     /// Redis Cluster failover drill.
@@ -90,6 +92,7 @@ impl Action {
                 | Action::Assert(_)
                 | Action::Delete { .. }
                 | Action::Capture(_)
+                | Action::Discover(_)
                 | Action::Command { .. }
         )
     }
@@ -157,6 +160,7 @@ impl Action {
             redis,
             delete,
             capture,
+            discover,
             redis_keys,
             cluster_failover,
             sentinel_failover,
@@ -177,6 +181,7 @@ impl Action {
             delete
                 .map(|spec| Action::Delete { timeout: d.read("delete.timeout", &spec.timeout, DELETE_TIMEOUT), spec }),
             capture.map(Action::Capture),
+            discover.map(Action::Discover),
             redis_keys.map(Action::RedisKeys),
             cluster_failover.map(|spec| Action::ClusterFailover {
                 timeout: d.read("clusterFailover.timeout", &spec.timeout, CLUSTER_FAILOVER_TIMEOUT),
@@ -253,6 +258,7 @@ impl Action {
             Action::Redis(_) => "redis",
             Action::Delete { .. } => "delete",
             Action::Capture(_) => "capture",
+            Action::Discover(_) => "discover",
             Action::RedisKeys(_) => "redisKeys",
             Action::ClusterFailover { .. } => "clusterFailover",
             Action::SentinelFailover { .. } => "sentinelFailover",
@@ -287,6 +293,7 @@ impl Action {
             | Action::Assert(_)
             | Action::Redis(_)
             | Action::Capture(_)
+            | Action::Discover(_)
             | Action::Sentinels(_)
             | Action::Http(_) => false,
         }
@@ -301,7 +308,11 @@ impl Action {
             | Action::SentinelFailover { .. }
             | Action::SentinelRestart { .. }
             | Action::HttpLoad { .. } => StepKind::Disruptive,
-            Action::Apply(_) | Action::Delete { .. } | Action::Capture(_) | Action::SentinelReset(_) => StepKind::Setup,
+            Action::Apply(_)
+            | Action::Delete { .. }
+            | Action::Capture(_)
+            | Action::Discover(_)
+            | Action::SentinelReset(_) => StepKind::Setup,
             Action::RedisKeys(k) if k.write.is_some() => StepKind::Setup,
             Action::Command { spec, .. } if !spec.read_only => StepKind::Setup,
             Action::Replication(r) if r.write_probe => StepKind::Setup,
@@ -328,6 +339,7 @@ impl Action {
             | Action::Wait { .. }
             | Action::Delete { .. }
             | Action::Capture(_)
+            | Action::Discover(_)
             | Action::RedisKeys(_)
             | Action::ClusterFailover { .. }
             | Action::SentinelFailover { .. }
@@ -342,7 +354,7 @@ impl Action {
 }
 
 /// Every action's name, in the order the docs list them.
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 18] = [
     "apply",
     "wait",
     "exec",
@@ -350,6 +362,7 @@ pub const ALL: [&str; 17] = [
     "redis",
     "delete",
     "capture",
+    "discover",
     "redisKeys",
     "clusterFailover",
     "sentinelFailover",

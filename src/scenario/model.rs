@@ -120,6 +120,11 @@ pub struct StepFile {
     /// Read a value for later steps' templates (read-only; runs in verify too).
     #[serde(default)]
     pub capture: Option<Capture>,
+    /// Find the object that plays a role (the Deployment behind the
+    /// LoadBalancer, the pods that run redis-sentinel) when the task leaves its
+    /// name open, and put its name in a parameter (read-only; runs in verify too).
+    #[serde(default)]
+    pub discover: Option<Discover>,
     /// Write keys to Redis (or a Redis Cluster) and read them back.
     #[serde(default)]
     pub redis_keys: Option<RedisKeys>,
@@ -216,6 +221,79 @@ pub struct Capture {
     /// workload's pods by its own labels, whatever they are.
     #[serde(default, rename = "as")]
     pub written_as: Option<CaptureAs>,
+}
+
+/// A parameter filled with the name of what plays a role. The parameter's
+/// value (its default or `--set`) is tried first: given with `--set`, it is
+/// kept as given; otherwise, when exactly one object plays the role the
+/// parameter takes its name, when none does it stays as it is (the checks
+/// that use it then say what is missing), and when several do and the
+/// value names none of them the step fails, naming them.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Discover {
+    /// The parameter the name goes into.
+    pub parameter: String,
+    /// What is looked for: `Deployment`, `StatefulSet`, `Service`,
+    /// `HorizontalPodAutoscaler`, `ConfigMap`, or `Container` (a container of
+    /// the workload `within` names).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The role, with a workload kind or `Container`: its pods run this program.
+    #[serde(default)]
+    pub runs: Option<Program>,
+    /// The role, with a workload kind: a Service of this type (`LoadBalancer`,
+    /// `NodePort`, `ClusterIP`) selects its pods.
+    #[serde(default)]
+    pub behind_service: Option<String>,
+    /// The role, with `Service`: it selects this workload's pods.
+    #[serde(default)]
+    pub selects: Option<ObjectRef>,
+    /// The role, with `HorizontalPodAutoscaler`: it scales this workload.
+    #[serde(default)]
+    pub scales: Option<ObjectRef>,
+    /// The role, with `ConfigMap`: this workload's pods mount it as a volume.
+    #[serde(default)]
+    pub mounted_by: Option<ObjectRef>,
+    /// With `Container`: the workload whose containers are looked at.
+    #[serde(default)]
+    pub within: Option<ObjectRef>,
+    /// The role, with no kind: the master these Sentinels monitor (its name,
+    /// as `SENTINEL MASTERS` gives it).
+    #[serde(default)]
+    pub monitored_by: Option<MonitoredBy>,
+}
+
+/// A program a container runs, told by its command, arguments, image and ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum Program {
+    /// Redis itself (not in Sentinel mode).
+    #[serde(rename = "redis-server")]
+    RedisServer,
+    /// Redis Sentinel (`redis-sentinel`, or `redis-server … --sentinel`).
+    #[serde(rename = "redis-sentinel")]
+    RedisSentinel,
+}
+
+impl Program {
+    /// The program's name as the file writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::RedisServer => "redis-server",
+            Program::RedisSentinel => "redis-sentinel",
+        }
+    }
+}
+
+/// The Sentinels asked which master they monitor.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MonitoredBy {
+    /// The Sentinel pods (the first Running one is asked).
+    pub pods: PodRef,
+    /// Sentinel's port; default 26379.
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 
 /// How a captured value is written.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::Value;
 
 use super::template::{self, line_col};
-use super::{Action, Expect, Problem, Scenario, StepFile, StepKind, suggest};
+use super::{Action, Expect, Parameter, Problem, Scenario, StepFile, StepKind, suggest};
 use super::{locate, manifest, manifest_types};
 use runbook_units::{Quantity, parse_redis_memory};
 
@@ -247,6 +247,11 @@ impl Checker<'_> {
                 self.at_step(&step.id, "capture.object needs a path".into());
             }
         }
+        if let Some(d) = &step.discover {
+            for problem in discover_problems(d, &self.scenario.file.parameters) {
+                self.at_field(&step.id, "discover", problem);
+            }
+        }
         if let Some(k) = &step.redis_keys
             && k.write.is_some() == k.read.is_some()
         {
@@ -461,9 +466,93 @@ pub fn validate_with(scenario: &Scenario, mut params: BTreeMap<String, String>) 
     checker.problems
 }
 
+/// What is wrong with a `discover` step: a parameter the scenario does not
+/// declare, no role or several, or a kind that cannot play the role.
+fn discover_problems(d: &crate::scenario::Discover, parameters: &BTreeMap<String, Parameter>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !parameters.contains_key(&d.parameter) {
+        problems.push(format!(
+            "discover.parameter {:?} is not a parameter of this scenario (declare it under parameters:)",
+            d.parameter
+        ));
+    }
+    let roles = [
+        ("runs", d.runs.is_some()),
+        ("behindService", d.behind_service.is_some()),
+        ("selects", d.selects.is_some()),
+        ("scales", d.scales.is_some()),
+        ("mountedBy", d.mounted_by.is_some()),
+        ("monitoredBy", d.monitored_by.is_some()),
+    ];
+    let named: Vec<&str> = roles.iter().filter(|(_, set)| *set).map(|(name, _)| *name).collect();
+    let [role] = named.as_slice() else {
+        let all: Vec<&str> = roles.iter().map(|(name, _)| *name).collect();
+        problems.push(format!("discover needs exactly one role ({}); found {}", all.join(", "), named.len()));
+        return problems;
+    };
+    let kind = d.kind.as_deref().unwrap_or_default();
+    let workload = matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Pod");
+    let fits = match *role {
+        "runs" if kind == "Container" => d.within.is_some(),
+        "runs" | "behindService" => workload,
+        "selects" => kind == "Service",
+        "scales" => kind == "HorizontalPodAutoscaler",
+        "mountedBy" => kind == "ConfigMap",
+        _ => d.kind.is_none(),
+    };
+    if !fits {
+        let wanted = match *role {
+            "runs" if kind == "Container" => "kind Container needs within: the workload whose containers are looked at",
+            "runs" => "kind Deployment, StatefulSet, DaemonSet, ReplicaSet, Pod, or Container (with within)",
+            "behindService" => "kind Deployment, StatefulSet, DaemonSet, ReplicaSet or Pod",
+            "selects" => "kind Service",
+            "scales" => "kind HorizontalPodAutoscaler",
+            "mountedBy" => "kind ConfigMap",
+            _ => "no kind (the Sentinels name the master)",
+        };
+        problems.push(format!("discover.{role} with kind {kind:?}: needs {wanted}"));
+    }
+    if d.within.is_some() && kind != "Container" {
+        problems.push("discover.within is for kind Container".into());
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discover_fills_a_declared_parameter_with_one_role_a_kind_can_play() {
+        let problems = |discover: &str| {
+            let text = format!(
+                "name: t\ntitle: t\nobjective: t\nparameters:\n  app: {{default: a, description: d}}\n\
+                 steps:\n- id: f\n  title: t\n  discover: {discover}\n"
+            );
+            match crate::scenario::Scenario::from_memory("t.yaml", &text, BTreeMap::new()) {
+                Ok(_) => Vec::new(),
+                Err(p) => p.into_iter().map(|p| p.message).collect::<Vec<_>>(),
+            }
+        };
+        assert!(problems("{parameter: app, kind: Deployment, behindService: LoadBalancer}").is_empty());
+        assert!(
+            problems("{parameter: app, kind: Container, runs: redis-server, within: {kind: Deployment, name: x}}")
+                .is_empty()
+        );
+        assert!(problems("{parameter: app, monitoredBy: {pods: {selector: a=b}, port: 5000}}").is_empty());
+        let wrong = [
+            ("{parameter: nope, kind: Deployment, runs: redis-server}", "\"nope\" is not a parameter"),
+            ("{parameter: app, kind: Deployment}", "needs exactly one role"),
+            ("{parameter: app, kind: Service, runs: redis-server}", "discover.runs with kind \"Service\""),
+            ("{parameter: app, kind: Container, runs: redis-server}", "needs within"),
+            ("{parameter: app, kind: Deployment, scales: {kind: Deployment, name: x}}", "kind HorizontalPodAutoscaler"),
+            ("{parameter: app, kind: Deployment, runs: redis}", "\"redis\" is not one of redis-server, redis-sentinel"),
+        ];
+        for (discover, says) in wrong {
+            let found = problems(discover);
+            assert!(found.iter().any(|m| m.contains(says)), "{discover}: {found:?}");
+        }
+    }
 
     #[test]
     fn every_duration_field_is_checked() {

@@ -203,6 +203,14 @@ impl TestLab {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Gives the lab's node `cpus` CPUs (status capacity and allocatable):
+    /// it reports this machine's cores, and a class of learners whose Redis
+    /// each requests a whole CPU (the seed's `cpu: 1`) needs a bigger node.
+    pub async fn enlarge_node(&self, cpus: u32) {
+        let status = format!(r#"{{"status":{{"allocatable":{{"cpu":"{cpus}"}},"capacity":{{"cpu":"{cpus}"}}}}}}"#);
+        self.kubectl(&["patch", "node", "runbook-lab", "--subresource=status", "--type=merge", "-p", &status]).await;
+    }
+
     /// Runs kubectl with a manifest on stdin (`-f -`).
     pub async fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> String {
         let out = self.kubectl_output(args, Some(stdin)).await;

@@ -50,7 +50,7 @@ async fn run_without_a_kubeconfig_uses_the_lab_and_passes_with_reports() {
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert!(output_text(&out).contains("no kubeconfig found: running on the embedded lab"), "{}", output_text(&out));
     let steps = statuses(&json);
-    assert_eq!(steps.len(), 14);
+    assert_eq!(steps.len(), 17);
     assert!(steps.values().all(|(s, _, _)| s == "passed"), "{steps:?}");
 
     // JUnit: well-formed XML with one test case per check, read by a real parser.
@@ -70,16 +70,16 @@ async fn run_without_a_kubeconfig_uses_the_lab_and_passes_with_reports() {
     let md = std::fs::read_to_string(&audit).unwrap();
     assert!(md.starts_with("# Deploying and Verifying Redis as an In-Memory Cache on Kubernetes\n"));
     let step = md
-        .split("## Step 8: Verify Redis configuration (maxmemory)")
+        .split("## Step 11: Verify Redis configuration (maxmemory)")
         .nth(1)
-        .expect("step 8")
+        .expect("step 11")
         .split("---")
         .next()
         .unwrap();
     assert!(step.contains("-- redis-cli CONFIG GET maxmemory\n"), "{step}");
     assert!(step.contains("1) \"maxmemory\"\n2) \"2097152\""), "{step}");
     assert!(step.contains("### Result: PASSED"), "{step}");
-    assert!(md.contains("**PASSED**: 14 passed, 0 failed"), "{md}");
+    assert!(md.contains("**PASSED**: 17 passed, 0 failed"), "{md}");
     crate::browser::assert_html_report(home.path(), "r", &crate::common::report(&json), None).await;
 }
 
@@ -113,7 +113,11 @@ async fn verify_passes_a_good_deployment_and_changes_nothing() {
     requires!(Root, Kubectl);
     let (code, steps, out) = verify_fixture("good", true).await;
     assert_eq!(code, Some(0), "{out}");
-    assert_eq!(steps.len(), 12, "verify runs the checks only (and the capture that finds the pods)");
+    assert_eq!(
+        steps.len(),
+        15,
+        "verify runs the checks only (and the discoveries and the capture that find the objects)"
+    );
     assert!(failed(&steps).is_empty(), "{out}");
 }
 

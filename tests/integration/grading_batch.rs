@@ -19,10 +19,7 @@ fn variant(n: usize) -> Option<&'static str> {
 async fn twenty_learners_are_graded_into_one_class_summary_with_every_row_right() {
     requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
-    // Each learner's Redis requests a whole CPU (the seed's `cpu: 1`), and the
-    // lab's node reports this machine's cores: a class needs a bigger node.
-    let bigger = r#"{"status":{"allocatable":{"cpu":"32"},"capacity":{"cpu":"32"}}}"#;
-    t.kubectl(&["patch", "node", "runbook-lab", "--subresource=status", "--type=merge", "-p", bigger]).await;
+    t.enlarge_node(32).await;
     let mut roster = String::from("learners:\n");
     for n in 1..=19 {
         let ns = format!("learner-{n:02}");

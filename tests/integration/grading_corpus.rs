@@ -115,9 +115,7 @@ async fn every_variant_of_the_corpus_gets_exactly_its_expected_verdict_and_verif
     let _serial = crate::common::DRILLS.lock().await;
     let corpus = corpus();
     let t = TestLab::with_pods().await;
-    // Each redis-cache variant requests a whole CPU (the seed's `cpu: 1`).
-    let bigger = r#"{"status":{"allocatable":{"cpu":"32"},"capacity":{"cpu":"32"}}}"#;
-    t.kubectl(&["patch", "node", "runbook-lab", "--subresource=status", "--type=merge", "-p", bigger]).await;
+    t.enlarge_node(32).await;
     let (shared, exclusive): (Vec<&Loaded>, Vec<&Loaded>) = corpus.iter().partition(|v| !v.variant.exclusive);
     let mut table =
         vec![format!("{:<16} {:<26} {:<10} {:<10} {:>7}  verdict", "scenario", "variant", "expected", "got", "verify")];

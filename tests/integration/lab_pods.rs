@@ -409,3 +409,41 @@ async fn kubectl_port_forward_reaches_redis_and_reports_a_closed_port() {
     assert!(stderr.contains("an error occurred forwarding") && stderr.contains("6380"), "{stderr}");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_container_that_exits_at_once_is_never_reported_running_or_ready() {
+    // Kubernetes' kubelet learns of a started container on its next relist:
+    // a Redis that refuses its configuration is gone by then and never shows
+    // as Running or Ready (a wait must not pass on it). Every status the lab
+    // publishes for such a pod is watched.
+    use futures::{StreamExt, TryStreamExt};
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    let client = runbook::k8s::client::client_for(&t.lab.kubeconfig).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let params = kube::api::WatchParams::default().fields("metadata.name=refused").timeout(30);
+    let mut events = pods.watch(&params, "0").await.unwrap().boxed();
+    let manifest = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "refused"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "redis", "image": "redis:alpine",
+            "command": ["redis-server", "--maxmemory-policy", "volatile-lfu-typo"]}]}
+    });
+    t.kubectl_stdin(&["apply", "-f", "-"], &manifest.to_string()).await;
+    let mut seen = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(30), events.try_next()).await.unwrap().unwrap() {
+        let (kube::api::WatchEvent::Added(pod) | kube::api::WatchEvent::Modified(pod)) = event else { continue };
+        let status = serde_json::to_value(&pod.status).unwrap();
+        let containers = status["containerStatuses"].as_array().cloned().unwrap_or_default();
+        assert!(
+            containers.iter().all(|c| c["state"]["running"].is_null() && c["ready"] != true),
+            "reported running or ready: {status}"
+        );
+        seen.push(status["phase"].as_str().unwrap_or_default().to_string());
+        if status["phase"] == "Failed" {
+            let code = &containers[0]["state"]["terminated"]["exitCode"];
+            assert_eq!(code, 1, "{status}");
+            return;
+        }
+    }
+    panic!("the pod never failed: phases {seen:?}");
+}

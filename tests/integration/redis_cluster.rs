@@ -66,7 +66,9 @@ async fn deploy_by_hand(t: &TestLab, create: &str) {
         let text = std::fs::read_to_string(dir.join(file))
             .unwrap()
             .replace("{{ image }}", "redis:5.0.1-alpine")
-            .replace("{{ node_timeout_ms }}", "5000");
+            .replace("{{ node_timeout_ms }}", "5000")
+            .replace("{{ statefulset }}", "redis-cluster")
+            .replace("{{ service }}", "redis-cluster-service");
         t.kubectl_stdin(&["apply", "-f", "-"], &text).await;
     }
     t.kubectl(&["rollout", "status", "statefulset/redis-cluster", "--timeout=90s"]).await;

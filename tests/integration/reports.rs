@@ -19,6 +19,13 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r#""(os_image|kernel)": "[^"]*""#, r#""$1": "[redacted]""#),
         (r"in \d+(\.\d+)?(ms|s)", "in [duration]"),
         (r"(?m)\d+/redis-server.*$", "[pid]/redis-server"),
+        // netstat's note when a socket's owner is not the pod's user: there
+        // is one while another check's port-forward or exec is in the pod
+        // (checks run side by side), so it comes and goes.
+        (
+            r"\(Not all processes could be identified, non-owned process info(\n|\\n) will not be shown, you would have to be root to see it all\.\)(\n|\\n)?",
+            "",
+        ),
         (r"run_id: `[a-z0-9]{8}`", "run_id: `[run_id]`"),
         (r#""run_id",(\s*)"[a-z0-9]{8}""#, r#""run_id",$1"[run_id]""#),
         (r#""run_id": "[a-z0-9]{8}""#, r#""run_id": "[run_id]""#),

@@ -386,18 +386,32 @@ async fn run_once(
     event("Normal", "Created", &format!("Created container: {}", plan.name));
     event("Normal", "Started", &format!("Started container {}", plan.name));
     let has_readiness = plan.spec["readinessProbe"].is_object() && !plan.is_init;
+    // Kubernetes' kubelet learns that a container started on its next relist
+    // (PLEG): a process that exits at once (a config Redis refuses) is never
+    // reported Running, let alone Ready. The lab looks as long before it says
+    // Running, so a wait does not see a crashing container Ready for a moment.
+    let exited_at_once = match tokio::time::timeout(FIRST_SIGHT, child.wait()).await {
+        Ok(status) => Some(status.map(exit_code).unwrap_or(1)),
+        Err(_) => None,
+    };
     with_container(handle, ctx, plan.is_init, index, |c| {
-        c.state = json!({"running": {"startedAt": started_at}});
         c.container_id = format!("runbook://{pid}");
-        c.started = true;
-        c.ready = !has_readiness && !plan.is_init;
+        if exited_at_once.is_none() {
+            c.state = json!({"running": {"startedAt": started_at}});
+            c.started = true;
+            c.ready = !has_readiness && !plan.is_init;
+        }
     });
     let probe_stop = CancellationToken::new();
     let (liveness_tx, mut liveness_rx) = mpsc::channel::<()>(1);
-    if !plan.is_init {
+    if !plan.is_init && exited_at_once.is_none() {
         probes::spawn(ctx, handle, pod, index, plan, probe_stop.clone(), liveness_tx);
     }
-    let ended = tokio::select! {
+    let ended = if let Some(code) = exited_at_once {
+        signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+        Ended::Exited(code)
+    } else {
+        tokio::select! {
         status = child.wait() => {
             let code = status.map(exit_code).unwrap_or(1);
             // Whatever the main process left running in its group goes with it.
@@ -412,6 +426,7 @@ async fn run_once(
             let grace = plan.spec["terminationGracePeriodSeconds"].as_i64()
                 .or(pod["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30);
             Ended::LivenessFailed(stop(&mut child, grace).await)
+        }
         }
     };
     probe_stop.cancel();
@@ -443,6 +458,11 @@ async fn run_once(
     });
     (Some(ended), began.elapsed())
 }
+
+/// How long a started container is watched before it is reported Running
+/// (see `run_once`): shorter than the kubelet's relist (1 s), long enough for
+/// a process that refuses its configuration to be gone.
+const FIRST_SIGHT: Duration = Duration::from_millis(150);
 
 #[cfg(test)]
 mod tests {
