@@ -45,8 +45,7 @@ fn sets(step: &Step) -> Option<&str> {
 /// Whether a step's text refers to `{{ name }}`.
 fn uses(step: &Step, name: &str) -> bool {
     let text = serde_json::to_string(&step.spec).unwrap_or_default();
-    let pattern = format!(r"\{{\{{\s*{}\s*\}}\}}", regex::escape(name));
-    regex::Regex::new(&pattern).is_ok_and(|re| re.is_match(&text))
+    crate::scenario::template::references(&text).is_ok_and(|refs| refs.iter().any(|(n, _)| n == name))
 }
 
 /// Where the batch that starts at `start` ends (exclusive): the run of steps
