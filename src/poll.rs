@@ -10,6 +10,27 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::time::Instant;
 
+tokio::task_local! {
+    static LOOKING_AGAIN: std::sync::Arc<dyn Fn() + Send + Sync>;
+}
+
+/// Runs `work` so that whenever a wait loop in it (a [`Poller`], or a retry
+/// calling [`looking_again`]) is about to look again, `hook` runs first: the
+/// engine forgets the reads it kept (see `engine::read_cache`), so that what
+/// is looked at again, and by every later step, is read afresh.
+pub async fn when_looking_again<F: std::future::Future>(
+    hook: std::sync::Arc<dyn Fn() + Send + Sync>,
+    work: F,
+) -> F::Output {
+    LOOKING_AGAIN.scope(hook, work).await
+}
+
+/// Says that what was read did not hold yet and will be read again (see
+/// [`when_looking_again`]); nothing outside such a scope.
+pub fn looking_again() {
+    let _ = LOOKING_AGAIN.try_with(|hook| hook());
+}
+
 /// What a probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe<T> {
@@ -76,7 +97,10 @@ impl<'a> Poller<'a> {
         loop {
             let reason = match probe(started.elapsed()).await? {
                 Probe::Ready(found) => return Ok(Ok(found)),
-                Probe::NotYet(reason) => reason,
+                Probe::NotYet(reason) => {
+                    looking_again();
+                    reason
+                }
             };
             let now = Instant::now();
             if now >= deadline {
@@ -129,6 +153,26 @@ mod tests {
         assert_eq!(tries, 5);
         assert_eq!(outcome.last, "5 of 3 ready");
         assert_eq!(outcome.waited, Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_look_again_runs_the_hook_first() {
+        let hooked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hooked.clone();
+        let hook = std::sync::Arc::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut tries = 0;
+        let found = when_looking_again(
+            hook,
+            Poller::new(Duration::from_secs(10)).until(async |_| {
+                tries += 1;
+                Ok::<_, ()>(if tries == 3 { Probe::Ready(()) } else { Probe::NotYet("not yet".into()) })
+            }),
+        )
+        .await;
+        assert_eq!(found, Ok(Ok(())));
+        assert_eq!(hooked.load(std::sync::atomic::Ordering::SeqCst), 2, "once before each look again");
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::out::outln;
-use super::run_setup::{connect, namespace_overrides, new_run_id};
+use super::run_setup::{Checked, connect, namespace_overrides, new_run_id};
 use crate::engine::{self, RunOptions, Target};
 use crate::exit;
 use crate::k8s::client::{self, ClusterChoice};
@@ -184,7 +184,7 @@ async fn grade_one(
         Ok(o) => o,
         Err(e) => return error(exit::INVALID_INPUT, e),
     };
-    let conn = match connect(&choice, Mode::Verify, &interrupt, true).await {
+    let conn = match connect(&choice, Mode::Verify, Checked::Now, &interrupt, true).await {
         Ok(Some(conn)) => conn,
         Ok(None) => return error(exit::INTERRUPTED, "interrupted".into()),
         Err(e) => return error(exit::process_exit_code(&e), format!("{e:#}")),
@@ -209,6 +209,7 @@ async fn grade_one(
         context: conn.context.clone(),
         server: conn.server.clone(),
         kubeconfig: Some(client::pointed_at(conn.kubeconfig.clone(), &conn.context, &conn.namespace)),
+        reachable: Some(conn.reachable.clone()),
     };
     let summary = match engine::run(grading.scenario, target, &options, reporters.clone()).await {
         Ok(summary) => summary,

@@ -5,7 +5,7 @@ use clap::Args;
 use super::common::{ClusterArgs, ReportArgs, duration_arg};
 use super::out::outln;
 use super::run_setup::{
-    RunFlags, connect, create_namespace, ephemeral_name, most_serious, namespace_overrides, new_run_id,
+    Checked, RunFlags, connect, create_namespace, ephemeral_name, most_serious, namespace_overrides, new_run_id,
 };
 use super::suite::ScenariosArgs;
 use crate::engine::{self, RunOptions, Target};
@@ -123,7 +123,9 @@ async fn execute(
     let overrides = namespace_overrides(&loaded, &mut choice, &set).map_err(crate::exit::invalid)?;
     // Parameters are checked before touching any cluster.
     loaded.parameters(&overrides).map_err(crate::exit::invalid)?;
-    let Some(conn) = connect(&choice, mode, &interrupt, report.quiet).await? else {
+    // A namespace made for the run is the one thing done before the run.
+    let checked = if flags.ephemeral_namespace { Checked::Now } else { Checked::WithTheRun };
+    let Some(conn) = connect(&choice, mode, checked, &interrupt, report.quiet).await? else {
         return Ok(crate::exit::INTERRUPTED);
     };
     if flags.ephemeral_namespace {
@@ -148,6 +150,7 @@ async fn execute(
         context: conn.context.clone(),
         server: conn.server.clone(),
         kubeconfig: Some(conn.kubeconfig.clone()),
+        reachable: Some(conn.reachable.clone()),
     };
     let code = if flags.repeat > 1 {
         repeatedly(&loaded, target, &mut options, report, flags.repeat).await

@@ -21,17 +21,36 @@ pub(super) struct RunFlags {
     pub parallel: u32,
 }
 
+/// When a run's connection learns whether the cluster answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Checked {
+    /// Before [`connect`] returns.
+    Now,
+    /// With the run's first reads, when the run has nothing to do before
+    /// them (a single verify: one round trip less on a remote cluster); the
+    /// run stops with the same message if the cluster does not answer.
+    WithTheRun,
+}
+
 /// Connects for a run (read-only for verify; the lab when no kubeconfig
 /// exists, for run) and says why that cluster unless quiet; `None` when
 /// interrupted first, which changed nothing.
 pub(super) async fn connect(
     choice: &client::ClusterChoice,
     mode: Mode,
+    checked: Checked,
     interrupt: &tokio_util::sync::CancellationToken,
     quiet: bool,
 ) -> anyhow::Result<Option<client::Connection>> {
+    let (read_only, lab_fallback) = (mode == Mode::Verify, mode == Mode::Run);
+    let connecting = async {
+        match checked {
+            Checked::Now => client::connect(choice, read_only, lab_fallback).await,
+            Checked::WithTheRun => client::connect_unchecked(choice, read_only, lab_fallback).await,
+        }
+    };
     let conn = tokio::select! {
-        conn = client::connect(choice, mode == Mode::Verify, mode == Mode::Run) => conn?,
+        conn = connecting => conn?,
         _ = interrupt.cancelled() => {
             eprintln!("interrupted before the run started: nothing was changed");
             return Ok(None);

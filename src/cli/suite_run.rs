@@ -10,7 +10,7 @@ use futures::StreamExt;
 use super::common::{ReportArgs, ReportSpec};
 use super::out::outln;
 use super::run_setup::{
-    RunFlags, connect, create_namespace, ephemeral_name, most_serious, namespace_overrides, new_run_id,
+    Checked, RunFlags, connect, create_namespace, ephemeral_name, most_serious, namespace_overrides, new_run_id,
 };
 use super::suite::{Plan, Planned};
 use crate::engine::{self, RunOptions, Target};
@@ -38,7 +38,7 @@ pub async fn run(
     flags: RunFlags,
 ) -> anyhow::Result<u8> {
     let interrupt = crate::interrupt::watch()?;
-    let Some(conn) = connect(&choice, mode, &interrupt, report.quiet).await? else {
+    let Some(conn) = connect(&choice, mode, Checked::Now, &interrupt, report.quiet).await? else {
         return Ok(crate::exit::INTERRUPTED);
     };
     let total = plan.runs.len();
@@ -139,6 +139,7 @@ impl One<'_> {
             context: self.conn.context.clone(),
             server: self.conn.server.clone(),
             kubeconfig: Some(client::pointed_at(self.conn.kubeconfig.clone(), &self.conn.context, &namespace)),
+            reachable: Some(self.conn.reachable.clone()),
         };
         let reporters = Arc::new(Mutex::new(reporters));
         let (summary, code) = match engine::run(scenario, target, &options, reporters.clone()).await {

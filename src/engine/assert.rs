@@ -48,11 +48,8 @@ pub async fn run(ctx: &Ctx, assert: &Assert) -> Result<Done, StepError> {
 /// Every object a selector matches must satisfy the expectation.
 async fn every(ctx: &Ctx, assert: &Assert, target: &str, path: &str) -> Result<Done, StepError> {
     let object = &assert.object;
-    let ns = object.namespace.as_deref().map(|n| ctx.render(n));
-    let (api, _, _) = ctx.api(object.api_version.as_deref(), &object.kind, ns.as_deref()).await?;
-    let selector = ctx.render(object.selector.as_deref().unwrap_or_default());
-    let mut items = api.list(&kube::api::ListParams::default().labels(&selector)).await?.items;
-    items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let every = crate::scenario::ObjectRef { name: None, ..object.clone() };
+    let items = ctx.find_all(&every).await?;
     let looked_at = format!("{target} {path} (every match)");
     if items.is_empty() {
         return Err(StepError::failed(format!("{target} to match something"), "no match", looked_at));
@@ -60,8 +57,8 @@ async fn every(ctx: &Ctx, assert: &Assert, target: &str, path: &str) -> Result<D
     let mut lines = Vec::new();
     let mut failures = Vec::new();
     for item in items {
-        let name = item.metadata.name.clone().unwrap_or_default();
-        let value = serde_json::to_value(item).unwrap_or_default();
+        let name = item["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let value = item;
         let outcome = match &assert.contains {
             Some(part) => {
                 let differences = super::partial::differences(part, &value, &|s| ctx.render(s));

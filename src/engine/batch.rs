@@ -90,7 +90,7 @@ pub async fn execute(
     let began_ms = crate::report::event::epoch_ms();
     let mut interrupted = false;
     let outcome = tokio::select! {
-        outcome = run_unless(ctx, scenario, step) => outcome,
+        outcome = crate::poll::when_looking_again(ctx.looking_again_hook(), run_unless(ctx, scenario, step)) => outcome,
         _ = interrupt.cancelled() => {
             interrupted = true;
             Err(StepError::infra("interrupted (Ctrl-C or SIGTERM)"))

@@ -10,6 +10,7 @@ use kube::discovery::Scope;
 use serde_json::Value;
 
 use super::StepError;
+use super::read_cache::{self, ReadCache};
 use crate::report::event::{Mark, Traffic, epoch_ms};
 use crate::report::{Event, Redactor, Reporters};
 use crate::scenario::{ObjectRef, PodRef, template};
@@ -114,6 +115,9 @@ pub struct Ctx {
     /// Whether the run only verifies: `discover` looks for what plays a role
     /// only then (in `run` runbook deploys the objects under its own names).
     pub verifying: bool,
+    /// The LISTs that answer reads, when the run only verifies (see
+    /// [`super::read_cache`]); `run` changes what it reads, so reads live.
+    pub reads: Option<Arc<ReadCache>>,
 }
 
 /// What a reusable Redis connection is for: the pod (by uid, so a replaced
@@ -147,6 +151,7 @@ impl Ctx {
             context_name: String::new(),
             given: Default::default(),
             verifying: false,
+            reads: None,
         }
     }
 
@@ -263,45 +268,70 @@ impl Ctx {
         Ok((api, resource, namespaced))
     }
 
-    /// Finds an object by name, or the first (by name) matching a selector.
+    /// Finds an object by name, or the first (by name) matching a selector,
+    /// preferring one not being deleted (a pod replaced during a rollout).
     pub async fn find(&self, object: &ObjectRef) -> Result<Option<Value>, StepError> {
+        let mut items = self.find_all(object).await?;
+        items.sort_by_key(|o| !o["metadata"]["deletionTimestamp"].is_null());
+        Ok(items.into_iter().next())
+    }
+
+    /// The object a reference names (none or one), or every object its
+    /// selector matches, by name; from the run's reads when it keeps them.
+    pub async fn find_all(&self, object: &ObjectRef) -> Result<Vec<Value>, StepError> {
         let ns = object.namespace.as_deref().map(|n| self.render(n));
-        let (api, _, _) = self.api(object.api_version.as_deref(), &object.kind, ns.as_deref()).await?;
-        if let Some(name) = &object.name {
-            let found = api.get_opt(&self.render(name)).await?;
-            return Ok(found.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)));
-        }
+        let (api, resource, namespaced) = self.api(object.api_version.as_deref(), &object.kind, ns.as_deref()).await?;
+        let name = object.name.as_deref().map(|n| self.render(n));
         let selector = self.render(object.selector.as_deref().unwrap_or_default());
+        if let Some(reads) = &self.reads {
+            let namespace =
+                if namespaced { ns.clone().unwrap_or_else(|| self.namespace.clone()) } else { String::new() };
+            let key = (resource.api_version.clone(), object.kind.clone(), namespace);
+            if let Some(items) = reads.list(key, &api).await {
+                let found = match &name {
+                    Some(name) => Some(read_cache::named(&items, name).into_iter().collect()),
+                    None => read_cache::selected(&items, &selector),
+                };
+                if let Some(mut found) = found {
+                    found.sort_by(|a, b| a["metadata"]["name"].as_str().cmp(&b["metadata"]["name"].as_str()));
+                    return Ok(found);
+                }
+            }
+        }
+        let to_json = |o: DynamicObject| serde_json::to_value(o).unwrap_or(Value::Null);
+        if let Some(name) = &name {
+            return Ok(api.get_opt(name).await?.into_iter().map(to_json).collect());
+        }
         let mut items = api.list(&ListParams::default().labels(&selector)).await?.items;
         items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-        // Prefer objects not being deleted (a pod replaced during a rollout).
-        items.sort_by_key(|o| o.metadata.deletion_timestamp.is_some());
-        Ok(items.into_iter().next().map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
+        Ok(items.into_iter().map(to_json).collect())
     }
 
     /// The pods a reference names, Running ones first.
     pub async fn pods(&self, pod: &PodRef) -> Result<Vec<Value>, StepError> {
-        let ns = pod.namespace.as_deref().map(|n| self.render(n));
-        let (api, _, _) = self.api(Some("v1"), "Pod", ns.as_deref()).await?;
-        let mut items: Vec<Value> = if let Some(name) = &pod.name {
-            api.get_opt(&self.render(name))
-                .await?
-                .into_iter()
-                .map(|o| serde_json::to_value(o).unwrap_or(Value::Null))
-                .collect()
-        } else {
-            let selector = self.render(pod.selector.as_deref().unwrap_or_default());
-            api.list(&ListParams::default().labels(&selector))
-                .await?
-                .items
-                .into_iter()
-                .map(|o| serde_json::to_value(o).unwrap_or(Value::Null))
-                .collect()
+        let object = ObjectRef {
+            api_version: Some("v1".into()),
+            kind: "Pod".into(),
+            name: pod.name.clone(),
+            selector: if pod.name.is_some() { None } else { Some(pod.selector.clone().unwrap_or_default()) },
+            namespace: pod.namespace.clone(),
         };
+        let mut items = self.find_all(&object).await?;
         items.sort_by_key(|p| {
             (!crate::k8s::conditions::pod_running(p), p["metadata"]["name"].as_str().unwrap_or_default().to_string())
         });
         Ok(items)
+    }
+
+    /// What a wait loop runs before it looks again (see
+    /// [`crate::poll::when_looking_again`]): the run's reads are forgotten.
+    pub fn looking_again_hook(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let reads = self.reads.clone();
+        Arc::new(move || {
+            if let Some(reads) = &reads {
+                reads.invalidate();
+            }
+        })
     }
 
     /// An object reference as kubectl would name it (`deployment/x`,

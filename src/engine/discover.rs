@@ -10,7 +10,6 @@ use super::redis_client::{connect, field, query, to_value};
 use super::{Done, StepError, roles};
 use crate::k8s::conditions;
 use crate::scenario::{Discover, MonitoredBy, ObjectRef};
-use kube::api::ListParams;
 use serde_json::Value;
 
 /// What the step settles on.
@@ -138,18 +137,12 @@ fn names_where(objects: Vec<Value>, plays: impl Fn(&Value) -> bool) -> Vec<Strin
 /// Every object of a kind in the run's namespace, as JSON with its kind set
 /// (a list's items do not carry it).
 async fn list(ctx: &Ctx, kind: &str) -> Result<Vec<Value>, StepError> {
-    let (api, _, _) = ctx.api(None, kind, None).await?;
-    Ok(api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .map(|o| {
-            let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
-            v["kind"] = Value::String(kind.to_string());
-            v
-        })
-        .collect())
+    let every = ObjectRef { kind: kind.to_string(), selector: Some(String::new()), ..ObjectRef::default() };
+    let mut objects = ctx.find_all(&every).await?;
+    for object in &mut objects {
+        object["kind"] = Value::String(kind.to_string());
+    }
+    Ok(objects)
 }
 
 /// The masters the first answering Sentinel monitors (`SENTINEL MASTERS`).

@@ -9,6 +9,8 @@ mod batch;
 pub mod capture;
 pub mod cleanup;
 pub mod cluster;
+pub mod cluster_client;
+mod cluster_keys;
 mod collectors;
 pub mod command;
 pub mod context;
@@ -23,6 +25,7 @@ pub mod http;
 mod partial;
 mod password_source;
 mod pause;
+mod read_cache;
 pub mod redis;
 pub mod redis_client;
 pub mod roles;
@@ -195,15 +198,28 @@ pub struct Target {
     /// The kubeconfig `command` steps' programs get (see
     /// [`crate::k8s::client::Connection::kubeconfig`]).
     pub kubeconfig: Option<kube::config::Kubeconfig>,
+    /// Whether the cluster answers, when the connection has not awaited it
+    /// (see [`crate::k8s::client::connect_unchecked`]): the run awaits it
+    /// with its first reads and stops with its message if it does not.
+    pub reachable: Option<crate::k8s::client::Reachability>,
 }
 
-/// Reads the cluster's version and nodes for the report.
-async fn environment(client: &kube::Client) -> Environment {
+/// Reads the cluster's version (the answer [`Target::reachable`] awaits,
+/// when given: an error if the cluster does not answer) and nodes for the
+/// report.
+async fn environment(target: &Target) -> anyhow::Result<Environment> {
+    let client = &target.client;
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let version = async {
+        match &target.reachable {
+            Some(reachable) => reachable.clone().await.map_err(|e| anyhow::anyhow!(e)),
+            None => Ok(client.apiserver_version().await.map(|v| v.git_version).unwrap_or_else(|_| "unknown".into())),
+        }
+    };
     // Both at once: on a remote cluster each is a round trip.
     let list = Default::default();
-    let (version, nodes) = tokio::join!(client.apiserver_version(), nodes.list(&list));
-    let version = version.map(|v| v.git_version).unwrap_or_else(|_| "unknown".into());
+    let (version, nodes) = tokio::join!(version, nodes.list(&list));
+    let version = version?;
     let nodes = nodes
         .map(|l| {
             l.items
@@ -220,7 +236,25 @@ async fn environment(client: &kube::Client) -> Environment {
                 .collect()
         })
         .unwrap_or_default();
-    Environment { kubernetes_version: version, nodes }
+    Ok(Environment { kubernetes_version: version, nodes })
+}
+
+/// Under verify, lists every kind the scenario's steps read, all at once,
+/// while the cluster's version and nodes are read: on a remote cluster one
+/// round trip for what would be one per step (see [`read_cache`]).
+async fn prefetch(ctx: &Ctx, scenario: &Scenario) {
+    if ctx.reads.is_none() {
+        return;
+    }
+    let steps: Vec<serde_json::Value> =
+        scenario.steps().iter().filter_map(|s| serde_json::to_value(&s.spec).ok()).collect();
+    let built_in = |kind: &str| context::default_api_version(kind).is_some();
+    let lists = read_cache::kinds_named(&steps, built_in).into_iter().map(|kind| async move {
+        let every = crate::scenario::ObjectRef { kind, selector: Some(String::new()), ..Default::default() };
+        // A kind that cannot be listed is read as each step asks, with its error.
+        let _ = ctx.find_all(&every).await;
+    });
+    futures::future::join_all(lists).await;
 }
 
 fn resources_of(scenario: &Scenario, vars: &std::collections::BTreeMap<String, String>) -> Vec<String> {
@@ -251,7 +285,7 @@ async fn run_action(ctx: &Ctx, scenario: &Scenario, action: &Action) -> Result<D
         Action::Delete { spec, timeout } => delete::run(ctx, spec, *timeout).await,
         Action::Capture(c) => capture::run(ctx, c).await,
         Action::Discover(d) => discover::run(ctx, d).await,
-        Action::RedisKeys(k) => cluster::keys(ctx, k).await,
+        Action::RedisKeys(k) => cluster_keys::keys(ctx, k).await,
         Action::ClusterFailover { spec, timeout } => cluster::failover(ctx, spec, *timeout).await,
         Action::SentinelFailover { spec, timeout } => sentinel::failover(ctx, spec, *timeout).await,
         Action::SentinelRestart { spec, timeout } => sentinel::restart(ctx, spec, *timeout).await,
@@ -291,6 +325,7 @@ async fn run_unless(ctx: &Ctx, scenario: &Scenario, step: &Step) -> Result<Done,
         match run_action(ctx, scenario, &step.action).await {
             Err(StepError::Failed { actual, .. }) if started.elapsed() < patience => {
                 ctx.progress(&format!("not yet: {actual} ({:.0}s)", started.elapsed().as_secs_f64()));
+                crate::poll::looking_again();
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Ok(mut done) if reading > 1 => {
@@ -397,6 +432,9 @@ pub async fn run(
     ctx.context_name = target.context.clone();
     ctx.given = options.overrides.iter().map(|(k, _)| k.clone()).collect();
     ctx.verifying = options.mode == Mode::Verify;
+    if ctx.verifying {
+        ctx.reads = Some(Default::default());
+    }
     let started = Instant::now();
     let parameters: Vec<(String, String)> = vars
         .iter()
@@ -411,6 +449,8 @@ pub async fn run(
             )
         })
         .collect();
+    let (environment, ()) = tokio::join!(environment(&target), prefetch(&ctx, scenario));
+    let environment = environment?;
     emit(Event::RunStarted(RunInfo {
         scenario: scenario.file.name.clone(),
         title: scenario.file.title.clone(),
@@ -422,7 +462,7 @@ pub async fn run(
         context: target.context.clone(),
         server: target.server.clone(),
         started_at: crate::k8s::timestamp_now(),
-        environment: environment(&target.client).await,
+        environment,
         parameters,
         resources: resources_of(scenario, &vars),
         tool: crate::report::event::tool_version(),

@@ -6,9 +6,7 @@ use serde_json::Value;
 
 use super::context::Ctx;
 use super::exec::running_pod;
-use super::redis_client::{
-    changes_connection, connect, field, forget_connection, password, query, redis_error, show, to_value,
-};
+use super::redis_client::{changes_connection, field, forget_connection, password, query_pod, show, to_value};
 use super::{Done, StepError, expect};
 use crate::scenario::Redis;
 
@@ -24,11 +22,10 @@ pub async fn run(ctx: &Ctx, step: &Redis) -> Result<Done, StepError> {
     };
     let command: Vec<String> = step.command.iter().map(|c| ctx.render(c)).collect();
     let reply = if step.cluster {
-        let mut client = super::cluster::ClusterClient::new(ctx, &step.pod, step.auth.as_ref()).await?;
+        let mut client = super::cluster_client::ClusterClient::new(ctx, &step.pod, step.auth.as_ref()).await?;
         client.query(&command).await?
     } else {
-        let mut conn = connect(ctx, &pod, port, password.clone()).await?;
-        let reply = query(&mut conn, &command).await.map_err(|e| redis_error(ctx, e, &name, port))?;
+        let reply = query_pod(ctx, &pod, port, password.clone(), &command).await?;
         // A command that changes the connection itself (AUTH, SELECT…) must
         // not reach a later step's check: that connection is not reused.
         if changes_connection(&command) {

@@ -124,11 +124,60 @@ async fn connect_new(
     port: u16,
     password: Option<String>,
 ) -> Result<redis::aio::MultiplexedConnection, StepError> {
+    patiently(ctx, async || {
+        let mut conn = open(ctx, pod, port, password.clone()).await?;
+        prove(ctx, pod, port, ping(&mut conn)).await?;
+        Ok(conn)
+    })
+    .await
+}
+
+/// `command`'s reply from `pod`'s `port`, on the connection an earlier step
+/// opened if it still answers, else on a new one (see [`connect`]). The PING
+/// that proves a Redis is behind the connection goes with the command, in the
+/// same round trip: on a remote cluster a check costs the port-forward and
+/// one exchange.
+pub async fn query_pod(
+    ctx: &Ctx,
+    pod: &Value,
+    port: u16,
+    password: Option<String>,
+    command: &[String],
+) -> Result<Reply, StepError> {
+    let key: RedisKey = (pod["metadata"]["uid"].as_str().unwrap_or_default().to_string(), port, password.clone());
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    let cached = ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    if let Some(mut conn) = cached {
+        let mut pinged = conn.clone();
+        let (alive, reply) = tokio::join!(prove(ctx, pod, port, ping(&mut pinged)), query(&mut conn, command));
+        if alive.is_ok() {
+            return reply.map_err(|e| redis_error(ctx, e, name, port));
+        }
+        ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+    }
+    let (conn, reply) = patiently(ctx, async || {
+        let mut conn = open(ctx, pod, port, password.clone()).await?;
+        let mut pinged = conn.clone();
+        let (alive, reply) = tokio::join!(prove(ctx, pod, port, ping(&mut pinged)), query(&mut conn, command));
+        alive?;
+        Ok((conn, reply))
+    })
+    .await?;
+    if !key.0.is_empty() {
+        ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).insert(key, conn);
+    }
+    reply.map_err(|e| redis_error(ctx, e, name, port))
+}
+
+/// Tries `attempt` again with back-off while it fails (a Redis not accepting
+/// connections yet: a pod without a readiness probe is Ready as soon as its
+/// process starts), for at most [`CONNECT_PATIENCE`].
+async fn patiently<T>(ctx: &Ctx, mut attempt: impl AsyncFnMut() -> Result<T, StepError>) -> Result<T, StepError> {
     let started = std::time::Instant::now();
     let mut delay = std::time::Duration::from_millis(50);
     loop {
-        match connect_once(ctx, pod, port, password.clone()).await {
-            Ok(conn) => return Ok(conn),
+        match attempt().await {
+            Ok(done) => return Ok(done),
             Err(StepError::Failed { actual, .. }) if started.elapsed() + delay < CONNECT_PATIENCE => {
                 ctx.progress(&format!("Redis not answering yet ({actual}); retrying"));
                 tokio::time::sleep(delay).await;
@@ -139,7 +188,37 @@ async fn connect_new(
     }
 }
 
-async fn connect_once(
+async fn ping(conn: &mut redis::aio::MultiplexedConnection) -> Result<Reply, redis::RedisError> {
+    query(conn, &["PING".to_string()]).await
+}
+
+/// Whether a PING's answer shows a Redis behind the connection (an auth
+/// error counts: a forwarded port whose server is not listening yet accepts
+/// and then drops), within [`HANDSHAKE_TIMEOUT`].
+async fn prove(
+    ctx: &Ctx,
+    pod: &Value,
+    port: u16,
+    pinged: impl std::future::Future<Output = Result<Reply, redis::RedisError>>,
+) -> Result<(), StepError> {
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    // Sometimes such a forward neither answers nor drops (seen on the lab: a
+    // check right after a rollout waited the whole 15 s reply timeout): the
+    // PING gets a bound of its own, so the connection is tried again.
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, pinged).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(redis_error(ctx, e, name, port)),
+        Err(_) => Err(StepError::failed(
+            format!("a Redis answering on {name}:{port}"),
+            format!("no answer to PING within {HANDSHAKE_TIMEOUT:?}"),
+            format!("pod {name} port {port}"),
+        )),
+    }
+}
+
+/// A new connection through a new port-forward (with AUTH when there is a
+/// password), not yet proven to reach a Redis.
+async fn open(
     ctx: &Ctx,
     pod: &Value,
     port: u16,
@@ -158,32 +237,20 @@ async fn connect_once(
     if let Some(p) = password {
         info = info.set_password(p);
     }
-    let handshake = async {
-        let (mut conn, driver) = redis::aio::MultiplexedConnection::new_with_config(
-            &info,
-            stream,
-            redis::AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT)),
-        )
-        .await
-        .map_err(|e| redis_error(ctx, e, name, port))?;
-        tokio::spawn(driver);
-        // A forwarded port whose server is not listening yet accepts and then
-        // drops: a PING proves a Redis is behind it (an auth error counts too).
-        match query(&mut conn, &["PING".to_string()]).await {
-            Ok(_) => Ok(conn),
-            Err(e) => Err(redis_error(ctx, e, name, port)),
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
+    let made = redis::aio::MultiplexedConnection::new_with_config(&info, stream, config);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, made).await {
+        Ok(Ok((conn, driver))) => {
+            tokio::spawn(driver);
+            Ok(conn)
         }
-    };
-    // Sometimes such a forward neither answers nor drops (seen on the lab: a
-    // check right after a rollout waited the whole 15 s reply timeout): the
-    // handshake gets a bound of its own, so `connect` tries again.
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await.unwrap_or_else(|_| {
-        Err(StepError::failed(
+        Ok(Err(e)) => Err(redis_error(ctx, e, name, port)),
+        Err(_) => Err(StepError::failed(
             format!("a Redis answering on {name}:{port}"),
-            format!("no answer to PING within {HANDSHAKE_TIMEOUT:?}"),
+            format!("no answer to AUTH within {HANDSHAKE_TIMEOUT:?}"),
             format!("pod {name} port {port}"),
-        ))
-    })
+        )),
+    }
 }
 
 /// How long a new connection's AUTH and PING may take before it is tried

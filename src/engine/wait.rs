@@ -63,8 +63,8 @@ pub async fn rollout(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result
         .woken_by(changes)
         .until(async |elapsed| {
             let mut reason = format!("{} {name} not found", object.kind);
-            if let Some(current) = api.get_opt(&name).await? {
-                let value = serde_json::to_value(&current).unwrap_or(Value::Null);
+            let named = ObjectRef { name: Some(name.clone()), selector: None, ..object.clone() };
+            if let Some(value) = ctx.find(&named).await? {
                 selector = selector_of(&value);
                 match conditions::rollout_complete(&value) {
                     Ok(()) => {
@@ -187,8 +187,6 @@ async fn pods_ready(ctx: &Ctx, p: &crate::scenario::PodsReady, timeout: Duration
 /// ends the wait early, as for `podsReady`.
 async fn condition(ctx: &Ctx, c: &ConditionWait, timeout: Duration) -> Result<Done, StepError> {
     let want = c.status.as_deref().unwrap_or("True");
-    let ns = c.object.namespace.as_deref().map(|n| ctx.render(n));
-    let (api, _, _) = ctx.api(c.object.api_version.as_deref(), &c.object.kind, ns.as_deref()).await?;
     let kind = c.object.kind.to_lowercase();
     let shown = match (&c.object.name, &c.object.selector) {
         (Some(name), _) => format!("{kind}/{}", ctx.render(name)),
@@ -197,16 +195,7 @@ async fn condition(ctx: &Ctx, c: &ConditionWait, timeout: Duration) -> Result<Do
     let mut troubles = Troubles::default();
     let waited = Poller::new(timeout)
         .until(async |elapsed| {
-            let objects: Vec<Value> = match &c.object.name {
-                Some(name) => api.get_opt(&ctx.render(name)).await?.into_iter().collect(),
-                None => {
-                    let selector = ctx.render(c.object.selector.as_deref().unwrap_or_default());
-                    api.list(&kube::api::ListParams::default().labels(&selector)).await?.items
-                }
-            }
-            .into_iter()
-            .map(|o| serde_json::to_value(o).unwrap_or(Value::Null))
-            .collect();
+            let objects = ctx.find_all(&c.object).await?;
             if c.object.kind == "Pod"
                 && let Some(why) = objects.iter().find_map(|pod| troubles.hopeless(pod, elapsed))
             {

@@ -87,6 +87,29 @@ pub struct Connection {
     /// The kubeconfig as read, its current context the one chosen and that
     /// context's namespace the run's: what a `command` step's programs get.
     pub kubeconfig: Kubeconfig,
+    /// The cluster's answer to `/version`: known when [`connect`] returns,
+    /// still on its way after [`connect_unchecked`].
+    pub reachable: Reachability,
+}
+
+/// The cluster's version (its gitVersion) once it answered `/version`, or
+/// why it did not, as a message naming the server and context. Shared: the
+/// run that awaits it reports the version without asking again.
+pub type Reachability = futures::future::Shared<futures::future::BoxFuture<'static, Result<String, String>>>;
+
+/// Asks the cluster for its version, at most 10 s.
+fn ask_version(client: &kube::Client, server: &str, context: &str) -> Reachability {
+    use futures::FutureExt;
+    let (client, server, context) = (client.clone(), server.to_string(), context.to_string());
+    async move {
+        match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await {
+            Ok(Ok(info)) => Ok(info.git_version),
+            Ok(Err(e)) => Err(format!("cannot reach the cluster at {server} (context {context:?}): {e}")),
+            Err(_) => Err(format!("cannot reach the cluster at {server} (context {context:?}): no answer within 10 s")),
+        }
+    }
+    .boxed()
+    .shared()
 }
 
 /// `kubeconfig` with `context` current and `namespace` as its namespace, so a
@@ -127,6 +150,20 @@ pub fn kubeconfig_exists(choice: &ClusterChoice) -> bool {
 /// Connects: the embedded lab when asked (or, with `lab_fallback`, when no
 /// kubeconfig exists at all), else the kubeconfig's cluster, which must answer.
 pub async fn connect(choice: &ClusterChoice, read_only: bool, lab_fallback: bool) -> anyhow::Result<Connection> {
+    let conn = connect_unchecked(choice, read_only, lab_fallback).await?;
+    conn.reachable.clone().await.map_err(|e| anyhow::anyhow!(e))?;
+    Ok(conn)
+}
+
+/// As [`connect`], but returns as soon as the client is made: whether the
+/// cluster answers is [`Connection::reachable`], for the caller to await
+/// while it asks the cluster other things (on a remote cluster, a round trip
+/// saved before a run's first step).
+pub async fn connect_unchecked(
+    choice: &ClusterChoice,
+    read_only: bool,
+    lab_fallback: bool,
+) -> anyhow::Result<Connection> {
     let use_lab = choice.lab || (lab_fallback && choice.kubeconfig.is_none() && !kubeconfig_exists(choice));
     let mut lab = None;
     let mut note = None;
@@ -172,16 +209,11 @@ pub async fn connect(choice: &ClusterChoice, read_only: bool, lab_fallback: bool
     // refused write is never retried.
     let builder = builder.with_layer(&super::retry::RetryLayer);
     let client = if read_only { builder.with_layer(&ReadOnlyLayer).build() } else { builder.build() };
-    let reachable = tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await;
-    match reachable {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => anyhow::bail!("cannot reach the cluster at {server} (context {context:?}): {e}"),
-        Err(_) => anyhow::bail!("cannot reach the cluster at {server} (context {context:?}): no answer within 10 s"),
-    }
+    let reachable = ask_version(&client, &server, &context);
     // A kubeconfig the lab wrote: its context name and a loopback server (a
     // real cluster's context that happens to share the name is not the lab).
     let loopback = server.starts_with("https://127.0.0.1:") || server.starts_with("https://localhost:");
     let is_lab = lab.is_some() || (context == crate::lab::CONTEXT && loopback);
     let kubeconfig = pointed_at(kept, &context, &namespace);
-    Ok(Connection { client, namespace, context, server, is_lab, lab, note, kubeconfig })
+    Ok(Connection { client, namespace, context, server, is_lab, lab, note, kubeconfig, reachable })
 }

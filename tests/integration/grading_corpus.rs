@@ -108,6 +108,23 @@ async fn declared(t: &TestLab, ns: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The namespace's declared objects once they stop changing: the build
+/// returns before a StatefulSet has made its pods one by one, which would
+/// otherwise count as verify changing the namespace. Two readings a second
+/// apart agree, or 30 s pass.
+async fn settled(t: &TestLab, ns: &str) -> BTreeMap<String, String> {
+    let mut last = declared(t, ns).await;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = declared(t, ns).await;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
+}
+
 #[tokio::test]
 async fn every_variant_of_the_corpus_gets_exactly_its_expected_verdict_and_verify_writes_nothing() {
     requires!(Root, Kubectl);
@@ -190,7 +207,7 @@ async fn run(t: &TestLab, v: &Loaded, command: &Command) {
 /// one: a row of the table, and what was wrong (if anything) in `wrong`.
 async fn grade(t: &TestLab, v: &Loaded, table: &mut Vec<String>, wrong: &mut Vec<String>) {
     let ns = namespace(v);
-    let before = declared(t, &ns).await;
+    let before = settled(t, &ns).await;
     let json = t.dir.path().join(format!("{ns}.json"));
     let kubeconfig = t.lab.kubeconfig.display().to_string();
     let json_arg = format!("json={}", json.display());
@@ -238,8 +255,11 @@ async fn grade(t: &TestLab, v: &Loaded, table: &mut Vec<String>, wrong: &mut Vec
             problems.push(format!("{} could not run: {}", step["id"], step["message"]));
         }
     }
-    if declared(t, &ns).await != before {
-        problems.push("verify changed the namespace".into());
+    let after = declared(t, &ns).await;
+    if after != before {
+        let changed: Vec<&String> =
+            before.keys().chain(after.keys()).filter(|k| before.get(*k) != after.get(*k)).collect();
+        problems.push(format!("verify changed the namespace: {changed:?}"));
     }
     let verdict = if problems.is_empty() { "as expected".to_string() } else { problems.join("; ") };
     table.push(format!(

@@ -23,6 +23,7 @@ pub mod selectors;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod trace;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -107,7 +108,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 return error.into_response();
             }
             let latency = state.latency;
+            let traced = trace::start(&req);
             let response = handlers::dispatch(state, req).await;
+            trace::end(traced, &response);
             if !health {
                 // …and the answer travels it back.
                 latency.wait().await;
