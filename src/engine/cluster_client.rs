@@ -130,9 +130,11 @@ impl<'a> ClusterClient<'a> {
         ips
     }
 
-    /// The IPs of the nodes this client has talked to.
+    /// The IPs of the nodes this client has talked to, sorted.
     pub fn connected(&self) -> Vec<String> {
-        self.conns.keys().cloned().collect()
+        let mut ips: Vec<String> = self.conns.keys().cloned().collect();
+        ips.sort();
+        ips
     }
 
     /// The pod behind an IP.
@@ -194,6 +196,21 @@ impl<'a> ClusterClient<'a> {
             }
         }
         Err(StepError::infra(format!("too many redirects for {command:?}")))
+    }
+
+    /// Sends `command` to each of the nodes `ips` at once (a `WAIT` on each
+    /// master costs the longest wait, not their sum); the replies in order.
+    pub async fn on_each(&mut self, ips: &[String], command: &[&str]) -> Result<Vec<Reply>, StepError> {
+        let mut conns = Vec::new();
+        for ip in ips {
+            conns.push(self.conn(ip).await?.clone());
+        }
+        let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+        let asked = conns.iter_mut().zip(ips).map(|(conn, ip)| {
+            let command = &command;
+            async move { query(conn, command).await.map_err(|e| StepError::infra(format!("node {ip}: {e}"))) }
+        });
+        futures::future::join_all(asked).await.into_iter().collect()
     }
 
     /// Sends `commands` to one node in one pipeline (one round trip); the

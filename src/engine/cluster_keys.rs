@@ -126,9 +126,10 @@ pub async fn keys(ctx: &Ctx, step: &RedisKeys) -> Result<Done, StepError> {
             ));
         }
         // Acknowledged means replicated: every node that took writes waits for a replica.
+        let ips = client.connected();
         let mut acknowledged = Vec::new();
-        for ip in client.connected() {
-            if let Reply::Int(n) = client.on(&ip, &["WAIT", "1", "2000"]).await? {
+        for (ip, reply) in ips.iter().zip(client.on_each(&ips, &["WAIT", "1", "2000"]).await?) {
+            if let Reply::Int(n) = reply {
                 acknowledged.push(format!("{ip}: {n} replica(s)"));
             }
         }
