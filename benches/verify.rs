@@ -73,6 +73,21 @@ fn one_redis_check(runbook: &Path, kubeconfig: &Path, dir: &Path) {
     common::report("one Redis check: the whole verify process", processes, Duration::from_secs(1));
 }
 
+/// Stops the detached lab at `state` when dropped.
+struct LabDown<'a> {
+    runbook: &'a Path,
+    state: &'a Path,
+}
+
+impl Drop for LabDown<'_> {
+    fn drop(&mut self) {
+        let down = Command::new(self.runbook).args(["lab", "down", "--state-dir"]).arg(self.state).output();
+        if !down.is_ok_and(|d| d.status.success()) {
+            eprintln!("could not stop the lab at {}", self.state.display());
+        }
+    }
+}
+
 fn measure(runbook: &Path, latency: &str) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("lab");
@@ -82,6 +97,8 @@ fn measure(runbook: &Path, latency: &str) {
         .output()
         .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    // Down again even when a measurement below panics.
+    let _down = LabDown { runbook, state: &state };
     let kubeconfig = state.join("kubeconfig");
     let kubectl = |args: &[&str]| {
         let mut c = Command::new("kubectl");
@@ -116,6 +133,4 @@ fn measure(runbook: &Path, latency: &str) {
     let ratio = b.as_secs_f64() / a.as_secs_f64();
     let verdict = if ratio >= 10.0 { "meets" } else { "MISSES" };
     println!("{:<44} {ratio:.1}x faster  target 10x  {verdict}", format!("runbook vs kubectl at {latency}"));
-    let down = Command::new(runbook).args(["lab", "down", "--state-dir"]).arg(&state).output().unwrap();
-    assert!(down.status.success());
 }
