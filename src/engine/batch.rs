@@ -16,15 +16,14 @@ use crate::scenario::{Action, Scenario, Step, StepKind};
 pub const AT_ONCE: usize = 8;
 
 /// Whether a step may run side by side with its neighbours: a check that
-/// reads once, or a capture or discovery (they read), and under `verify` a
-/// wait too (it reads the state as it is, within a short cap). Retried checks
-/// (`retryFor`, `eventually`), `unless` probes and `run`'s waits take their
-/// time and report progress as they go; HTTP checks change what they count;
-/// drills and setup change the cluster.
-fn side_by_side(step: &Step, verifying: bool) -> bool {
+/// reads once, or a capture or discovery (they read). Waits (under `verify`
+/// too: a rollout still under way is waited for, and the checks after it
+/// must read what it waited for), retried checks (`retryFor`, `eventually`)
+/// and `unless` probes take their time and report progress as they go; HTTP
+/// checks change what they count; drills and setup change the cluster.
+fn side_by_side(step: &Step) -> bool {
     let reads_once = match &step.action {
         Action::Assert(a) => a.eventually.is_none(),
-        Action::Wait { .. } => verifying,
         Action::Redis(_) | Action::Exec(_) | Action::Capture(_) | Action::Discover(_) => true,
         _ => false,
     };
@@ -52,13 +51,13 @@ fn uses(step: &Step, name: &str) -> bool {
 /// from `start` that may go side by side, none needing another of the run
 /// (`needs` orders them) or using a value another of the run sets. A step
 /// that may not is a batch of one.
-pub fn batch_end(steps: &[&Step], start: usize, verifying: bool) -> usize {
+pub fn batch_end(steps: &[&Step], start: usize) -> usize {
     let mut end = start;
     while let Some(step) = steps.get(end) {
         let earlier = &steps[start..end];
         let depends =
             earlier.iter().any(|e| step.needs.contains(&e.spec.id) || sets(e).is_some_and(|name| uses(step, name)));
-        if !side_by_side(step, verifying) || depends {
+        if !side_by_side(step) || depends {
             break;
         }
         end += 1;
@@ -144,18 +143,15 @@ mod tests {
              - {id: uses-x, title: t, assert: {object: {kind: Deployment, name: '{{ x }}'}, path: spec.replicas, expect: {equals: 1}}}\n",
         );
         let steps: Vec<&Step> = s.steps().iter().collect();
-        let batches = |verifying: bool| {
-            let mut batches = Vec::new();
-            let mut i = 0;
-            while i < steps.len() {
-                let end = batch_end(&steps, i, verifying);
-                batches.push(steps[i..end].iter().map(|s| s.spec.id.as_str()).collect::<Vec<_>>().join("+"));
-                i = end;
-            }
-            batches
-        };
-        assert_eq!(batches(false), ["wait", "field+ping+ls", "retried", "a", "b+c+cap+other", "uses-x"]);
-        // Under verify a wait reads once too; the checks that need it still follow it.
-        assert_eq!(batches(true), ["wait+field", "ping+ls", "retried", "a", "b+c+cap+other", "uses-x"]);
+        let mut batches = Vec::new();
+        let mut i = 0;
+        while i < steps.len() {
+            let end = batch_end(&steps, i);
+            batches.push(steps[i..end].iter().map(|s| s.spec.id.as_str()).collect::<Vec<_>>().join("+"));
+            i = end;
+        }
+        // A wait goes alone, under verify too: the checks after it read what
+        // it waited for (engine::verify_reads_afresh_after_a_wait_that_waited).
+        assert_eq!(batches, ["wait", "field+ping+ls", "retried", "a", "b+c+cap+other", "uses-x"]);
     }
 }

@@ -280,22 +280,17 @@ impl Ctx {
     /// selector matches, by name; from the run's reads when it keeps them.
     pub async fn find_all(&self, object: &ObjectRef) -> Result<Vec<Value>, StepError> {
         let ns = object.namespace.as_deref().map(|n| self.render(n));
-        let (api, resource, namespaced) = self.api(object.api_version.as_deref(), &object.kind, ns.as_deref()).await?;
+        let (api, _, _) = self.api(object.api_version.as_deref(), &object.kind, ns.as_deref()).await?;
         let name = object.name.as_deref().map(|n| self.render(n));
         let selector = self.render(object.selector.as_deref().unwrap_or_default());
-        if let Some(reads) = &self.reads {
-            let namespace =
-                if namespaced { ns.clone().unwrap_or_else(|| self.namespace.clone()) } else { String::new() };
-            let key = (resource.api_version.clone(), object.kind.clone(), namespace);
-            if let Some(items) = reads.list(key, &api).await {
-                let found = match &name {
-                    Some(name) => Some(read_cache::named(&items, name).into_iter().collect()),
-                    None => read_cache::selected(&items, &selector),
-                };
-                if let Some(mut found) = found {
-                    found.sort_by(|a, b| a["metadata"]["name"].as_str().cmp(&b["metadata"]["name"].as_str()));
-                    return Ok(found);
-                }
+        if let Some(items) = self.kept_list(object).await? {
+            let found = match &name {
+                Some(name) => Some(read_cache::named(&items, name).into_iter().collect()),
+                None => read_cache::selected(&items, &selector),
+            };
+            if let Some(mut found) = found {
+                found.sort_by(|a, b| a["metadata"]["name"].as_str().cmp(&b["metadata"]["name"].as_str()));
+                return Ok(found);
             }
         }
         let to_json = |o: DynamicObject| serde_json::to_value(o).unwrap_or(Value::Null);
@@ -305,6 +300,16 @@ impl Ctx {
         let mut items = api.list(&ListParams::default().labels(&selector)).await?.items;
         items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         Ok(items.into_iter().map(to_json).collect())
+    }
+
+    /// Every object of `object`'s kind in its namespace, from the run's
+    /// reads: `None` when the run keeps none, or when the LIST failed.
+    pub async fn kept_list(&self, object: &ObjectRef) -> Result<Option<Arc<Vec<Value>>>, StepError> {
+        let Some(reads) = &self.reads else { return Ok(None) };
+        let ns = object.namespace.as_deref().map(|n| self.render(n));
+        let (api, resource, namespaced) = self.api(object.api_version.as_deref(), &object.kind, ns.as_deref()).await?;
+        let namespace = if namespaced { ns.unwrap_or_else(|| self.namespace.clone()) } else { String::new() };
+        Ok(reads.list((resource.api_version, object.kind.clone(), namespace), &api).await)
     }
 
     /// The pods a reference names, Running ones first.

@@ -250,9 +250,9 @@ async fn prefetch(ctx: &Ctx, scenario: &Scenario) {
         scenario.steps().iter().filter_map(|s| serde_json::to_value(&s.spec).ok()).collect();
     let built_in = |kind: &str| context::default_api_version(kind).is_some();
     let lists = read_cache::kinds_named(&steps, built_in).into_iter().map(|kind| async move {
-        let every = crate::scenario::ObjectRef { kind, selector: Some(String::new()), ..Default::default() };
+        let every = crate::scenario::ObjectRef { kind, ..Default::default() };
         // A kind that cannot be listed is read as each step asks, with its error.
-        let _ = ctx.find_all(&every).await;
+        let _ = ctx.kept_list(&every).await;
     });
     futures::future::join_all(lists).await;
 }
@@ -449,8 +449,11 @@ pub async fn run(
             )
         })
         .collect();
-    let (environment, ()) = tokio::join!(environment(&target), prefetch(&ctx, scenario));
-    let environment = environment?;
+    // A cluster that does not answer ends the run at once, lists or not.
+    let (environment, ()) = tokio::try_join!(environment(&target), async {
+        prefetch(&ctx, scenario).await;
+        Ok(())
+    })?;
     emit(Event::RunStarted(RunInfo {
         scenario: scenario.file.name.clone(),
         title: scenario.file.title.clone(),
@@ -485,11 +488,7 @@ pub async fn run(
     let mut i = 0;
     while i < steps.len() {
         // Consecutive read-only checks run side by side (see `batch`).
-        let end = if options.pause_on_failure || stop_reason.is_some() {
-            i + 1
-        } else {
-            batch::batch_end(&steps, i, ctx.verifying)
-        };
+        let end = if options.pause_on_failure || stop_reason.is_some() { i + 1 } else { batch::batch_end(&steps, i) };
         let batch = &steps[i..end];
         let skips: Vec<Option<String>> =
             batch.iter().map(|step| skip_reason(step, &stop_reason, &results, options)).collect();

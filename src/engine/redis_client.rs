@@ -71,20 +71,69 @@ pub async fn connect(
     port: u16,
     password: Option<String>,
 ) -> Result<redis::aio::MultiplexedConnection, StepError> {
-    let key: RedisKey = (pod["metadata"]["uid"].as_str().unwrap_or_default().to_string(), port, password.clone());
+    Ok(proven(ctx, pod, port, password, None).await?.0)
+}
+
+/// `command`'s reply from `pod`'s `port`, on the connection [`connect`]
+/// would give, with the PING that proves a Redis is behind it sent in the
+/// same round trip: on a remote cluster a check costs the port-forward and
+/// one exchange.
+pub async fn query_pod(
+    ctx: &Ctx,
+    pod: &Value,
+    port: u16,
+    password: Option<String>,
+    command: &[String],
+) -> Result<Reply, StepError> {
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    let (_, reply) = proven(ctx, pod, port, password, Some(command)).await?;
+    reply.expect("a command was sent").map_err(|e| redis_error(ctx, e, name, port))
+}
+
+/// The run's connection to `pod`'s `port` (reused or new, see [`connect`])
+/// once a PING shows a Redis behind it, and `command`'s reply when given,
+/// sent beside the PING.
+async fn proven(
+    ctx: &Ctx,
+    pod: &Value,
+    port: u16,
+    password: Option<String>,
+    command: Option<&[String]>,
+) -> Result<(redis::aio::MultiplexedConnection, Option<Result<Reply, redis::RedisError>>), StepError> {
+    let exchange = async |conn: &redis::aio::MultiplexedConnection| {
+        let (mut pinged, mut asked) = (conn.clone(), conn.clone());
+        let reply = async {
+            match command {
+                Some(command) => Some(query(&mut asked, command).await),
+                None => None,
+            }
+        };
+        let (alive, reply) = tokio::join!(prove(ctx, pod, port, ping(&mut pinged)), reply);
+        alive.map(|()| reply)
+    };
+    let key = connection_key(pod, port, password.clone());
     let cached = ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
-    if let Some(mut conn) = cached {
-        let alive = tokio::time::timeout(HANDSHAKE_TIMEOUT, query(&mut conn, &["PING".to_string()])).await;
-        if matches!(alive, Ok(Ok(_))) {
-            return Ok(conn);
+    if let Some(conn) = cached {
+        if let Ok(reply) = exchange(&conn).await {
+            return Ok((conn, reply));
         }
         ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
     }
-    let conn = connect_new(ctx, pod, port, password).await?;
+    let (conn, reply) = patiently(ctx, async || {
+        let conn = open(ctx, pod, port, password.clone()).await?;
+        let reply = exchange(&conn).await?;
+        Ok((conn, reply))
+    })
+    .await?;
     if !key.0.is_empty() {
         ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).insert(key, conn.clone());
     }
-    Ok(conn)
+    Ok((conn, reply))
+}
+
+/// What a reusable connection is kept under (see [`RedisKey`]).
+fn connection_key(pod: &Value, port: u16, password: Option<String>) -> RedisKey {
+    (pod["metadata"]["uid"].as_str().unwrap_or_default().to_string(), port, password)
 }
 
 /// Whether a command changes the state of the connection it is sent on
@@ -114,59 +163,7 @@ pub fn changes_connection(command: &[String]) -> bool {
 
 /// Drops the reusable connection to `pod`'s `port` (see [`connect`]).
 pub fn forget_connection(ctx: &Ctx, pod: &Value, port: u16, password: Option<String>) {
-    let key = (pod["metadata"]["uid"].as_str().unwrap_or_default().to_string(), port, password);
-    ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-}
-
-async fn connect_new(
-    ctx: &Ctx,
-    pod: &Value,
-    port: u16,
-    password: Option<String>,
-) -> Result<redis::aio::MultiplexedConnection, StepError> {
-    patiently(ctx, async || {
-        let mut conn = open(ctx, pod, port, password.clone()).await?;
-        prove(ctx, pod, port, ping(&mut conn)).await?;
-        Ok(conn)
-    })
-    .await
-}
-
-/// `command`'s reply from `pod`'s `port`, on the connection an earlier step
-/// opened if it still answers, else on a new one (see [`connect`]). The PING
-/// that proves a Redis is behind the connection goes with the command, in the
-/// same round trip: on a remote cluster a check costs the port-forward and
-/// one exchange.
-pub async fn query_pod(
-    ctx: &Ctx,
-    pod: &Value,
-    port: u16,
-    password: Option<String>,
-    command: &[String],
-) -> Result<Reply, StepError> {
-    let key: RedisKey = (pod["metadata"]["uid"].as_str().unwrap_or_default().to_string(), port, password.clone());
-    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-    let cached = ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
-    if let Some(mut conn) = cached {
-        let mut pinged = conn.clone();
-        let (alive, reply) = tokio::join!(prove(ctx, pod, port, ping(&mut pinged)), query(&mut conn, command));
-        if alive.is_ok() {
-            return reply.map_err(|e| redis_error(ctx, e, name, port));
-        }
-        ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-    }
-    let (conn, reply) = patiently(ctx, async || {
-        let mut conn = open(ctx, pod, port, password.clone()).await?;
-        let mut pinged = conn.clone();
-        let (alive, reply) = tokio::join!(prove(ctx, pod, port, ping(&mut pinged)), query(&mut conn, command));
-        alive?;
-        Ok((conn, reply))
-    })
-    .await?;
-    if !key.0.is_empty() {
-        ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).insert(key, conn);
-    }
-    reply.map_err(|e| redis_error(ctx, e, name, port))
+    ctx.redis_connections.lock().unwrap_or_else(|e| e.into_inner()).remove(&connection_key(pod, port, password));
 }
 
 /// Tries `attempt` again with back-off while it fails (a Redis not accepting

@@ -230,6 +230,28 @@ async fn redis_check_waits_for_a_server_that_starts_late() {
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 }
 
+/// Verify reads from one LIST per kind (`engine::read_cache`): after a wait
+/// that had to look again, later checks must read the state it waited for,
+/// not the LIST taken before the first step (which saw no ready replica).
+#[tokio::test]
+async fn verify_reads_afresh_after_a_wait_that_waited() {
+    requires!(Root);
+    let t = TestLab::with_pods().await;
+    crate::common::deploy_redis_cache_fixture(&t, "good", false).await;
+    let path = fixture("scenarios/fresh-after-wait.yaml").display().to_string();
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let report = t.dir.path().join("r.json");
+    let report_arg = format!("json={}", report.display());
+    let out =
+        runbook(&["verify", "-f", &path, "--kubeconfig", &kubeconfig, "--report", &report_arg], t.dir.path()).await;
+    let doc = crate::common::report(&report);
+    let waited = crate::common::measurement(crate::common::step(&doc, "rolled-out"), "rollout time");
+    // Otherwise the first LIST already saw it ready, and this proves nothing.
+    assert!(waited >= 50.0, "the rollout was over before verify looked ({waited} ms)");
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(crate::common::step(&doc, "ready-replicas")["output"], "1");
+}
+
 /// `runbook plan redis-cache | head -1` used to panic (exit 101). A reader
 /// that has gone away ends every listing quietly with 141, as a shell reports
 /// SIGPIPE. The pipe's reading end is closed before runbook starts, so every
