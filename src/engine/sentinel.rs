@@ -184,7 +184,7 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
     if hold_down {
         let _ = cordon(ctx, &node, false).await;
     }
-    let (failover_after, recovered_after, new_ip) = watched?;
+    let Watched { promoted_after, failover_after, back_after: recovered_after, new_ip } = watched?;
 
     done.measure("down-after-milliseconds", down_after as f64, "ms");
     done.measure("failover-timeout", failover_timeout as f64, "ms");
@@ -198,6 +198,9 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
             &log,
         ));
     };
+    if let Some(p) = promoted_after {
+        done.measure("promotion time", p.as_millis() as f64, "ms");
+    }
     done.measure("failover time", failover_after.as_millis() as f64, "ms");
     if let Some(r) = recovered_after {
         done.measure("recovery time", r.as_millis() as f64, "ms");
@@ -257,11 +260,12 @@ async fn watch(
     timeout: Duration,
     held_node: Option<&str>,
     log: &mut Vec<String>,
-) -> Result<(Option<Duration>, Option<Duration>, Option<String>), StepError> {
+) -> Result<Watched, StepError> {
     let (pods, _, _) = ctx.api(Some("v1"), "Pod", Some(ns)).await?;
     pods.delete(victim_name, &DeleteParams::default()).await?;
     ctx.mark(format!("master pod {victim_name} deleted"));
     log.push(format!("deleted pod {victim_name}"));
+    let mut promoted_after = None;
     let mut failover_after = None;
     let mut new_ip: Option<String> = None;
     let mut back_after = None;
@@ -271,6 +275,15 @@ async fn watch(
                 let seen = masters_seen(ctx, &drill.sentinels, port, name).await?;
                 let said = format!("Sentinels say: {}", describe(&seen));
                 ctx.progress(&said);
+                if promoted_after.is_none()
+                    && let Some(ip) = seen.iter().find_map(|(_, ip)| ip.as_deref().filter(|ip| *ip != old_ip))
+                {
+                    promoted_after = Some(started.elapsed());
+                    log.push(format!(
+                        "a Sentinel names the new master {ip} after {} ms",
+                        started.elapsed().as_millis()
+                    ));
+                }
                 if let Some(ip) = agreed(&seen).filter(|ip| ip != old_ip) {
                     failover_after = Some(started.elapsed());
                     ctx.mark(format!("Sentinels name the new master {ip}"));
@@ -325,7 +338,21 @@ async fn watch(
             Ok(Probe::NotYet(state))
         })
         .await?;
-    Ok((failover_after, back_after, new_ip))
+    Ok(Watched { promoted_after, failover_after, back_after, new_ip })
+}
+
+/// What the failover drill's watch saw, each time counted from the deletion.
+struct Watched {
+    /// The first Sentinel named a new master: the leader's switch, the part
+    /// of the failover Redis' timeouts govern.
+    promoted_after: Option<Duration>,
+    /// Every Sentinel names the same new master (the others learn it from
+    /// the leader's hello messages, every 2 s).
+    failover_after: Option<Duration>,
+    /// The old master's pod is back as a replica of the new one, link up.
+    back_after: Option<Duration>,
+    /// The new master's IP.
+    new_ip: Option<String>,
 }
 
 /// The restart drill: a Sentinel goes and comes back; the master stays.
@@ -560,25 +587,37 @@ pub async fn sentinels(ctx: &Ctx, step: &Sentinels) -> Result<Done, StepError> {
     Ok(Done { output, ..Done::default() })
 }
 
-/// `sentinelReset`: `SENTINEL RESET` on every Sentinel, one at a time. Each
-/// waits until it has heard another Sentinel again (hello messages, every
-/// 2 s) before the next forgets, so the group never loses its quorum; the
-/// replicas come back on the master's next INFO (within 10 s, for all
-/// Sentinels at once), which the step does not wait for one by one (that
-/// cost up to 10 s per Sentinel: 24-29 s for three).
+/// `sentinelReset`: `SENTINEL RESET` on every Sentinel that lists a replica
+/// or a Sentinel it has found down (an address a pod left behind when it
+/// came back with a new IP), one at a time. Each waits until it has heard
+/// another Sentinel again (hello messages, every 2 s) before the next
+/// forgets, so the group never loses its quorum. A Sentinel with nothing
+/// stale is left alone: a reset also forgets the live replicas, which come
+/// back only on the master's next INFO (every 10 s), so needless resets cost
+/// up to 10 s each. The step does not wait for the replicas (that cost
+/// 24-29 s for three, one by one).
 pub async fn reset(ctx: &Ctx, step: &SentinelReset) -> Result<Done, StepError> {
     let port = step.port.unwrap_or(SENTINEL_PORT);
     let name = ctx.render(&step.master_name);
     let mut lines = Vec::new();
     let pods = running(ctx, &step.pods).await?;
     let alone = pods.len() < 2;
-    for pod in pods {
+    for pod in &pods {
         let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let mut conn = connect(ctx, &pod, port, None).await?;
+        let mut conn = connect(ctx, pod, port, None).await?;
+        let stale = stale_instances(&mut conn, &name, &pods).await;
+        if stale.is_empty() {
+            lines.push(format!("{pod_name}: no replica or Sentinel down, not reset"));
+            continue;
+        }
         let reply = query(&mut conn, &["SENTINEL".into(), "reset".into(), name.clone()])
             .await
             .map_err(StepError::from_source)?;
-        lines.push(format!("{pod_name}: SENTINEL RESET {name} -> {}", super::redis_client::show(&reply, 0)));
+        lines.push(format!(
+            "{pod_name}: lists {}; SENTINEL RESET {name} -> {}",
+            stale.join(", "),
+            super::redis_client::show(&reply, 0)
+        ));
         if alone {
             continue;
         }
@@ -604,6 +643,36 @@ pub async fn reset(ctx: &Ctx, step: &SentinelReset) -> Result<Done, StepError> {
         }
     }
     Ok(Done { output: lines.join("\n"), ..Done::default() })
+}
+
+/// The replicas and Sentinels a Sentinel lists that are gone, as `replica
+/// IP:PORT (why)`: found down (`s_down`), or, for a Sentinel, at an address
+/// no Sentinel pod has (a replaced pod is forgotten before the others have
+/// waited down-after-milliseconds to find it down). An unanswered question
+/// counts as nothing stale: SENTINEL RESET would fail the same way.
+async fn stale_instances(
+    conn: &mut redis::aio::MultiplexedConnection,
+    name: &str,
+    sentinel_pods: &[Value],
+) -> Vec<String> {
+    let mut stale = Vec::new();
+    for (command, what) in [("replicas", "replica"), ("sentinels", "sentinel")] {
+        let Ok(reply) = query(conn, &["SENTINEL".into(), command.into(), name.into()]).await else { continue };
+        let Value::Array(instances) = to_value(&reply) else { continue };
+        for instance in &instances {
+            let text = |k: &str| field(instance, k).and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            let ip = text("ip");
+            let why = if text("flags").split(',').any(|f| f == "s_down") {
+                "down"
+            } else if what == "sentinel" && !sentinel_pods.iter().any(|p| names_pod(&ip, p)) {
+                "no Sentinel pod there"
+            } else {
+                continue;
+            };
+            stale.push(format!("{what} {ip}:{} ({why})", text("port")));
+        }
+    }
+    stale
 }
 
 /// How long a reset Sentinel is given to hear the others (hello messages

@@ -90,34 +90,44 @@ fn namespace(v: &Loaded) -> String {
 }
 
 /// What verify must not change: every object of the namespace by kind and
-/// name, with its uid and what it declares (spec or data), not its status.
-async fn declared(t: &TestLab, ns: &str) -> BTreeMap<String, String> {
+/// name, with its uid and what it declares (spec or data), not its status;
+/// and the workloads that have not made all their pods yet.
+async fn declared(t: &TestLab, ns: &str) -> (BTreeMap<String, String>, Vec<String>) {
     let kinds = "configmaps,secrets,services,deployments,statefulsets,pods,persistentvolumeclaims,\
                  horizontalpodautoscalers,serviceaccounts";
     let text = t.kubectl(&["get", kinds, "-n", ns, "-o", "json"]).await;
     let list: serde_json::Value = serde_json::from_str(&text).unwrap();
-    list["items"]
-        .as_array()
-        .unwrap()
+    let items = list["items"].as_array().unwrap();
+    let key =
+        |o: &serde_json::Value| format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap());
+    let objects = items
         .iter()
         .map(|o| {
-            let key = format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap());
             let declared = [&o["metadata"]["uid"], &o["metadata"]["labels"], &o["spec"], &o["data"]];
-            (key, serde_json::to_string(&declared).unwrap())
+            (key(o), serde_json::to_string(&declared).unwrap())
         })
-        .collect()
+        .collect();
+    let unfinished = items
+        .iter()
+        .filter(|o| matches!(o["kind"].as_str(), Some("StatefulSet" | "Deployment")))
+        .filter(|o| o["status"]["replicas"].as_i64().unwrap_or(0) < o["spec"]["replicas"].as_i64().unwrap_or(1))
+        .map(key)
+        .collect();
+    (objects, unfinished)
 }
 
 /// The namespace's declared objects once they stop changing: the build
-/// returns before a StatefulSet has made its pods one by one, which would
-/// otherwise count as verify changing the namespace. Two readings a second
-/// apart agree, or 30 s pass.
+/// returns before a StatefulSet has made its pods one by one (each waits
+/// for the one before to be Ready, which can take longer than a second),
+/// which would otherwise count as verify changing the namespace. Every
+/// workload has all its pods and two readings a second apart agree, or 60 s
+/// pass.
 async fn settled(t: &TestLab, ns: &str) -> BTreeMap<String, String> {
-    let mut last = declared(t, ns).await;
-    for _ in 0..30 {
+    let (mut last, _) = declared(t, ns).await;
+    for _ in 0..60 {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let now = declared(t, ns).await;
-        if now == last {
+        let (now, unfinished) = declared(t, ns).await;
+        if now == last && unfinished.is_empty() {
             break;
         }
         last = now;
@@ -255,7 +265,7 @@ async fn grade(t: &TestLab, v: &Loaded, table: &mut Vec<String>, wrong: &mut Vec
             problems.push(format!("{} could not run: {}", step["id"], step["message"]));
         }
     }
-    let after = declared(t, &ns).await;
+    let (after, _) = declared(t, &ns).await;
     if after != before {
         let changed: Vec<&String> =
             before.keys().chain(after.keys()).filter(|k| before.get(*k) != after.get(*k)).collect();

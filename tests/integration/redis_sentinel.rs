@@ -29,7 +29,18 @@ async fn runs_twice_in_a_row_and_reports_the_failover() {
         failover >= measurement(drill, "down-after-milliseconds") && failover <= bound,
         "failover {failover} ms, bound {bound}"
     );
+    // The leader's switch comes first; the other Sentinels hear of it after.
+    let promotion = measurement(drill, "promotion time");
+    assert!(
+        promotion >= measurement(drill, "down-after-milliseconds") && promotion <= failover,
+        "promotion {promotion} ms, failover {failover} ms"
+    );
     assert_eq!(step(&first, "sentinel-restart-drill")["status"], "passed");
+    // Only the Sentinels that list an address the drills left are reset: the
+    // restarted one started after both drills and knows none.
+    let reset = step(&first, "reset-sentinels")["output"].as_str().unwrap().to_string();
+    assert!(reset.contains("sentinel-1: no replica or Sentinel down, not reset"), "{reset}");
+    assert!(reset.contains("sentinel-0: lists") && reset.contains("SENTINEL RESET mymaster -> (integer) 1"), "{reset}");
     assert_no_secret(&t, "first", &text, PASSWORD);
     // The drill as a client lived it: writes failed while no master was named.
     assert!(measurement(drill, "failed writes") > 0.0 && measurement(drill, "writes during the drill") > 20.0);
