@@ -147,6 +147,7 @@ pub fn kubectl(action: &Action, resolved_pod: Option<&str>, render: &dyn Fn(&str
         | Action::Replication(_)
         | Action::Sentinels(_)
         | Action::SentinelReset(_)
+        | Action::Partition { .. }
         | Action::Http(_)
         | Action::HttpLoad { .. } => String::new(),
     };

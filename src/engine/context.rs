@@ -118,6 +118,9 @@ pub struct Ctx {
     /// The LISTs that answer reads, when the run only verifies (see
     /// [`super::read_cache`]); `run` changes what it reads, so reads live.
     pub reads: Option<Arc<ReadCache>>,
+    /// Network partitions in place, healed by their step or, if it was cut
+    /// short, when the steps end.
+    pub cuts: Mutex<Vec<super::cut::Cut>>,
 }
 
 /// What a reusable Redis connection is for: the pod (by uid, so a replaced
@@ -152,6 +155,7 @@ impl Ctx {
             given: Default::default(),
             verifying: false,
             reads: None,
+            cuts: Mutex::new(Vec::new()),
         }
     }
 

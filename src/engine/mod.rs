@@ -14,6 +14,7 @@ mod cluster_keys;
 mod collectors;
 pub mod command;
 pub mod context;
+mod cut;
 pub mod delete;
 pub mod diagnostics;
 pub mod discover;
@@ -23,6 +24,7 @@ pub mod expect;
 pub mod host_command;
 pub mod http;
 mod partial;
+mod partition;
 mod password_source;
 mod pause;
 mod read_cache;
@@ -292,6 +294,7 @@ async fn run_action(ctx: &Ctx, scenario: &Scenario, action: &Action) -> Result<D
         Action::Replication(r) => sentinel::replication(ctx, r).await,
         Action::Sentinels(r) => sentinel::sentinels(ctx, r).await,
         Action::SentinelReset(r) => sentinel::reset(ctx, r).await,
+        Action::Partition { spec, lasts } => partition::run(ctx, spec, *lasts).await,
         Action::Http(h) => http::check(ctx, h).await,
         Action::HttpLoad { spec, timeout, settle, scale_in } => {
             http::load(ctx, spec, *timeout, *settle, *scale_in).await
@@ -544,11 +547,14 @@ pub async fn run(
         i = end;
     }
 
-    let leftovers = if options.mode == Mode::Run && !options.keep {
+    // A partition whose step was cut short is healed whatever the mode.
+    let unhealed = partition::heal_all(&ctx).await;
+    let mut leftovers = if options.mode == Mode::Run && !options.keep {
         cleanup::run(&ctx, scenario, &options.run_id, options.cleanup_timeout, &emit).await
     } else {
         Vec::new()
     };
+    leftovers.extend(unhealed);
 
     let count = |s: Status| results.iter().filter(|(_, r)| r.status == s).count();
     let (passed, failed, errors, skipped) =

@@ -27,6 +27,10 @@ pub const SENTINEL_RESTART_TIMEOUT: Duration = Duration::from_secs(120);
 pub const HTTP_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `httpLoad` keeps the load on after the disruption settled.
 pub const HTTP_LOAD_SETTLE: Duration = Duration::from_secs(2);
+/// How long a `partition` lasts unless it says (it always says: `for` is
+/// required; this is what an unreadable one falls back to while the
+/// problem is reported).
+const PARTITION_DEFAULT: Duration = Duration::from_secs(10);
 /// How long a `command` may run before it is killed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -63,6 +67,8 @@ pub enum Action {
     Sentinels(Sentinels),
     /// `SENTINEL RESET` on every Sentinel.
     SentinelReset(SentinelReset),
+    /// A network partition between groups of pods, for `lasts`.
+    Partition { spec: Partition, lasts: Duration },
     /// HTTP GETs against a LoadBalancer.
     Http(Http),
     /// HTTP load kept on while a pod is deleted or a rollout runs.
@@ -170,6 +176,7 @@ impl Action {
             http,
             http_load,
             sentinel_reset,
+            partition,
             command,
         } = step.clone();
         [
@@ -198,6 +205,10 @@ impl Action {
             replication.map(Action::Replication),
             sentinels.map(Action::Sentinels),
             sentinel_reset.map(Action::SentinelReset),
+            partition.map(|spec| Action::Partition {
+                lasts: d.read("partition.for", &Some(spec.lasts.clone()), PARTITION_DEFAULT),
+                spec,
+            }),
             http.map(Action::Http),
             http_load.map(|spec| Action::HttpLoad {
                 timeout: d.read("httpLoad.timeout", &spec.timeout, HTTP_LOAD_TIMEOUT),
@@ -266,6 +277,7 @@ impl Action {
             Action::Replication(_) => "replication",
             Action::Sentinels(_) => "sentinels",
             Action::SentinelReset(_) => "sentinelReset",
+            Action::Partition { .. } => "partition",
             Action::Http(_) => "http",
             Action::HttpLoad { .. } => "httpLoad",
             Action::Command { .. } => "command",
@@ -282,6 +294,7 @@ impl Action {
             | Action::SentinelFailover { .. }
             | Action::SentinelRestart { .. }
             | Action::SentinelReset(_)
+            | Action::Partition { .. }
             | Action::HttpLoad { .. } => true,
             Action::Replication(r) => r.write_probe,
             Action::RedisKeys(k) => k.write.is_some(),
@@ -307,6 +320,7 @@ impl Action {
             Action::ClusterFailover { .. }
             | Action::SentinelFailover { .. }
             | Action::SentinelRestart { .. }
+            | Action::Partition { .. }
             | Action::HttpLoad { .. } => StepKind::Disruptive,
             Action::Apply(_)
             | Action::Delete { .. }
@@ -347,6 +361,7 @@ impl Action {
             | Action::Replication(_)
             | Action::Sentinels(_)
             | Action::SentinelReset(_)
+            | Action::Partition { .. }
             | Action::Http(_)
             | Action::HttpLoad { .. } => None,
         }
@@ -354,7 +369,7 @@ impl Action {
 }
 
 /// Every action's name, in the order the docs list them.
-pub const ALL: [&str; 18] = [
+pub const ALL: [&str; 19] = [
     "apply",
     "wait",
     "exec",
@@ -370,6 +385,7 @@ pub const ALL: [&str; 18] = [
     "replication",
     "sentinels",
     "sentinelReset",
+    "partition",
     "http",
     "httpLoad",
     "command",
@@ -424,6 +440,16 @@ mod tests {
         let err =
             action("httpLoad: {service: {kind: Service, name: s}, path: /, timeout: 1 min, settle: soon}").unwrap_err();
         assert_eq!(err.len(), 2, "both named: {err:?}");
+    }
+
+    #[test]
+    fn a_partition_lasts_what_its_for_says() {
+        let yaml = "partition: {isolate: [{name: a}], from: [{selector: app=r}], for: 20s}";
+        let Action::Partition { lasts, spec } = action(yaml).unwrap() else { panic!("a partition") };
+        assert_eq!((lasts, spec.direction), (Duration::from_secs(20), None));
+        let err = action("partition: {isolate: [{name: a}], from: [{name: b}], for: a while}").unwrap_err();
+        assert_eq!(err, ["partition.for \"a while\" is not a duration (90s, 2m, 500ms)"]);
+        assert!(serde_yaml_ng::from_str::<StepFile>("id: s\ntitle: t\npartition: {isolate: [], from: []}").is_err());
     }
 
     #[test]

@@ -153,6 +153,11 @@ pub struct StepFile {
     /// addresses that restarted pods no longer have (they are rediscovered).
     #[serde(default)]
     pub sentinel_reset: Option<SentinelReset>,
+    /// A network partition between two groups of pods for a while (a
+    /// drill): NetworkPolicies that the cluster's network plugin enforces
+    /// (the lab does), healed after `for` and always by the end of the run.
+    #[serde(default)]
+    pub partition: Option<Partition>,
     /// A program run on this machine (helm, redis-benchmark, a script), with
     /// the run's kubeconfig, context and namespace in its environment.
     #[serde(default)]
@@ -831,6 +836,37 @@ pub struct SentinelReset {
     pub port: Option<u16>,
     /// The monitored master's name.
     pub master_name: String,
+}
+
+/// `partition`: the pods of `isolate` cut off from those of `from`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Partition {
+    /// The pods cut off (every Running pod each reference names).
+    pub isolate: Vec<PodRef>,
+    /// The pods they are cut off from (the isolated pods left out).
+    pub from: Vec<PodRef>,
+    /// Which connections the cut stops: `both` (the default), `outbound`
+    /// (the isolated pods cannot open connections to the others) or
+    /// `inbound` (the others cannot open connections to them). Replies on a
+    /// connection the cut allows still flow, as NetworkPolicy has it.
+    #[serde(default)]
+    pub direction: Option<PartitionDirection>,
+    /// How long the cut lasts (`20s`), after which it is healed.
+    #[serde(rename = "for")]
+    pub lasts: String,
+}
+
+/// Which connections a partition stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PartitionDirection {
+    /// Neither side reaches the other.
+    Both,
+    /// The isolated pods reach nothing on the other side.
+    Outbound,
+    /// Nothing on the other side reaches the isolated pods.
+    Inbound,
 }
 
 /// The Sentinel restart drill.

@@ -252,6 +252,17 @@ impl Checker<'_> {
                 self.at_field(&step.id, "discover", problem);
             }
         }
+        if let Some(p) = &step.partition {
+            for (field, refs) in [("isolate", &p.isolate), ("from", &p.from)] {
+                if refs.is_empty() {
+                    self.at_field(&step.id, &format!("partition/{field}"), format!("partition.{field} names no pods"));
+                }
+                if refs.iter().any(|r| r.name.is_none() && r.selector.is_none()) {
+                    let problem = format!("each pod of partition.{field} needs a name or a selector");
+                    self.at_field(&step.id, &format!("partition/{field}"), problem);
+                }
+            }
+        }
         if let Some(k) = &step.redis_keys
             && k.write.is_some() == k.read.is_some()
         {
@@ -552,6 +563,22 @@ mod tests {
             let found = problems(discover);
             assert!(found.iter().any(|m| m.contains(says)), "{discover}: {found:?}");
         }
+    }
+
+    #[test]
+    fn a_partition_names_pods_on_both_sides() {
+        let problems = |partition: &str| {
+            let text =
+                format!("name: t\ntitle: t\nobjective: t\nsteps:\n- id: p\n  title: t\n  partition: {partition}\n");
+            match crate::scenario::Scenario::from_memory("t.yaml", &text, BTreeMap::new()) {
+                Ok(_) => Vec::new(),
+                Err(p) => p.into_iter().map(|p| p.message).collect::<Vec<_>>(),
+            }
+        };
+        assert!(problems("{isolate: [{name: a}], from: [{selector: app=r}], for: 5s}").is_empty());
+        let found = problems("{isolate: [], from: [{namespace: x}], for: 5s}");
+        assert!(found.iter().any(|m| m.contains("partition.isolate names no pods")), "{found:?}");
+        assert!(found.iter().any(|m| m.contains("each pod of partition.from needs a name or a selector")), "{found:?}");
     }
 
     #[test]

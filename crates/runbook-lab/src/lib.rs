@@ -126,8 +126,10 @@ impl Lab {
                 pods: Default::default(),
                 cgroups: kubelet::cgroups::Cgroups::create(),
                 usage: Default::default(),
+                policies: Default::default(),
             });
             tasks.push(tokio::spawn(ctx.usage.clone().run(ctx.clone())));
+            tasks.push(tokio::spawn(ctx.policies.clone().run(ctx.clone())));
             tasks.push(tokio::spawn(kubelet::run(ctx.clone())));
             // The busybox roots are built now rather than by the first pod
             // that needs one (a pod starting meanwhile waits for it).

@@ -104,6 +104,23 @@ pub fn apply(rt: &ResourceType, object: &mut Value) {
                 object["status"] = json!({"phase": "Pending"});
             }
         }
+        "NetworkPolicy" => {
+            // pkg/apis/networking/v1/defaults.go: Ingress always, Egress when
+            // there are egress rules; a port's protocol is TCP.
+            let spec = &mut object["spec"];
+            if spec["policyTypes"].as_array().is_none_or(Vec::is_empty) {
+                let egress = spec["egress"].as_array().is_some_and(|e| !e.is_empty());
+                spec["policyTypes"] = if egress { json!(["Ingress", "Egress"]) } else { json!(["Ingress"]) };
+            }
+            for direction in ["ingress", "egress"] {
+                // get_mut, not indexing: indexing would add `egress: null`.
+                for rule in spec.get_mut(direction).and_then(Value::as_array_mut).into_iter().flatten() {
+                    for port in rule["ports"].as_array_mut().into_iter().flatten() {
+                        default_field(port, "protocol", json!("TCP"));
+                    }
+                }
+            }
+        }
         "HorizontalPodAutoscaler" => {
             default_field(&mut object["spec"], "minReplicas", json!(1));
         }

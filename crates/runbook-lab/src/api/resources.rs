@@ -107,10 +107,21 @@ pub static RESOURCES: &[ResourceType] = &[
     ),
     resource!("storage.k8s.io", "v1", "storageclasses", "storageclass", "StorageClass", false, &["sc"], &[], false),
     resource!("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", true, &[], &[], false),
+    resource!(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        true,
+        &["netpol"],
+        &[],
+        false
+    ),
 ];
 
 /// The API groups (besides core) in the order discovery lists them.
-pub const GROUPS: &[&str] = &["apps", "autoscaling", "storage.k8s.io", "discovery.k8s.io"];
+pub const GROUPS: &[&str] = &["apps", "autoscaling", "storage.k8s.io", "discovery.k8s.io", "networking.k8s.io"];
 
 /// Finds a resource by group, version and plural.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {

@@ -131,6 +131,33 @@ fn selector(o: &Value, _: i64) -> Value {
     json!(labels.join(","))
 }
 
+/// A label selector as kubectl prints it (metav1.FormatLabelSelector: the
+/// requirements sorted by key, values sorted): `app=redis,tier in (a,b)`,
+/// `<none>` when it selects everything.
+fn selector_text(selector: &Value) -> String {
+    let mut parts: Vec<(String, String)> = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), format!("{k}={}", s(v))))
+        .collect();
+    for e in selector["matchExpressions"].as_array().into_iter().flatten() {
+        let key = s(&e["key"]);
+        let mut values: Vec<String> = e["values"].as_array().into_iter().flatten().map(s).collect();
+        values.sort();
+        let text = match s(&e["operator"]).as_str() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.clone(),
+            "DoesNotExist" => format!("!{key}"),
+            other => format!("{key} {other} ({})", values.join(",")),
+        };
+        parts.push((key, text));
+    }
+    parts.sort_by(|a, b| a.0.cmp(&b.0));
+    if parts.is_empty() { "<none>".into() } else { parts.into_iter().map(|p| p.1).collect::<Vec<_>>().join(",") }
+}
+
 fn service_ports(o: &Value, _: i64) -> Value {
     let ports: Vec<String> = o["spec"]["ports"]
         .as_array()
@@ -320,6 +347,9 @@ fn columns_for(kind: &str) -> Vec<Column> {
             col("Replicas", |o, _| json!(o["status"]["currentReplicas"].as_i64().unwrap_or(0))),
             col("Age", age),
         ],
+        "NetworkPolicy" => {
+            vec![col("Pod-Selector", |o, _| json!(selector_text(&o["spec"]["podSelector"]))), col("Age", age)]
+        }
         "StorageClass" => vec![
             col("Provisioner", |o, _| o["provisioner"].clone()),
             col("ReclaimPolicy", |o, _| o["reclaimPolicy"].clone()),

@@ -13,6 +13,7 @@ pub mod logs;
 pub mod netutil;
 pub mod network;
 pub mod pod;
+pub mod policy_enforcer;
 pub mod portforward;
 pub mod portforward_spdy;
 pub mod probes;
@@ -64,6 +65,8 @@ pub struct KubeletCtx {
     pub cgroups: cgroups::Cgroups,
     /// What containers and the node use, sampled from the cgroups.
     pub usage: Arc<usage::Usage>,
+    /// NetworkPolicy, enforced in the pods' network namespaces.
+    pub policies: Arc<policy_enforcer::PolicyEnforcer>,
 }
 
 impl KubeletCtx {
@@ -99,6 +102,8 @@ pub async fn run(ctx: Arc<KubeletCtx>) {
             _ = ctx.shutdown.cancelled() => break,
             change = changes.recv() => match change {
                 Ok(c) if c.resource == "pods" => {
+                    // A pod's labels or address may change what policies allow.
+                    ctx.policies.poke();
                     let deleted = c.kind == ChangeType::Deleted;
                     handle(&ctx, &c.object, deleted);
                     // A pod that goes or ends frees what it requested.
@@ -107,6 +112,7 @@ pub async fn run(ctx: Arc<KubeletCtx>) {
                         retry_unscheduled(&ctx);
                     }
                 }
+                Ok(c) if c.resource == "networkpolicies" || c.resource == "namespaces" => ctx.policies.poke(),
                 // An uncordoned node takes the pods that waited for it.
                 Ok(c) if c.resource == "nodes" => retry_unscheduled(&ctx),
                 Ok(c) if c.resource == "configmaps" || c.resource == "secrets" => {

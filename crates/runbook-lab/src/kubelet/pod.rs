@@ -251,6 +251,8 @@ async fn run_until_deleted(
     handle.sandbox_pid.store(pid, Ordering::SeqCst);
     ctx.network.attach(pid, ip).await?;
     handle.update(ctx, |v| v.pod_ip = Some(ip.to_string()));
+    // As a network plugin would: no container runs before its policies hold.
+    ctx.policies.program_now(ctx, handle).await;
 
     let restart_policy = spec["restartPolicy"].as_str().unwrap_or("Always").to_string();
     // Init containers run one at a time, each to success.

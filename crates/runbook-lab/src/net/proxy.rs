@@ -227,9 +227,21 @@ impl ServiceProxy {
         candidates
     }
 
+    /// Whether NetworkPolicy lets `from` connect to `to` (net::policy).
+    fn allowed(&self, from: SocketAddr, to: SocketAddr) -> bool {
+        let (SocketAddr::V4(from), SocketAddr::V4(to)) = (from, to) else { return true };
+        let pods: Vec<Value> = self.store.list("pods", None).0.iter().map(|p| p.as_ref().clone()).collect();
+        let world = super::policy::World {
+            policies: &self.store.list("networkpolicies", None).0,
+            pods: &pods,
+            namespaces: &self.store.list("namespaces", None).0,
+        };
+        super::policy::connection_allowed(&world, *from.ip(), *to.ip(), to.port())
+    }
+
     async fn serve(self: Arc<Self>, listener: Listener, socket: TcpListener, stop: CancellationToken) {
         loop {
-            let (mut client, _) = tokio::select! {
+            let (mut client, from) = tokio::select! {
                 _ = stop.cancelled() => return,
                 accepted = socket.accept() => match accepted {
                     Ok(c) => c,
@@ -238,10 +250,16 @@ impl ServiceProxy {
             };
             // A proxy must not add Nagle delays that kube-proxy's DNAT would not.
             let _ = client.set_nodelay(true);
-            let targets = self.endpoints(&listener);
+            let mut targets = self.endpoints(&listener);
             if targets.is_empty() {
                 drop(client); // no Ready endpoint: refuse, as kube-proxy rejects
                 continue;
+            }
+            // kube-proxy's DNAT sends the client's packets to the endpoint
+            // it picks; where a policy drops them, nothing answers.
+            let dropped = !self.allowed(from, targets[0]);
+            if dropped {
+                targets.clear();
             }
             let (pid, stop) = (self.netns_pid, stop.clone());
             tokio::spawn(async move {
@@ -254,7 +272,19 @@ impl ServiceProxy {
                         break;
                     }
                 }
-                let Some(mut upstream) = upstream else { return };
+                let Some(mut upstream) = upstream else {
+                    if dropped {
+                        // The client waits, as for packets that go nowhere,
+                        // until it gives up (or TCP would have: 130 s).
+                        let mut byte = [0u8; 1];
+                        tokio::select! {
+                            _ = tokio::io::AsyncReadExt::read(&mut client, &mut byte) => {}
+                            _ = tokio::time::sleep(Duration::from_secs(130)) => {}
+                            _ = stop.cancelled() => {}
+                        }
+                    }
+                    return;
+                };
                 tokio::select! {
                     _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
                     _ = stop.cancelled() => {}

@@ -1,0 +1,164 @@
+//! Enforces NetworkPolicy, as a cluster's network plugin does: each running
+//! pod's network namespace gets the nftables rules of its isolation
+//! ([`crate::net::policy`]), loaded before its first container starts and
+//! again whenever a policy, a pod or a namespace changes. The rules live in
+//! the pod's own namespace, so they go with the pod; nothing is written to
+//! the host. Without `nft` (nftables) policies are stored but not enforced,
+//! and the lab says so once in an Event on each policy.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+
+use super::KubeletCtx;
+use super::network::GATEWAY;
+use super::pod::PodHandle;
+use crate::api::objects;
+use crate::net::policy::{self, World};
+use crate::net::policy_nft;
+
+/// The enforcer's memory: the script each pod (by uid) last loaded.
+pub struct PolicyEnforcer {
+    nft: Option<PathBuf>,
+    loaded: Mutex<HashMap<String, String>>,
+    warned: Mutex<HashSet<String>>,
+    wake: Notify,
+}
+
+impl Default for PolicyEnforcer {
+    fn default() -> Self {
+        PolicyEnforcer {
+            nft: super::sandbox::which("nft"),
+            loaded: Mutex::default(),
+            warned: Mutex::default(),
+            wake: Notify::new(),
+        }
+    }
+}
+
+impl PolicyEnforcer {
+    /// Asks for every pod's rules to be brought up to date (coalesced).
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Brings the pods' rules up to date whenever poked, until the lab stops.
+    pub async fn run(self: Arc<Self>, ctx: Arc<KubeletCtx>) {
+        loop {
+            tokio::select! {
+                _ = ctx.shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+            }
+            let handles: Vec<Arc<PodHandle>> =
+                ctx.pods.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+            let world = Snapshot::take(&ctx);
+            for handle in handles {
+                self.program(&ctx, &handle, &world).await;
+            }
+            self.forget_gone(&ctx);
+        }
+    }
+
+    /// Loads one pod's rules now (a pod about to start its containers).
+    pub async fn program_now(&self, ctx: &KubeletCtx, handle: &PodHandle) {
+        self.program(ctx, handle, &Snapshot::take(ctx)).await;
+    }
+
+    async fn program(&self, ctx: &KubeletCtx, handle: &PodHandle, world: &Snapshot) {
+        let pid = handle.sandbox_pid.load(Ordering::SeqCst);
+        let Some(pod) = world.pods.iter().find(|p| p["metadata"]["uid"] == handle.uid.as_str()) else { return };
+        if pid == 0 || pod["status"]["podIP"].as_str().is_none_or(str::is_empty) {
+            return;
+        }
+        let isolation = policy::isolation(pod, &world.view());
+        let dns_allowed = isolation.egress.as_deref().is_none_or(|e| policy::reaches(e, GATEWAY, "udp", 53));
+        let script = policy_nft::script(&isolation, GATEWAY, dns_allowed);
+        let isolated = isolation.ingress.is_some() || isolation.egress.is_some();
+        {
+            let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            match loaded.get(&handle.uid) {
+                Some(previous) if *previous == script => return,
+                None if !isolated => return,
+                _ => {}
+            }
+        }
+        let Some(nft) = &self.nft else {
+            self.warn_not_enforced(ctx, world);
+            return;
+        };
+        match load(nft, pid, &script).await {
+            Ok(()) => {
+                self.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(handle.uid.clone(), script);
+            }
+            // A pod that just ended has no namespace left: nothing to enforce.
+            Err(_) if handle.sandbox_pid.load(Ordering::SeqCst) != pid => {}
+            Err(e) => ctx.event(pod, "Warning", "NetworkPolicyFailed", &format!("{e:#}")),
+        }
+    }
+
+    /// Drops what is remembered of pods that are gone.
+    fn forget_gone(&self, ctx: &KubeletCtx) {
+        let running: HashSet<String> = ctx.pods.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).retain(|uid, _| running.contains(uid));
+    }
+
+    fn warn_not_enforced(&self, ctx: &KubeletCtx, world: &Snapshot) {
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        for policy in &world.policies {
+            let uid = policy["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+            if warned.insert(uid) {
+                let message = "not enforced: the lab needs nft (nftables) on the host to enforce NetworkPolicy";
+                objects::record_event(&ctx.store, policy, "Warning", "NotEnforced", message, "kubelet");
+            }
+        }
+    }
+}
+
+/// The objects isolation is decided from, read once per pass.
+struct Snapshot {
+    policies: Vec<Arc<Value>>,
+    pods: Vec<Value>,
+    namespaces: Vec<Arc<Value>>,
+}
+
+impl Snapshot {
+    fn take(ctx: &KubeletCtx) -> Snapshot {
+        let mut pods: Vec<Value> = ctx.store.list("pods", None).0.iter().map(|p| p.as_ref().clone()).collect();
+        pods.push(policy::dns_pod(GATEWAY));
+        Snapshot {
+            policies: ctx.store.list("networkpolicies", None).0,
+            pods,
+            namespaces: ctx.store.list("namespaces", None).0,
+        }
+    }
+
+    fn view(&self) -> World<'_> {
+        World { policies: &self.policies, pods: &self.pods, namespaces: &self.namespaces }
+    }
+}
+
+/// Runs `nft -f -` with `script` in the network namespace of `pid`.
+async fn load(nft: &PathBuf, pid: u32, script: &str) -> anyhow::Result<()> {
+    let mut child = tokio::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .arg(nft)
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running nsenter/nft")?;
+    child.stdin.take().expect("piped").write_all(script.as_bytes()).await?;
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        bail!("loading the pod's NetworkPolicy rules failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}

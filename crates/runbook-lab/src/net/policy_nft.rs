@@ -1,0 +1,164 @@
+//! A pod's [`Isolation`] as an nftables script for its network namespace: a
+//! table `inet runbook_policy` with an input chain (ingress) and an output
+//! chain (egress) whose policy is drop, accepting replies, loopback, the node
+//! (the lab's gateway) and what the rules allow. Only replies are accepted
+//! by their connection's state: every other packet is judged by the rules,
+//! so connections made before a policy are cut by it too. Loaded with `nft -f -`, the
+//! script replaces the table in one transaction.
+
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+use super::policy::{Allow, Block, Isolation, PortRange};
+
+/// The table every pod's rules live in.
+pub const TABLE: &str = "runbook_policy";
+
+/// The script that makes a pod's network namespace enforce `isolation`
+/// (`node` is the pods' gateway; `dns_allowed` says whether an egress rule
+/// lets the pod reach the cluster DNS, which the lab serves on the node).
+pub fn script(isolation: &Isolation, node: Ipv4Addr, dns_allowed: bool) -> String {
+    // Creating the table first makes the delete valid when none exists yet.
+    let mut out = format!("add table inet {TABLE}\ndelete table inet {TABLE}\n");
+    if isolation.ingress.is_none() && isolation.egress.is_none() {
+        return out;
+    }
+    let _ = writeln!(out, "table inet {TABLE} {{");
+    if let Some(allows) = &isolation.ingress {
+        chain(&mut out, "ingress", "input", "iif", "saddr", node, &[], allows);
+    }
+    if let Some(allows) = &isolation.egress {
+        // The lab answers DNS on the node, where a cluster runs DNS pods that
+        // egress rules must allow: the node's port 53 is not the node here.
+        let dns: &[&str] = if dns_allowed { &[] } else { &["udp dport 53 drop", "tcp dport 53 drop"] };
+        chain(&mut out, "egress", "output", "oif", "daddr", node, dns, allows);
+    }
+    out.push_str("}\n");
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn chain(
+    out: &mut String,
+    name: &str,
+    hook: &str,
+    interface: &str,
+    address: &str,
+    node: Ipv4Addr,
+    node_exceptions: &[&str],
+    allows: &[Allow],
+) {
+    let _ = writeln!(out, "  chain {name} {{\n    type filter hook {hook} priority filter; policy drop;");
+    // Replies on a connection this pod's other chain let through pass; the
+    // packets of a connection in its own direction are judged each time,
+    // so a policy also cuts connections open before it (a partition must).
+    let _ = writeln!(out, "    ct state related accept\n    ct direction reply accept\n    {interface} \"lo\" accept");
+    for exception in node_exceptions {
+        let _ = writeln!(out, "    ip {address} {node} {exception}");
+    }
+    let _ = writeln!(out, "    ip {address} {node} accept");
+    for allow in allows {
+        for peer in peer_matches(address, allow.peers.as_deref()) {
+            for port in port_matches(&allow.ports) {
+                let _ = writeln!(out, "    {}accept", [peer.as_str(), port.as_str()].concat());
+            }
+        }
+    }
+    out.push_str("  }\n");
+}
+
+/// One match per peer block (`ip saddr 10.0.0.0/8 ip saddr != { … } `);
+/// one empty match for any peer. IPv6 blocks match nothing on the lab's
+/// IPv4 network and are left out.
+fn peer_matches(address: &str, peers: Option<&[Block]>) -> Vec<String> {
+    let Some(peers) = peers else { return vec![String::new()] };
+    peers
+        .iter()
+        .filter(|b| !b.cidr.contains(':'))
+        .map(|b| {
+            let except: Vec<&str> = b.except.iter().map(String::as_str).filter(|e| !e.contains(':')).collect();
+            if except.is_empty() {
+                format!("ip {address} {} ", b.cidr)
+            } else {
+                format!("ip {address} {} ip {address} != {{ {} }} ", b.cidr, except.join(", "))
+            }
+        })
+        .collect()
+}
+
+/// One match per port range; one empty match for every port.
+fn port_matches(ports: &[PortRange]) -> Vec<String> {
+    if ports.is_empty() {
+        return vec![String::new()];
+    }
+    ports
+        .iter()
+        .map(|p| match (p.from, p.to) {
+            (0, u16::MAX) => format!("meta l4proto {} ", p.protocol),
+            (from, to) if from == to => format!("{} dport {from} ", p.protocol),
+            (from, to) => format!("{} dport {from}-{to} ", p.protocol),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
+
+    #[test]
+    fn no_isolation_removes_the_table() {
+        assert_eq!(
+            script(&Isolation::default(), NODE, true),
+            "add table inet runbook_policy\ndelete table inet runbook_policy\n"
+        );
+    }
+
+    #[test]
+    fn isolation_becomes_chains_that_drop_what_no_rule_accepts() {
+        let isolation = Isolation {
+            ingress: Some(vec![Allow {
+                peers: Some(vec![
+                    Block { cidr: "10.244.0.3/32".into(), except: vec![] },
+                    Block { cidr: "172.17.0.0/16".into(), except: vec!["172.17.1.0/24".into()] },
+                    Block { cidr: "fd00::/8".into(), except: vec![] },
+                ]),
+                ports: vec![PortRange { protocol: "tcp".into(), from: 6379, to: 6379 }],
+            }]),
+            egress: Some(vec![Allow {
+                peers: None,
+                ports: vec![
+                    PortRange { protocol: "udp".into(), from: 0, to: u16::MAX },
+                    PortRange { protocol: "tcp".into(), from: 7000, to: 7005 },
+                ],
+            }]),
+        };
+        let expected = "add table inet runbook_policy
+delete table inet runbook_policy
+table inet runbook_policy {
+  chain ingress {
+    type filter hook input priority filter; policy drop;
+    ct state related accept
+    ct direction reply accept
+    iif \"lo\" accept
+    ip saddr 10.244.0.1 accept
+    ip saddr 10.244.0.3/32 tcp dport 6379 accept
+    ip saddr 172.17.0.0/16 ip saddr != { 172.17.1.0/24 } tcp dport 6379 accept
+  }
+  chain egress {
+    type filter hook output priority filter; policy drop;
+    ct state related accept
+    ct direction reply accept
+    oif \"lo\" accept
+    ip daddr 10.244.0.1 udp dport 53 drop
+    ip daddr 10.244.0.1 tcp dport 53 drop
+    ip daddr 10.244.0.1 accept
+    meta l4proto udp accept
+    tcp dport 7000-7005 accept
+  }
+}
+";
+        assert_eq!(script(&isolation, NODE, false), expected);
+    }
+}

@@ -1,0 +1,227 @@
+//! `partition`: two groups of pods cut off from each other for a while, with
+//! NetworkPolicies, which the cluster's network plugin enforces (the lab
+//! does; a plugin without NetworkPolicy support ignores them, and the cut
+//! then has no effect). The isolated pods get the label
+//! `runbook.dev/partition=<cut>-a` and the others `<cut>-b`; a policy in each
+//! namespace of the isolated pods selects the `-a` pods and allows every
+//! peer but the `-b` pods. The cut is written into the run's context before
+//! anything changes, so that [`heal_all`] heals it when the steps end even
+//! if its step was interrupted.
+
+use std::time::{Duration, Instant};
+
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use super::context::Ctx;
+use super::cut::Cut;
+use super::{Done, StepError};
+use crate::k8s::labels;
+use crate::scenario::{Partition, PartitionDirection, PodRef};
+
+/// The label that puts a pod on a side of a cut.
+pub const LABEL: &str = "runbook.dev/partition";
+
+/// Runs a `partition` step: cut, hold for `lasts`, heal.
+pub async fn run(ctx: &Ctx, spec: &Partition, lasts: Duration) -> Result<Done, StepError> {
+    let isolated = running(ctx, &spec.isolate).await?;
+    let uids: Vec<&Value> = isolated.iter().map(|p| &p["metadata"]["uid"]).collect();
+    let others: Vec<Value> =
+        running(ctx, &spec.from).await?.into_iter().filter(|p| !uids.contains(&&p["metadata"]["uid"])).collect();
+    if isolated.is_empty() || others.is_empty() {
+        return Err(StepError::failed(
+            "Running pods on both sides of the partition",
+            format!("{} to isolate, {} to isolate them from", isolated.len(), others.len()),
+            "pods",
+        ));
+    }
+    let direction = spec.direction.unwrap_or(PartitionDirection::Both);
+    let mut lines = vec![
+        format!("isolated: {}", names(&isolated)),
+        format!("from: {}", names(&others)),
+        format!("direction: {}", describe(direction)),
+    ];
+    let started = Instant::now();
+    let cut = make(ctx, &isolated, &others, direction).await?;
+    lines.push(format!(
+        "NetworkPolicy {} in place",
+        cut.policies.iter().map(|(ns, n)| format!("{ns}/{n}")).collect::<Vec<_>>().join(", ")
+    ));
+    ctx.mark(format!("partition {} in place", cut.id));
+    let end = started + lasts;
+    while Instant::now() < end {
+        let left = end - Instant::now();
+        ctx.progress(&format!("partition in place; healed in {}s", left.as_secs_f64().ceil()));
+        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+    }
+    let held = started.elapsed();
+    heal(ctx, &cut).await?;
+    ctx.mark(format!("partition {} healed", cut.id));
+    lines.push(format!("healed after {:.1}s", held.as_secs_f64()));
+    let mut done = Done { output: lines.join("\n"), ..Done::default() };
+    done.measure("partition held", held.as_millis() as f64, "ms");
+    Ok(done)
+}
+
+/// Heals every cut still in place (their steps were cut short); what could
+/// not be undone, as `kind/name` lines for the run's leftovers.
+pub async fn heal_all(ctx: &Ctx) -> Vec<String> {
+    let cuts: Vec<Cut> = ctx.cuts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut left = Vec::new();
+    for cut in cuts {
+        if let Err(e) = heal(ctx, &cut).await {
+            left.extend(
+                cut.policies.iter().map(|(ns, n)| {
+                    format!("networkpolicy/{n} in {ns} (partition not healed: {})", super::error_text(&e))
+                }),
+            );
+        }
+    }
+    left
+}
+
+async fn running(ctx: &Ctx, refs: &[PodRef]) -> Result<Vec<Value>, StepError> {
+    let mut pods = Vec::new();
+    for r in refs {
+        for pod in ctx.pods(r).await? {
+            if crate::k8s::conditions::pod_running(&pod)
+                && !pods.iter().any(|p: &Value| p["metadata"]["uid"] == pod["metadata"]["uid"])
+            {
+                pods.push(pod);
+            }
+        }
+    }
+    Ok(pods)
+}
+
+fn names(pods: &[Value]) -> String {
+    pods.iter().map(|p| p["metadata"]["name"].as_str().unwrap_or_default()).collect::<Vec<_>>().join(", ")
+}
+
+fn describe(direction: PartitionDirection) -> &'static str {
+    match direction {
+        PartitionDirection::Both => "both ways",
+        PartitionDirection::Outbound => "the isolated pods open no connection to the others",
+        PartitionDirection::Inbound => "the others open no connection to the isolated pods",
+    }
+}
+
+fn ns_name(pod: &Value) -> (String, String) {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    (text(&pod["metadata"]["namespace"]), text(&pod["metadata"]["name"]))
+}
+
+/// Labels both sides and creates the policies, writing the cut into the
+/// context first so that whatever was done is undone.
+async fn make(
+    ctx: &Ctx,
+    isolated: &[Value],
+    others: &[Value],
+    direction: PartitionDirection,
+) -> Result<Cut, StepError> {
+    let id = {
+        let cuts = ctx.cuts.lock().unwrap_or_else(|e| e.into_inner());
+        format!("{}-{}", ctx.render("{{ run_id }}"), cuts.len() + 1)
+    };
+    let mut namespaces: Vec<String> = isolated.iter().map(|p| ns_name(p).0).collect();
+    namespaces.dedup();
+    let cut = Cut {
+        id: id.clone(),
+        pods: isolated.iter().chain(others).map(ns_name).collect(),
+        policies: namespaces.iter().map(|ns| (ns.clone(), format!("runbook-partition-{id}"))).collect(),
+    };
+    ctx.cuts.lock().unwrap_or_else(|e| e.into_inner()).push(cut.clone());
+    for (pods, side) in [(isolated, "a"), (others, "b")] {
+        for pod in pods {
+            let (ns, name) = ns_name(pod);
+            label(ctx, &ns, &name, Some(&format!("{id}-{side}"))).await?;
+        }
+    }
+    let blocked: Vec<String> =
+        others.iter().filter_map(|p| p["status"]["podIP"].as_str()).map(|ip| format!("{ip}/32")).collect();
+    let run_id = ctx.render("{{ run_id }}");
+    for (ns, name) in &cut.policies {
+        let mut policy = policy(name, ns, &id, &blocked, direction);
+        labels::stamp(&mut policy, &run_id);
+        let (api, _, _) = ctx.api(Some("networking.k8s.io/v1"), "NetworkPolicy", Some(ns)).await?;
+        let object = serde_json::from_value(policy).map_err(StepError::from_source)?;
+        api.create(&PostParams::default(), &object).await?;
+    }
+    Ok(cut)
+}
+
+/// The policy that cuts the `<id>-a` pods of `ns` off from the `<id>-b` pods
+/// (and their addresses, for plugins whose ipBlock also matches pods).
+fn policy(name: &str, ns: &str, id: &str, blocked: &[String], direction: PartitionDirection) -> Value {
+    let peers = json!([
+        {"namespaceSelector": {},
+         "podSelector": {"matchExpressions": [{"key": LABEL, "operator": "NotIn", "values": [format!("{id}-b")]}]}},
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": blocked}}
+    ]);
+    let (types, ingress, egress) = match direction {
+        PartitionDirection::Both => (json!(["Ingress", "Egress"]), true, true),
+        PartitionDirection::Outbound => (json!(["Egress"]), false, true),
+        PartitionDirection::Inbound => (json!(["Ingress"]), true, false),
+    };
+    let mut spec = json!({"podSelector": {"matchLabels": {LABEL: format!("{id}-a")}}, "policyTypes": types});
+    if ingress {
+        spec["ingress"] = json!([{"from": peers}]);
+    }
+    if egress {
+        spec["egress"] = json!([{"to": peers}]);
+    }
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+           "metadata": {"name": name, "namespace": ns}, "spec": spec})
+}
+
+/// Sets (or, with `None`, removes) a pod's partition label; a pod that is
+/// gone needs nothing.
+async fn label(ctx: &Ctx, ns: &str, name: &str, value: Option<&str>) -> Result<(), StepError> {
+    let (api, _, _) = ctx.api(Some("v1"), "Pod", Some(ns)).await?;
+    let patch = json!({"metadata": {"labels": {LABEL: value}}});
+    match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes the cut's policies and takes its labels off; forgets the cut
+/// once all of that is done.
+async fn heal(ctx: &Ctx, cut: &Cut) -> Result<(), StepError> {
+    for (ns, name) in &cut.policies {
+        let (api, _, _) = ctx.api(Some("networking.k8s.io/v1"), "NetworkPolicy", Some(ns)).await?;
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for (ns, name) in &cut.pods {
+        label(ctx, ns, name, None).await?;
+    }
+    ctx.cuts.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| c.id != cut.id);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_isolates_side_a_from_side_b_only() {
+        let p = policy("runbook-partition-r-1", "ns", "r-1", &["10.244.0.9/32".into()], PartitionDirection::Both);
+        assert_eq!(p["spec"]["podSelector"], json!({"matchLabels": {LABEL: "r-1-a"}}));
+        assert_eq!(p["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+        assert_eq!(p["spec"]["ingress"][0]["from"], p["spec"]["egress"][0]["to"]);
+        let peers = &p["spec"]["ingress"][0]["from"];
+        assert_eq!(peers[0]["podSelector"]["matchExpressions"][0]["values"], json!(["r-1-b"]));
+        assert_eq!(peers[1]["ipBlock"]["except"], json!(["10.244.0.9/32"]));
+        let outbound = policy("n", "ns", "r-1", &[], PartitionDirection::Outbound);
+        assert_eq!(outbound["spec"]["policyTypes"], json!(["Egress"]));
+        assert!(outbound["spec"]["ingress"].is_null());
+        let inbound = policy("n", "ns", "r-1", &[], PartitionDirection::Inbound);
+        assert_eq!(inbound["spec"]["policyTypes"], json!(["Ingress"]));
+        assert!(inbound["spec"]["egress"].is_null());
+    }
+}

@@ -1,0 +1,88 @@
+//! The `partition` drill on the lab: while it holds, the isolated pod and the
+//! others cannot reach each other (real Redis pods, real connections) while
+//! the others still reach each other; when its time is up, and when the run
+//! is interrupted with Ctrl-C, the cut is healed: no policy, no label, and
+//! the pods reach each other again.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{TestLab, requires};
+use crate::lab_network_policy::{becomes, reaches, redis_pods};
+
+/// Starts `runbook run` of the partition fixture against the lab, holding
+/// the cut for `lasts`.
+fn start_run(t: &TestLab, lasts: &str) -> tokio::process::Child {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/partition.yaml");
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", "-f", &path.display().to_string(), "-n", "default", "--set", &format!("lasts={lasts}")])
+        .arg("--report")
+        .arg(format!("json={}", t.dir.path().join("partition.json").display()))
+        .arg("--kubeconfig")
+        .arg(&t.lab.kubeconfig)
+        .env("HOME", t.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (at most 30 s) until the cut's policy exists.
+async fn cut_in_place(t: &TestLab) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.kubectl(&["get", "networkpolicy", "-o", "name"]).await.trim().is_empty() {
+        assert!(Instant::now() < deadline, "no partition policy after 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the cut left: policies, and pods still labelled.
+async fn traces(t: &TestLab) -> (String, String) {
+    let policies = t.kubectl(&["get", "networkpolicy", "-o", "name"]).await;
+    let labelled = t.kubectl(&["get", "pods", "-l", "runbook.dev/partition", "-o", "name"]).await;
+    (policies.trim().to_string(), labelled.trim().to_string())
+}
+
+async fn separated(t: &TestLab, ips: &[String]) {
+    becomes("a -> b during the cut", false, async || reaches(t, "a", &ips[1]).await).await;
+    assert!(!reaches(t, "b", &ips[0]).await, "b -> a during the cut");
+    assert!(!reaches(t, "c", &ips[0]).await, "c -> a during the cut");
+    assert!(reaches(t, "b", &ips[2]).await, "b -> c: the others are not cut off from each other");
+}
+
+#[tokio::test]
+async fn a_partition_cuts_both_ways_while_it_holds_and_is_healed_after() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    let ips = redis_pods(&t, &["a", "b", "c"]).await;
+    let run = start_run(&t, "6s");
+    cut_in_place(&t).await;
+    separated(&t, &ips).await;
+    let out = run.wait_with_output().await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let doc = crate::common::report(&t.dir.path().join("partition.json"));
+    let cut = crate::common::step(&doc, "cut");
+    assert!(cut["output"].as_str().unwrap().contains("isolated: a\nfrom: b, c\n"), "{cut}");
+    assert!(crate::common::measurement(cut, "partition held") >= 6000.0, "{cut}");
+    assert_eq!(traces(&t).await, (String::new(), String::new()), "the cut left something behind");
+    becomes("a -> b once healed", true, async || reaches(&t, "a", &ips[1]).await).await;
+}
+
+#[tokio::test]
+async fn ctrl_c_during_a_partition_heals_it() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    let ips = redis_pods(&t, &["a", "b", "c"]).await;
+    let run = start_run(&t, "10m");
+    cut_in_place(&t).await;
+    separated(&t, &ips).await;
+    let pid = nix::unistd::Pid::from_raw(run.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out =
+        tokio::time::timeout(Duration::from_secs(60), run.wait_with_output()).await.expect("runbook ends").unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert_eq!(traces(&t).await, (String::new(), String::new()), "Ctrl-C left the cut in place:\n{text}");
+    becomes("a -> b after Ctrl-C", true, async || reaches(&t, "a", &ips[1]).await).await;
+}
