@@ -69,6 +69,11 @@ pub struct UpArgs {
     /// `--lab` runs take the same from RUNBOOK_LAB_LATENCY.
     #[arg(long, value_name = "DURATION", value_parser = parse_latency)]
     pub latency: Option<Duration>,
+    /// Store NetworkPolicies without enforcing them, to rehearse a cluster
+    /// whose network plugin ignores them (flannel, the CNI bridge): a
+    /// partition drill is then skipped, saying why.
+    #[arg(long)]
+    pub ignore_network_policy: bool,
     /// State directory (see `lab down --help`).
     #[command(flatten)]
     pub dir: DirArgs,
@@ -137,6 +142,7 @@ async fn up_foreground(args: &UpArgs) -> anyhow::Result<u8> {
         port: args.port,
         run_pods: !args.api_only,
         latency: args.latency,
+        ignore_network_policy: args.ignore_network_policy,
         ..crate::lab_host::lab_config(dir.clone())?
     };
     let lab = Lab::start(config).await?;
@@ -170,6 +176,7 @@ fn up_detached(args: &UpArgs) -> anyhow::Result<u8> {
         .arg(&dir)
         .args(args.api_only.then_some("--api-only"))
         .args(args.latency.map(|l| format!("--latency={}ms", l.as_millis())))
+        .args(args.ignore_network_policy.then_some("--ignore-network-policy"))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

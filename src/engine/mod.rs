@@ -32,8 +32,10 @@ pub mod redis;
 pub mod redis_client;
 pub mod roles;
 pub mod sentinel;
+mod sentinel_partition;
 mod troubles;
 pub mod wait;
+mod write_ledger;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -66,6 +68,10 @@ pub enum StepError {
     Invalid(String),
     /// The cluster or the tool broke.
     Infra(InfraError),
+    /// The cluster cannot do what a drill needs (a network plugin that does
+    /// not enforce NetworkPolicy cannot be partitioned): the step is
+    /// skipped, for this reason, and left out of the score.
+    NotHere(String),
 }
 
 /// Why the cluster or the tool could not do what a step asked. Keeps its
@@ -118,6 +124,7 @@ fn error_text(e: &StepError) -> String {
         StepError::Failed { expected, actual, .. } => format!("expected {expected}, found {actual}"),
         StepError::Invalid(m) => m.clone(),
         StepError::Infra(e) => e.to_string(),
+        StepError::NotHere(m) => m.clone(),
     }
 }
 
@@ -295,6 +302,9 @@ async fn run_action(ctx: &Ctx, scenario: &Scenario, action: &Action) -> Result<D
         Action::Sentinels(r) => sentinel::sentinels(ctx, r).await,
         Action::SentinelReset(r) => sentinel::reset(ctx, r).await,
         Action::Partition { spec, lasts } => partition::run(ctx, spec, *lasts).await,
+        Action::SentinelPartition { spec, lasts, timeout } => {
+            sentinel_partition::drill(ctx, spec, *lasts, *timeout).await
+        }
         Action::Http(h) => http::check(ctx, h).await,
         Action::HttpLoad { spec, timeout, settle, scale_in } => {
             http::load(ctx, spec, *timeout, *settle, *scale_in).await
@@ -381,6 +391,10 @@ fn to_result(ctx: &Ctx, outcome: Result<Done, StepError>, duration: Duration) ->
             r.status = Status::Error;
             r.error_kind = Some(ErrorKind::Invalid);
             r.message = Some(ctx.redact(&m));
+        }
+        Err(StepError::NotHere(why)) => {
+            r.status = Status::Skipped;
+            r.message = Some(ctx.redact(&why));
         }
         Err(StepError::Infra(e)) => {
             r.status = Status::Error;

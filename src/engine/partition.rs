@@ -113,7 +113,7 @@ fn ns_name(pod: &Value) -> (String, String) {
 
 /// Labels both sides and creates the policies, writing the cut into the
 /// context first so that whatever was done is undone.
-async fn make(
+pub(super) async fn make(
     ctx: &Ctx,
     isolated: &[Value],
     others: &[Value],
@@ -188,7 +188,7 @@ async fn label(ctx: &Ctx, ns: &str, name: &str, value: Option<&str>) -> Result<(
 
 /// Deletes the cut's policies and takes its labels off; forgets the cut
 /// once all of that is done.
-async fn heal(ctx: &Ctx, cut: &Cut) -> Result<(), StepError> {
+pub(super) async fn heal(ctx: &Ctx, cut: &Cut) -> Result<(), StepError> {
     for (ns, name) in &cut.policies {
         let (api, _, _) = ctx.api(Some("networking.k8s.io/v1"), "NetworkPolicy", Some(ns)).await?;
         match api.delete(name, &DeleteParams::default()).await {

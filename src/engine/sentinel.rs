@@ -26,12 +26,12 @@ fn failed(expected: String, actual: String, looked_at: &str, output: &[String]) 
     StepError::Failed { expected, actual, looked_at: looked_at.into(), output: output.join("\n"), diagnostics: None }
 }
 
-async fn running(ctx: &Ctx, pods: &PodRef) -> Result<Vec<Value>, StepError> {
+pub(super) async fn running(ctx: &Ctx, pods: &PodRef) -> Result<Vec<Value>, StepError> {
     Ok(ctx.pods(pods).await?.into_iter().filter(conditions::pod_running).collect())
 }
 
 /// What each Running Sentinel says the master's IP is.
-async fn masters_seen(
+pub(super) async fn masters_seen(
     ctx: &Ctx,
     sentinels: &PodRef,
     port: u16,
@@ -57,12 +57,12 @@ async fn masters_seen(
 }
 
 /// The master all Sentinels agree on, if they do (and there are any).
-fn agreed(seen: &[(String, Option<String>)]) -> Option<String> {
+pub(super) fn agreed(seen: &[(String, Option<String>)]) -> Option<String> {
     let first = seen.first()?.1.clone()?;
     seen.iter().all(|(_, ip)| ip.as_deref() == Some(first.as_str())).then_some(first)
 }
 
-fn describe(seen: &[(String, Option<String>)]) -> String {
+pub(super) fn describe(seen: &[(String, Option<String>)]) -> String {
     seen.iter().map(|(p, ip)| format!("{p}: {}", ip.as_deref().unwrap_or("?"))).collect::<Vec<_>>().join(", ")
 }
 

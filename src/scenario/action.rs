@@ -31,6 +31,8 @@ pub const HTTP_LOAD_SETTLE: Duration = Duration::from_secs(2);
 /// required; this is what an unreadable one falls back to while the
 /// problem is reported).
 const PARTITION_DEFAULT: Duration = Duration::from_secs(10);
+/// How long a partitioned group may take to converge once healed.
+pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a `command` may run before it is killed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -69,6 +71,8 @@ pub enum Action {
     SentinelReset(SentinelReset),
     /// A network partition between groups of pods, for `lasts`.
     Partition { spec: Partition, lasts: Duration },
+    /// The Sentinel master cut off for `lasts`; convergence within `timeout`.
+    SentinelPartition { spec: SentinelPartition, lasts: Duration, timeout: Duration },
     /// HTTP GETs against a LoadBalancer.
     Http(Http),
     /// HTTP load kept on while a pod is deleted or a rollout runs.
@@ -177,6 +181,7 @@ impl Action {
             http_load,
             sentinel_reset,
             partition,
+            sentinel_partition,
             command,
         } = step.clone();
         [
@@ -207,6 +212,11 @@ impl Action {
             sentinel_reset.map(Action::SentinelReset),
             partition.map(|spec| Action::Partition {
                 lasts: d.read("partition.for", &Some(spec.lasts.clone()), PARTITION_DEFAULT),
+                spec,
+            }),
+            sentinel_partition.map(|spec| Action::SentinelPartition {
+                lasts: d.read("sentinelPartition.for", &Some(spec.lasts.clone()), PARTITION_DEFAULT),
+                timeout: d.read("sentinelPartition.timeout", &spec.timeout, CONVERGE_TIMEOUT),
                 spec,
             }),
             http.map(Action::Http),
@@ -278,6 +288,7 @@ impl Action {
             Action::Sentinels(_) => "sentinels",
             Action::SentinelReset(_) => "sentinelReset",
             Action::Partition { .. } => "partition",
+            Action::SentinelPartition { .. } => "sentinelPartition",
             Action::Http(_) => "http",
             Action::HttpLoad { .. } => "httpLoad",
             Action::Command { .. } => "command",
@@ -295,6 +306,7 @@ impl Action {
             | Action::SentinelRestart { .. }
             | Action::SentinelReset(_)
             | Action::Partition { .. }
+            | Action::SentinelPartition { .. }
             | Action::HttpLoad { .. } => true,
             Action::Replication(r) => r.write_probe,
             Action::RedisKeys(k) => k.write.is_some(),
@@ -321,6 +333,7 @@ impl Action {
             | Action::SentinelFailover { .. }
             | Action::SentinelRestart { .. }
             | Action::Partition { .. }
+            | Action::SentinelPartition { .. }
             | Action::HttpLoad { .. } => StepKind::Disruptive,
             Action::Apply(_)
             | Action::Delete { .. }
@@ -362,6 +375,7 @@ impl Action {
             | Action::Sentinels(_)
             | Action::SentinelReset(_)
             | Action::Partition { .. }
+            | Action::SentinelPartition { .. }
             | Action::Http(_)
             | Action::HttpLoad { .. } => None,
         }
@@ -369,7 +383,7 @@ impl Action {
 }
 
 /// Every action's name, in the order the docs list them.
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 20] = [
     "apply",
     "wait",
     "exec",
@@ -386,6 +400,7 @@ pub const ALL: [&str; 19] = [
     "sentinels",
     "sentinelReset",
     "partition",
+    "sentinelPartition",
     "http",
     "httpLoad",
     "command",

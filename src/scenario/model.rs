@@ -158,6 +158,11 @@ pub struct StepFile {
     /// (the lab does), healed after `for` and always by the end of the run.
     #[serde(default)]
     pub partition: Option<Partition>,
+    /// The Sentinel partition drill: the master cut off from its replicas
+    /// and the Sentinels while a client writes, then healed; counts the
+    /// acknowledged writes lost, as Jepsen measures.
+    #[serde(default)]
+    pub sentinel_partition: Option<SentinelPartition>,
     /// A program run on this machine (helm, redis-benchmark, a script), with
     /// the run's kubeconfig, context and namespace in its environment.
     #[serde(default)]
@@ -855,6 +860,39 @@ pub struct Partition {
     /// How long the cut lasts (`20s`), after which it is healed.
     #[serde(rename = "for")]
     pub lasts: String,
+}
+
+/// The Sentinel partition drill.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SentinelPartition {
+    /// The Redis pods.
+    pub redis: PodRef,
+    /// The Sentinel pods.
+    pub sentinels: PodRef,
+    /// Sentinel's port; default 26379.
+    #[serde(default)]
+    pub sentinel_port: Option<u16>,
+    /// The monitored master's name (`mymaster`).
+    pub master_name: String,
+    /// The Redis password.
+    #[serde(default)]
+    pub auth: Option<SecretKey>,
+    /// How long the master stays cut off (`12s`): longer than
+    /// down-after-milliseconds, for the Sentinels to fail over meanwhile.
+    #[serde(rename = "for")]
+    pub lasts: String,
+    /// `min-replicas-to-write` set on every Redis pod for the drill (and put
+    /// back after it); left as configured when not given.
+    #[serde(default)]
+    pub min_replicas_to_write: Option<Count>,
+    /// `min-replicas-max-lag` in seconds, set with `minReplicasToWrite`.
+    #[serde(default)]
+    pub min_replicas_max_lag: Option<Count>,
+    /// How long the pods may take to agree on one master again once the
+    /// cut is healed; default 60s.
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 /// Which connections a partition stops.

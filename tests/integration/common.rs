@@ -133,7 +133,19 @@ impl TestLab {
         Self::start_with_config(run_pods, faults, None).await
     }
 
+    /// A lab that runs pods and stores NetworkPolicies without enforcing
+    /// them (`--ignore-network-policy`).
+    pub async fn ignoring_network_policy() -> TestLab {
+        let (config, dir) = Self::config(true, "", None);
+        Self::launch(LabConfig { ignore_network_policy: true, ..config }, dir).await
+    }
+
     async fn start_with_config(run_pods: bool, faults: &str, latency: Option<std::time::Duration>) -> TestLab {
+        let (config, dir) = Self::config(run_pods, faults, latency);
+        Self::launch(config, dir).await
+    }
+
+    fn config(run_pods: bool, faults: &str, latency: Option<std::time::Duration>) -> (LabConfig, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = LabConfig {
             latency,
@@ -143,6 +155,10 @@ impl TestLab {
             faults: Some(faults.to_string()),
             ..LabConfig::new(dir.path().join("state"))
         };
+        (config, dir)
+    }
+
+    async fn launch(config: LabConfig, dir: tempfile::TempDir) -> TestLab {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("lab runtime");
         let lab = runtime.spawn(Lab::start(config)).await.expect("lab start task").expect("lab starts");

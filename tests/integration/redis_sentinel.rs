@@ -47,6 +47,24 @@ async fn runs_twice_in_a_row_and_reports_the_failover() {
     assert_eq!(drill["timeline"].as_array().unwrap().len(), 4, "canaries, deleted, new master, back: {drill}");
     crate::browser::assert_html_report(t.dir.path(), "first", &first, Some("redis-sentinel-report.png")).await;
 
+    // The partition drills, as Jepsen measures: with the seed's configuration
+    // the cut-off master's acknowledged writes are lost; with
+    // min-replicas-to-write only those of the cut's first seconds can be.
+    let open = step(&first, "partition-drill");
+    assert_eq!(open["status"], "passed", "{open}");
+    assert!(measurement(open, "acknowledged writes lost") > 0.0, "{open}");
+    assert!(measurement(open, "split brain") > 0.0, "{open}");
+    let bounded = step(&first, "partition-drill-bounded");
+    assert_eq!(bounded["status"], "passed", "{bounded}");
+    assert!(measurement(bounded, "time without a writable master") > 0.0, "the master refused writes: {bounded}");
+    assert!(bounded["output"].as_str().unwrap().contains("min-replicas-to-write 1, min-replicas-max-lag 2"));
+    // Healed: no policy, no label, though the run kept everything else.
+    assert_eq!(t.kubectl(&["get", "networkpolicy", "-n", "redis", "-o", "name"]).await.trim(), "");
+    assert_eq!(
+        t.kubectl(&["get", "pods", "-n", "redis", "-l", "runbook.dev/partition", "-o", "name"]).await.trim(),
+        ""
+    );
+
     // Again, on the state the first run left (the master is now another pod).
     let (code, _, text) = run(&t, "second", &[]).await;
     assert_eq!(code, Some(0), "{text}");
@@ -141,4 +159,22 @@ async fn verify_fails_a_replica_with_the_wrong_masterauth() {
     assert!(failed(&doc).contains(&"replication-ok".to_string()), "{:?}", failed(&doc));
     let actual = step(&doc, "replication-ok")["actual"].as_str().unwrap().to_string();
     assert!(actual.contains(&format!("{replica}: master {master_ip}, link down")), "{actual}");
+}
+
+/// On a cluster whose network plugin ignores NetworkPolicy a partition
+/// cannot be made: the drills say so and are left out, the rest passes.
+#[tokio::test]
+async fn partition_drills_are_skipped_where_network_policy_is_not_enforced() {
+    requires!(Root);
+    let _serial = crate::common::DRILLS.lock().await;
+    let t = TestLab::ignoring_network_policy().await;
+    let (code, doc, text) = run(&t, "ignored", &[]).await;
+    assert_eq!(code, Some(0), "{text}");
+    for id in ["partition-drill", "partition-drill-bounded"] {
+        let drill = step(&doc, id);
+        assert_eq!(drill["status"], "skipped", "{drill}");
+        assert!(drill["message"].as_str().unwrap().contains("does not seem to enforce NetworkPolicy"), "{drill}");
+    }
+    let score = &doc["summary"]["score"];
+    assert_eq!(score[0], score[1], "skipped drills are left out of the score: {score}");
 }

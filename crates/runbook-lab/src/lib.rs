@@ -48,6 +48,9 @@ pub struct LabConfig {
     /// Remove the whole state dir when the lab stops (a lab started for one
     /// run); otherwise only pod data goes and the volumes stay.
     pub discard_state: bool,
+    /// Store NetworkPolicies without enforcing them, as a cluster whose
+    /// network plugin ignores them (flannel, the CNI bridge) does.
+    pub ignore_network_policy: bool,
 }
 
 impl LabConfig {
@@ -62,6 +65,7 @@ impl LabConfig {
             faults: None,
             latency: None,
             discard_state: false,
+            ignore_network_policy: false,
         }
     }
 }
@@ -126,7 +130,7 @@ impl Lab {
                 pods: Default::default(),
                 cgroups: kubelet::cgroups::Cgroups::create(),
                 usage: Default::default(),
-                policies: Default::default(),
+                policies: Arc::new(kubelet::policy_enforcer::PolicyEnforcer::new(!config.ignore_network_policy)),
             });
             tasks.push(tokio::spawn(ctx.usage.clone().run(ctx.clone())));
             tasks.push(tokio::spawn(ctx.policies.clone().run(ctx.clone())));

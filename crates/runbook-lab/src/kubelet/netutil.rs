@@ -1,6 +1,6 @@
-//! Sockets inside a pod's network namespace. A socket opened by a thread that
-//! joined the namespace keeps working from any thread, so the lab never needs a
-//! route from the host to pod addresses.
+//! Sockets inside a pod's network namespace, and programs run there. A
+//! socket opened by a thread that joined the namespace keeps working from any
+//! thread, so the lab never needs a route from the host to pod addresses.
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
@@ -42,4 +42,30 @@ pub fn in_netns<T: Send + 'static>(
     })
     .join()
     .map_err(|_| std::io::Error::other("netns thread panicked"))?
+}
+
+/// Runs `program ARGS` inside the network namespace of process `pid` with
+/// `input` on its stdin (`ip -batch -`, `nft -f -`); its stderr on failure.
+pub async fn run_in_netns(pid: u32, program: &std::path::Path, args: &[&str], input: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .arg(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running nsenter (util-linux) and {}", program.display()))?;
+    child.stdin.take().expect("piped").write_all(input.as_bytes()).await?;
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{} in the network namespace of {pid}: {}",
+            program.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }

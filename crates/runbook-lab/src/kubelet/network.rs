@@ -8,8 +8,7 @@ use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::sync::Mutex;
 
-use anyhow::{Context, bail};
-use tokio::io::AsyncWriteExt;
+use anyhow::Context;
 
 use super::process::{SpawnMode, host_child};
 
@@ -35,20 +34,9 @@ pub struct LabNetwork {
 
 /// Runs `ip -batch -` inside the network namespace of `pid`.
 pub async fn ip_batch(pid: u32, commands: &str) -> anyhow::Result<()> {
-    let mut child = tokio::process::Command::new("nsenter")
-        .arg(format!("--net=/proc/{pid}/ns/net"))
-        .args(["ip", "-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running nsenter/ip (util-linux, iproute2)")?;
-    child.stdin.take().expect("piped").write_all(commands.as_bytes()).await?;
-    let out = child.wait_with_output().await?;
-    if !out.status.success() {
-        bail!("ip in netns of {pid} failed: {}\n{commands}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(())
+    super::netutil::run_in_netns(pid, std::path::Path::new("ip"), &["-batch", "-"], commands)
+        .await
+        .with_context(|| format!("ip commands:\n{commands}"))
 }
 
 impl LabNetwork {

@@ -8,13 +8,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 use super::KubeletCtx;
@@ -27,15 +25,20 @@ use crate::net::policy_nft;
 /// The enforcer's memory: the script each pod (by uid) last loaded.
 pub struct PolicyEnforcer {
     nft: Option<PathBuf>,
+    ignored: bool,
     loaded: Mutex<HashMap<String, String>>,
     warned: Mutex<HashSet<String>>,
     wake: Notify,
 }
 
-impl Default for PolicyEnforcer {
-    fn default() -> Self {
+impl PolicyEnforcer {
+    /// An enforcer; with `enforce` false, policies are stored but not
+    /// enforced (and say so in an event), as with a network plugin that
+    /// ignores them.
+    pub fn new(enforce: bool) -> Self {
         PolicyEnforcer {
-            nft: super::sandbox::which("nft"),
+            nft: if enforce { super::sandbox::which("nft") } else { None },
+            ignored: !enforce,
             loaded: Mutex::default(),
             warned: Mutex::default(),
             wake: Notify::new(),
@@ -114,7 +117,11 @@ impl PolicyEnforcer {
         for policy in &world.policies {
             let uid = policy["metadata"]["uid"].as_str().unwrap_or_default().to_string();
             if warned.insert(uid) {
-                let message = "not enforced: the lab needs nft (nftables) on the host to enforce NetworkPolicy";
+                let message = if self.ignored {
+                    "not enforced: this lab ignores NetworkPolicy (--ignore-network-policy)"
+                } else {
+                    "not enforced: the lab needs nft (nftables) on the host to enforce NetworkPolicy"
+                };
                 objects::record_event(&ctx.store, policy, "Warning", "NotEnforced", message, "kubelet");
             }
         }
@@ -145,20 +152,6 @@ impl Snapshot {
 }
 
 /// Runs `nft -f -` with `script` in the network namespace of `pid`.
-async fn load(nft: &PathBuf, pid: u32, script: &str) -> anyhow::Result<()> {
-    let mut child = tokio::process::Command::new("nsenter")
-        .arg(format!("--net=/proc/{pid}/ns/net"))
-        .arg(nft)
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running nsenter/nft")?;
-    child.stdin.take().expect("piped").write_all(script.as_bytes()).await?;
-    let out = child.wait_with_output().await?;
-    if !out.status.success() {
-        bail!("loading the pod's NetworkPolicy rules failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(())
+async fn load(nft: &std::path::Path, pid: u32, script: &str) -> anyhow::Result<()> {
+    super::netutil::run_in_netns(pid, nft, &["-f", "-"], script).await.context("loading the pod's NetworkPolicy rules")
 }
