@@ -93,7 +93,9 @@ async fn an_ingress_policy_lets_in_only_what_it_allows_until_it_is_deleted() {
     assert!(reaches(&t, "db", frontend).await);
     assert!(reaches(&t, "other", frontend).await);
     let table = t.kubectl(&["get", "netpol"]).await;
-    assert!(table.starts_with("NAME") && table.contains("db-from-frontend   role=db"), "{table}");
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "POD-SELECTOR", "AGE"], "{table}");
+    assert_eq!(rows[1][..2], ["db-from-frontend", "role=db"], "{table}");
     let stored = t.kubectl(&["get", "netpol", "db-from-frontend", "-o", "jsonpath={.spec.policyTypes}"]).await;
     assert_eq!(stored, r#"["Ingress"]"#, "policyTypes defaulted as the API server does");
 

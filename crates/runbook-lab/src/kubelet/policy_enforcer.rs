@@ -143,14 +143,14 @@ impl PolicyEnforcer {
 /// The objects isolation is decided from, read once per pass.
 struct Snapshot {
     policies: Vec<Arc<Value>>,
-    pods: Vec<Value>,
+    pods: Vec<Arc<Value>>,
     namespaces: Vec<Arc<Value>>,
 }
 
 impl Snapshot {
     fn take(ctx: &KubeletCtx) -> Snapshot {
-        let mut pods: Vec<Value> = ctx.store.list("pods", None).0.iter().map(|p| p.as_ref().clone()).collect();
-        pods.push(policy::dns_pod(GATEWAY));
+        let mut pods = ctx.store.list("pods", None).0;
+        pods.push(Arc::new(policy::dns_pod(GATEWAY)));
         Snapshot {
             policies: ctx.store.list("networkpolicies", None).0,
             pods,

@@ -65,7 +65,7 @@ pub struct World<'a> {
     /// Every NetworkPolicy.
     pub policies: &'a [Arc<Value>],
     /// Every pod, with `status.podIP` where it has one.
-    pub pods: &'a [Value],
+    pub pods: &'a [Arc<Value>],
     /// Every Namespace.
     pub namespaces: &'a [Arc<Value>],
 }
@@ -136,7 +136,7 @@ fn rule_allows(pod: &Value, policy: &Value, rule: &Value, direction: Direction, 
     // Egress with a named port: one Allow per destination pod that has it.
     let destinations: Vec<(Block, &Value)> = match peers {
         Some(peers) => peers.into_iter().filter_map(|(b, p)| p.map(|p| (b, p))).collect(),
-        None => world.pods.iter().filter_map(|p| pod_block(p).map(|b| (b, p))).collect(),
+        None => world.pods.iter().filter_map(|p| pod_block(p).map(|b| (b, p.as_ref()))).collect(),
     };
     destinations
         .into_iter()
@@ -177,6 +177,7 @@ fn peer_blocks<'a>(policy: &Value, peer: &Value, world: &'a World) -> Vec<(Block
     world
         .pods
         .iter()
+        .map(|p| p.as_ref())
         .filter(|p| in_namespace(p["metadata"]["namespace"].as_str().unwrap_or_default()))
         .filter(|p| selects(&peer["podSelector"], &p["metadata"]["labels"]))
         .filter_map(|p| pod_block(p).map(|b| (b, Some(p))))
@@ -254,7 +255,9 @@ pub fn reaches(allows: &[Allow], ip: Ipv4Addr, protocol: &str, port: u16) -> boo
 /// a client no pod is (the node, or outside through it) passes, as traffic
 /// from the node always does.
 pub fn connection_allowed(world: &World, from: Ipv4Addr, to: Ipv4Addr, port: u16) -> bool {
-    let pod_at = |ip: Ipv4Addr| world.pods.iter().find(|p| p["status"]["podIP"].as_str() == Some(&ip.to_string()));
+    let pod_at = |ip: Ipv4Addr| {
+        world.pods.iter().map(|p| p.as_ref()).find(|p| p["status"]["podIP"].as_str() == Some(&ip.to_string()))
+    };
     let Some(sender) = pod_at(from) else { return true };
     let sends = isolation(sender, world).egress.as_deref().is_none_or(|allows| reaches(allows, to, "tcp", port));
     let accepts = pod_at(to).is_none_or(|pod| {

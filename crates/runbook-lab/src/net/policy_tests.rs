@@ -6,10 +6,10 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn pod(ns: &str, name: &str, ip: &str, labels: Value) -> Value {
-    json!({"metadata": {"namespace": ns, "name": name, "labels": labels},
+fn pod(ns: &str, name: &str, ip: &str, labels: Value) -> Arc<Value> {
+    Arc::new(json!({"metadata": {"namespace": ns, "name": name, "labels": labels},
            "spec": {"containers": [{"name": "c", "ports": [{"name": "redis", "containerPort": 6379}]}]},
-           "status": {"podIP": ip}})
+           "status": {"podIP": ip}}))
 }
 
 fn namespace(name: &str, labels: Value) -> Arc<Value> {
@@ -35,7 +35,7 @@ fn ip(cidr: &str) -> Block {
 }
 
 struct Fixture {
-    pods: Vec<Value>,
+    pods: Vec<Arc<Value>>,
     namespaces: Vec<Arc<Value>>,
 }
 
@@ -156,7 +156,7 @@ fn a_rule_whose_named_ports_resolve_nowhere_allows_nothing() {
 fn dns_is_reached_only_where_an_egress_rule_allows_the_dns_pods() {
     let mut f = fixture();
     let node = std::net::Ipv4Addr::new(10, 244, 0, 1);
-    f.pods.push(dns_pod(node));
+    f.pods.push(Arc::new(dns_pod(node)));
     f.namespaces.push(namespace("kube-system", json!({})));
     let deny = policy("default", json!({"podSelector": {}, "policyTypes": ["Egress"]}));
     let dns = policy(
