@@ -47,6 +47,7 @@ async fn execute(args: &CleanupArgs, patience: Duration) -> anyhow::Result<u8> {
         context: args.kube.context.clone(),
         namespace: args.namespace.clone(),
         lab: false,
+        lab_nodes: None,
     };
     let conn = client::connect(&choice, false, false).await?;
     let selector = leftovers::selector(args.run_id.as_deref());

@@ -78,6 +78,10 @@ pub struct ClusterArgs {
     /// Run on a fresh embedded lab cluster (needs root), removed afterwards.
     #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
     pub lab: bool,
+    /// How many nodes the `--lab` cluster has (default 1; a scenario's
+    /// `nodeDown` drill needs two or more).
+    #[arg(long, value_name = "N", requires = "lab", value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub lab_nodes: Option<u32>,
 }
 
 impl ClusterArgs {
@@ -88,6 +92,7 @@ impl ClusterArgs {
             context: self.kube.context.clone(),
             namespace: self.namespace.clone(),
             lab: self.lab,
+            lab_nodes: self.lab_nodes,
         }
     }
 }

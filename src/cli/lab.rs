@@ -74,6 +74,17 @@ pub struct UpArgs {
     /// partition drill is then skipped, saying why.
     #[arg(long)]
     pub ignore_network_policy: bool,
+    /// How many nodes the lab has: `runbook-lab`, then `runbook-lab-m02`, ...
+    ///
+    /// Pods are spread over them as kube-scheduler spreads them; a scenario's
+    /// `nodeDown` step takes one down. `run --lab` takes `--lab-nodes`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub nodes: u32,
+    /// How long a node may miss heartbeats before it is marked unreachable
+    /// (Ready Unknown, tainted, its pods not ready), as kube-controller-manager's
+    /// flag of that name.
+    #[arg(long, value_name = "DURATION", default_value = "50s", value_parser = parse_latency)]
+    pub node_monitor_grace_period: Duration,
     /// State directory (see `lab down --help`).
     #[command(flatten)]
     pub dir: DirArgs,
@@ -143,6 +154,8 @@ async fn up_foreground(args: &UpArgs) -> anyhow::Result<u8> {
         run_pods: !args.api_only,
         latency: args.latency,
         ignore_network_policy: args.ignore_network_policy,
+        nodes: args.nodes,
+        node_monitor_grace: args.node_monitor_grace_period,
         ..crate::lab_host::lab_config(dir.clone())?
     };
     let lab = Lab::start(config).await?;
@@ -177,6 +190,8 @@ fn up_detached(args: &UpArgs) -> anyhow::Result<u8> {
         .args(args.api_only.then_some("--api-only"))
         .args(args.latency.map(|l| format!("--latency={}ms", l.as_millis())))
         .args(args.ignore_network_policy.then_some("--ignore-network-policy"))
+        .arg(format!("--nodes={}", args.nodes))
+        .arg(format!("--node-monitor-grace-period={}ms", args.node_monitor_grace_period.as_millis()))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -177,6 +177,7 @@ async fn grade_one(
         context: learner.context.clone(),
         namespace: learner.namespace.clone(),
         lab: false,
+        lab_nodes: None,
     };
     let mut set: Vec<(String, String)> = learner.set.clone().into_iter().collect();
     set.extend(grading.set.iter().cloned());

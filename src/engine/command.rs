@@ -151,6 +151,14 @@ pub fn kubectl(action: &Action, resolved_pod: Option<&str>, render: &dyn Fn(&str
         | Action::SentinelPartition { .. }
         | Action::Http(_)
         | Action::HttpLoad { .. } => String::new(),
+        // What the lab is asked to do, as kubectl would ask it.
+        Action::NodeDown { spec, lasts, .. } => match &spec.node {
+            Some(node) => format!(
+                "kubectl annotate node {node} runbook.dev/down=runbook && sleep {} && kubectl annotate node {node} runbook.dev/down-",
+                lasts.as_secs()
+            ),
+            None => String::new(),
+        },
     };
     render(&text)
 }

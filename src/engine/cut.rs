@@ -1,6 +1,7 @@
-//! A network partition in place, as the run's context remembers it until it
-//! is healed (the `partition` step makes and heals it): the run heals every
-//! cut still in place when its steps end, interrupted or not.
+//! A fault in place, as the run's context remembers it until it is healed
+//! (a network partition, which the `partition` step makes and heals; a node
+//! taken down by `nodeDown`): the run heals every cut still in place when its
+//! steps end, interrupted or not.
 
 /// What a partition changed in the cluster.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -11,4 +12,6 @@ pub struct Cut {
     pub pods: Vec<(String, String)>,
     /// The NetworkPolicies made for it, as (namespace, name).
     pub policies: Vec<(String, String)>,
+    /// The lab nodes taken down (annotated `runbook.dev/down`).
+    pub nodes: Vec<String>,
 }

@@ -23,6 +23,7 @@ pub mod exec;
 pub mod expect;
 pub mod host_command;
 pub mod http;
+mod node_down;
 mod partial;
 mod partition;
 mod password_source;
@@ -305,6 +306,7 @@ async fn run_action(ctx: &Ctx, scenario: &Scenario, action: &Action) -> Result<D
         Action::SentinelPartition { spec, lasts, timeout } => {
             sentinel_partition::drill(ctx, spec, *lasts, *timeout).await
         }
+        Action::NodeDown { spec, lasts, timeout } => node_down::run(ctx, spec, *lasts, *timeout).await,
         Action::Http(h) => http::check(ctx, h).await,
         Action::HttpLoad { spec, timeout, settle, scale_in } => {
             http::load(ctx, spec, *timeout, *settle, *scale_in).await

@@ -63,18 +63,19 @@ pub async fn run(ctx: &Ctx, spec: &Partition, lasts: Duration) -> Result<Done, S
     Ok(done)
 }
 
-/// Heals every cut still in place (their steps were cut short); what could
+/// Heals every cut still in place (their steps were cut short): partitions
+/// and nodes taken down; what could
 /// not be undone, as `kind/name` lines for the run's leftovers.
 pub async fn heal_all(ctx: &Ctx) -> Vec<String> {
     let cuts: Vec<Cut> = ctx.cuts.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut left = Vec::new();
     for cut in cuts {
         if let Err(e) = heal(ctx, &cut).await {
+            let why = super::error_text(&e);
             left.extend(
-                cut.policies.iter().map(|(ns, n)| {
-                    format!("networkpolicy/{n} in {ns} (partition not healed: {})", super::error_text(&e))
-                }),
+                cut.policies.iter().map(|(ns, n)| format!("networkpolicy/{n} in {ns} (partition not healed: {why})")),
             );
+            left.extend(cut.nodes.iter().map(|n| format!("node/{n} (still down: {why})")));
         }
     }
     left
@@ -129,6 +130,7 @@ pub(super) async fn make(
         id: id.clone(),
         pods: isolated.iter().chain(others).map(ns_name).collect(),
         policies: namespaces.iter().map(|ns| (ns.clone(), format!("runbook-partition-{id}"))).collect(),
+        nodes: Vec::new(),
     };
     ctx.cuts.lock().unwrap_or_else(|e| e.into_inner()).push(cut.clone());
     for (pods, side) in [(isolated, "a"), (others, "b")] {
@@ -199,6 +201,9 @@ pub(super) async fn heal(ctx: &Ctx, cut: &Cut) -> Result<(), StepError> {
     }
     for (ns, name) in &cut.pods {
         label(ctx, ns, name, None).await?;
+    }
+    for node in &cut.nodes {
+        super::node_down::bring_back(ctx, node).await?;
     }
     ctx.cuts.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| c.id != cut.id);
     Ok(())

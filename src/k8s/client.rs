@@ -66,6 +66,8 @@ pub struct ClusterChoice {
     pub namespace: Option<String>,
     /// `--lab`: a fresh embedded lab.
     pub lab: bool,
+    /// `--lab-nodes`: how many nodes that lab has (default 1).
+    pub lab_nodes: Option<u32>,
 }
 
 /// A connected cluster.
@@ -175,7 +177,8 @@ pub async fn connect_unchecked(
             );
         }
         let dir = std::env::temp_dir().join(format!("runbook-lab-{}", std::process::id()));
-        let config = LabConfig { discard_state: true, ..crate::lab_host::lab_config(dir)? };
+        let nodes = choice.lab_nodes.unwrap_or(1);
+        let config = LabConfig { discard_state: true, nodes, ..crate::lab_host::lab_config(dir)? };
         let started = Lab::start(config).await.context("starting the embedded lab")?;
         let path = started.kubeconfig.clone();
         lab = Some(started);

@@ -33,6 +33,8 @@ pub const HTTP_LOAD_SETTLE: Duration = Duration::from_secs(2);
 const PARTITION_DEFAULT: Duration = Duration::from_secs(10);
 /// How long a partitioned group may take to converge once healed.
 pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a node taken down may take to be Ready again once back.
+pub const NODE_BACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a `command` may run before it is killed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -73,6 +75,8 @@ pub enum Action {
     Partition { spec: Partition, lasts: Duration },
     /// The Sentinel master cut off for `lasts`; convergence within `timeout`.
     SentinelPartition { spec: SentinelPartition, lasts: Duration, timeout: Duration },
+    /// A lab node down for `lasts`; Ready again within `timeout`.
+    NodeDown { spec: NodeDown, lasts: Duration, timeout: Duration },
     /// HTTP GETs against a LoadBalancer.
     Http(Http),
     /// HTTP load kept on while a pod is deleted or a rollout runs.
@@ -104,6 +108,7 @@ impl Action {
                 | Action::Capture(_)
                 | Action::Discover(_)
                 | Action::Command { .. }
+                | Action::NodeDown { .. }
         )
     }
 }
@@ -182,6 +187,7 @@ impl Action {
             sentinel_reset,
             partition,
             sentinel_partition,
+            node_down,
             command,
         } = step.clone();
         [
@@ -217,6 +223,11 @@ impl Action {
             sentinel_partition.map(|spec| Action::SentinelPartition {
                 lasts: d.read("sentinelPartition.for", &Some(spec.lasts.clone()), PARTITION_DEFAULT),
                 timeout: d.read("sentinelPartition.timeout", &spec.timeout, CONVERGE_TIMEOUT),
+                spec,
+            }),
+            node_down.map(|spec| Action::NodeDown {
+                lasts: d.read("nodeDown.for", &Some(spec.lasts.clone()), PARTITION_DEFAULT),
+                timeout: d.read("nodeDown.timeout", &spec.timeout, NODE_BACK_TIMEOUT),
                 spec,
             }),
             http.map(Action::Http),
@@ -289,6 +300,7 @@ impl Action {
             Action::SentinelReset(_) => "sentinelReset",
             Action::Partition { .. } => "partition",
             Action::SentinelPartition { .. } => "sentinelPartition",
+            Action::NodeDown { .. } => "nodeDown",
             Action::Http(_) => "http",
             Action::HttpLoad { .. } => "httpLoad",
             Action::Command { .. } => "command",
@@ -307,6 +319,7 @@ impl Action {
             | Action::SentinelReset(_)
             | Action::Partition { .. }
             | Action::SentinelPartition { .. }
+            | Action::NodeDown { .. }
             | Action::HttpLoad { .. } => true,
             Action::Replication(r) => r.write_probe,
             Action::RedisKeys(k) => k.write.is_some(),
@@ -334,6 +347,7 @@ impl Action {
             | Action::SentinelRestart { .. }
             | Action::Partition { .. }
             | Action::SentinelPartition { .. }
+            | Action::NodeDown { .. }
             | Action::HttpLoad { .. } => StepKind::Disruptive,
             Action::Apply(_)
             | Action::Delete { .. }
@@ -376,6 +390,7 @@ impl Action {
             | Action::SentinelReset(_)
             | Action::Partition { .. }
             | Action::SentinelPartition { .. }
+            | Action::NodeDown { .. }
             | Action::Http(_)
             | Action::HttpLoad { .. } => None,
         }
@@ -383,7 +398,7 @@ impl Action {
 }
 
 /// Every action's name, in the order the docs list them.
-pub const ALL: [&str; 20] = [
+pub const ALL: [&str; 21] = [
     "apply",
     "wait",
     "exec",
@@ -401,6 +416,7 @@ pub const ALL: [&str; 20] = [
     "sentinelReset",
     "partition",
     "sentinelPartition",
+    "nodeDown",
     "http",
     "httpLoad",
     "command",

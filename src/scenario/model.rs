@@ -163,6 +163,10 @@ pub struct StepFile {
     /// acknowledged writes lost, as Jepsen measures.
     #[serde(default)]
     pub sentinel_partition: Option<SentinelPartition>,
+    /// A lab node down for a while (its pods stop and vanish from the
+    /// network, its kubelet falls silent), then back (a drill; lab only).
+    #[serde(default)]
+    pub node_down: Option<NodeDown>,
     /// A program run on this machine (helm, redis-benchmark, a script), with
     /// the run's kubeconfig, context and namespace in its environment.
     #[serde(default)]
@@ -891,6 +895,24 @@ pub struct SentinelPartition {
     pub min_replicas_max_lag: Option<Count>,
     /// How long the pods may take to agree on one master again once the
     /// cut is healed; default 60s.
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// `nodeDown`: a node down for `for`, then back.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeDown {
+    /// The node, by name (`runbook-lab-m02`).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Or the node that runs this pod (its first Running pod).
+    #[serde(default)]
+    pub pod: Option<PodRef>,
+    /// How long the node stays down (`30s`).
+    #[serde(rename = "for")]
+    pub lasts: String,
+    /// How long it may take to be Ready again once back; default 60s.
     #[serde(default)]
     pub timeout: Option<String>,
 }

@@ -263,6 +263,11 @@ impl Checker<'_> {
                 }
             }
         }
+        if let Some(n) = &step.node_down
+            && n.node.is_some() == n.pod.is_some()
+        {
+            self.at_field(&step.id, "nodeDown", "nodeDown needs exactly one of node, pod".into());
+        }
         if let Some(k) = &step.redis_keys
             && k.write.is_some() == k.read.is_some()
         {

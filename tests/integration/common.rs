@@ -140,6 +140,13 @@ impl TestLab {
         Self::launch(LabConfig { ignore_network_policy: true, ..config }, dir).await
     }
 
+    /// A lab of `nodes` nodes that marks a silent node unreachable after
+    /// `grace` (`--nodes`, `--node-monitor-grace-period`).
+    pub async fn with_nodes(nodes: u32, grace: std::time::Duration) -> TestLab {
+        let (config, dir) = Self::config(true, "", None);
+        Self::launch(LabConfig { nodes, node_monitor_grace: grace, ..config }, dir).await
+    }
+
     async fn start_with_config(run_pods: bool, faults: &str, latency: Option<std::time::Duration>) -> TestLab {
         let (config, dir) = Self::config(run_pods, faults, latency);
         Self::launch(config, dir).await

@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 use crate::common::{TestLab, requires};
 use crate::lab_network_policy::{becomes, reaches, redis_pods};
 
-/// Starts `runbook run` of the partition fixture against the lab, holding
-/// the cut for `lasts`.
-fn start_run(t: &TestLab, lasts: &str) -> tokio::process::Child {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/partition.yaml");
+/// Starts `runbook run` of the fixture `fixture` (partition, node-down)
+/// against the lab, its fault lasting `lasts`; its JSON report goes to
+/// `FIXTURE.json` in the test dir.
+pub fn start_run(t: &TestLab, fixture: &str, lasts: &str) -> tokio::process::Child {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/scenarios/{fixture}.yaml"));
     tokio::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
         .args(["run", "-f", &path.display().to_string(), "-n", "default", "--set", &format!("lasts={lasts}")])
         .arg("--report")
-        .arg(format!("json={}", t.dir.path().join("partition.json").display()))
+        .arg(format!("json={}", t.dir.path().join(format!("{fixture}.json")).display()))
         .arg("--kubeconfig")
         .arg(&t.lab.kubeconfig)
         .env("HOME", t.dir.path())
@@ -55,7 +56,7 @@ async fn a_partition_cuts_both_ways_while_it_holds_and_is_healed_after() {
     requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let ips = redis_pods(&t, &["a", "b", "c"]).await;
-    let run = start_run(&t, "6s");
+    let run = start_run(&t, "partition", "6s");
     cut_in_place(&t).await;
     separated(&t, &ips).await;
     let out = run.wait_with_output().await.unwrap();
@@ -75,7 +76,7 @@ async fn ctrl_c_during_a_partition_heals_it() {
     requires!(Root, Kubectl);
     let t = TestLab::with_pods().await;
     let ips = redis_pods(&t, &["a", "b", "c"]).await;
-    let run = start_run(&t, "10m");
+    let run = start_run(&t, "partition", "10m");
     cut_in_place(&t).await;
     separated(&t, &ips).await;
     let pid = nix::unistd::Pid::from_raw(run.id().unwrap() as i32);

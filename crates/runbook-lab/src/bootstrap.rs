@@ -1,5 +1,5 @@
 //! The objects a fresh cluster has before anyone applies anything: the system
-//! namespaces, the node, and a default StorageClass named `standard` (as kind has).
+//! namespaces, the nodes, and a default StorageClass named `standard` (as kind has).
 
 use serde_json::json;
 
@@ -11,12 +11,26 @@ use crate::api::store::Store;
 /// kube-controller-manager's root-ca-cert-publisher keeps it).
 pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 
-/// Name of the lab's single node.
+/// Name of the lab's first node (its only one unless it has more).
 pub const NODE_NAME: &str = "runbook-lab";
 
-/// Creates the built-in objects; `ca_pem` is the API server's CA, published
-/// as `kube-root-ca.crt` in every namespace.
-pub fn seed(store: &Store, ca_pem: &str) -> anyhow::Result<()> {
+/// The names of a lab's `count` nodes: `runbook-lab`, then `runbook-lab-m02`,
+/// `runbook-lab-m03`, ... (minikube's convention for added nodes).
+pub fn node_names(count: u32) -> Vec<String> {
+    (1..=count.max(1)).map(|i| if i == 1 { NODE_NAME.to_string() } else { format!("{NODE_NAME}-m{i:02}") }).collect()
+}
+
+/// The InternalIP a node reports (and its pods as their hostIP): `127.0.0.N`
+/// for the Nth node, all of them this host's loopback.
+pub fn node_ip(name: &str) -> String {
+    let index =
+        name.strip_prefix(NODE_NAME).and_then(|rest| rest.strip_prefix("-m")).and_then(|n| n.parse::<u32>().ok());
+    format!("127.0.0.{}", index.unwrap_or(1))
+}
+
+/// Creates the built-in objects and `nodes` nodes; `ca_pem` is the API
+/// server's CA, published as `kube-root-ca.crt` in every namespace.
+pub fn seed(store: &Store, ca_pem: &str, nodes: u32) -> anyhow::Result<()> {
     let create = |key: &str, ns: &str, object: serde_json::Value| -> anyhow::Result<()> {
         let rt = by_key(key).ok_or_else(|| anyhow::anyhow!("unknown resource {key}"))?;
         objects::create(store, rt, ns, object, false).map_err(|e| anyhow::anyhow!("bootstrap {key}: {}", e.message))?;
@@ -58,25 +72,30 @@ pub fn seed(store: &Store, ca_pem: &str) -> anyhow::Result<()> {
         "memory": format!("{}Ki", crate::kubelet::fit::host_memory_bytes() / 1024),
         "pods": "110",
     });
-    create(
-        "nodes",
-        "",
-        json!({
-            "metadata": {"name": NODE_NAME, "labels": {
-                "kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux",
-                "node-role.kubernetes.io/control-plane": ""}},
-            "spec": {},
-            "status": {
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                "message": "runbook lab kubelet is posting ready status",
-                                "lastHeartbeatTime": now, "lastTransitionTime": now}],
-                "nodeInfo": {"osImage": os, "kernelVersion": kernel, "containerRuntimeVersion": "runbook-lab://1",
-                             "kubeletVersion": "v1.33.0-runbook-lab", "operatingSystem": "linux", "architecture": std::env::consts::ARCH},
-                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}],
-                "capacity": resources,
-                "allocatable": resources,
-            }
-        }),
-    )?;
+    for name in node_names(nodes) {
+        let mut labels = json!({"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"});
+        if name == NODE_NAME {
+            labels["node-role.kubernetes.io/control-plane"] = json!("");
+        }
+        let ip = node_ip(&name);
+        create(
+            "nodes",
+            "",
+            json!({
+                "metadata": {"name": name, "labels": labels},
+                "spec": {},
+                "status": {
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                    "message": "runbook lab kubelet is posting ready status",
+                                    "lastHeartbeatTime": now, "lastTransitionTime": now}],
+                    "nodeInfo": {"osImage": os, "kernelVersion": kernel, "containerRuntimeVersion": "runbook-lab://1",
+                                 "kubeletVersion": "v1.33.0-runbook-lab", "operatingSystem": "linux", "architecture": std::env::consts::ARCH},
+                    "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+                    "capacity": resources,
+                    "allocatable": resources,
+                }
+            }),
+        )?;
+    }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The embedded lab: a single-node Kubernetes stand-in served on loopback, so
+//! The embedded lab: a Kubernetes stand-in of one node or more served on loopback, so
 //! scenarios run end to end without a cluster. See docs/lab.md.
 
 pub mod api;
@@ -51,6 +51,12 @@ pub struct LabConfig {
     /// Store NetworkPolicies without enforcing them, as a cluster whose
     /// network plugin ignores them (flannel, the CNI bridge) does.
     pub ignore_network_policy: bool,
+    /// How many nodes the lab has (at least one): pods are spread over them
+    /// and each can be taken down on its own.
+    pub nodes: u32,
+    /// How long a node may miss heartbeats before it is marked unreachable
+    /// (kube-controller-manager's `--node-monitor-grace-period`, 50 s).
+    pub node_monitor_grace: std::time::Duration,
 }
 
 impl LabConfig {
@@ -66,6 +72,8 @@ impl LabConfig {
             latency: None,
             discard_state: false,
             ignore_network_policy: false,
+            nodes: 1,
+            node_monitor_grace: std::time::Duration::from_secs(50),
         }
     }
 }
@@ -110,7 +118,7 @@ impl Lab {
         let mut guard = start_guard::StartGuard::new(config.state_dir.clone(), config.discard_state, shutdown.clone());
         let mut tasks = controllers::start(store.clone(), shutdown.clone());
         let certs = tls::generate()?;
-        bootstrap::seed(&store, &certs.ca_pem)?;
+        bootstrap::seed(&store, &certs.ca_pem, config.nodes)?;
         let (network, kubelet_ctx) = if config.run_pods {
             kubelet::sandbox::preflight()?;
             let sandbox_program = config
@@ -131,7 +139,11 @@ impl Lab {
                 cgroups: kubelet::cgroups::Cgroups::create(),
                 usage: Default::default(),
                 policies: Arc::new(kubelet::policy_enforcer::PolicyEnforcer::new(!config.ignore_network_policy)),
+                down_nodes: Default::default(),
             });
+            let beat = kubelet::heartbeat::interval(config.node_monitor_grace);
+            tasks.push(tokio::spawn(kubelet::heartbeat::run(ctx.clone(), beat)));
+            tasks.push(controllers::node_lifecycle::spawn(store.clone(), config.node_monitor_grace, shutdown.clone()));
             tasks.push(tokio::spawn(ctx.usage.clone().run(ctx.clone())));
             tasks.push(tokio::spawn(ctx.policies.clone().run(ctx.clone())));
             tasks.push(tokio::spawn(kubelet::run(ctx.clone())));

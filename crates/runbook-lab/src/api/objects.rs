@@ -461,8 +461,9 @@ pub fn record_event_at(
     match component {
         // The kubelet names its node, as source and as reporting instance.
         "kubelet" => {
-            event["source"]["host"] = json!(crate::bootstrap::NODE_NAME);
-            event["reportingInstance"] = json!(crate::bootstrap::NODE_NAME);
+            let node = object["spec"]["nodeName"].as_str().unwrap_or(crate::bootstrap::NODE_NAME);
+            event["source"]["host"] = json!(node);
+            event["reportingInstance"] = json!(node);
         }
         // The scheduler records through events.k8s.io/v1: an event time, no
         // count or first/last timestamps, an action, no source.

@@ -106,6 +106,7 @@ pub static RESOURCES: &[ResourceType] = &[
         true
     ),
     resource!("storage.k8s.io", "v1", "storageclasses", "storageclass", "StorageClass", false, &["sc"], &[], false),
+    resource!("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, &[], &[], false),
     resource!("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", true, &[], &[], false),
     resource!(
         "networking.k8s.io",
@@ -121,7 +122,8 @@ pub static RESOURCES: &[ResourceType] = &[
 ];
 
 /// The API groups (besides core) in the order discovery lists them.
-pub const GROUPS: &[&str] = &["apps", "autoscaling", "storage.k8s.io", "discovery.k8s.io", "networking.k8s.io"];
+pub const GROUPS: &[&str] =
+    &["apps", "autoscaling", "storage.k8s.io", "coordination.k8s.io", "discovery.k8s.io", "networking.k8s.io"];
 
 /// Finds a resource by group, version and plural.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {

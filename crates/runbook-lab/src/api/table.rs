@@ -347,6 +347,7 @@ fn columns_for(kind: &str) -> Vec<Column> {
             col("Replicas", |o, _| json!(o["status"]["currentReplicas"].as_i64().unwrap_or(0))),
             col("Age", age),
         ],
+        "Lease" => vec![col("Holder", |o, _| o["spec"]["holderIdentity"].clone()), col("Age", age)],
         "NetworkPolicy" => {
             vec![col("Pod-Selector", |o, _| json!(selector_text(&o["spec"]["podSelector"]))), col("Age", age)]
         }

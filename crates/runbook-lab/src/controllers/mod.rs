@@ -8,6 +8,7 @@ pub mod gc;
 pub mod hpa;
 pub mod hpa_math;
 pub mod namespaces;
+pub mod node_lifecycle;
 pub mod replicaset;
 pub mod statefulset;
 pub mod volumes;

@@ -61,8 +61,11 @@ pub fn environment(
     pod: &Value,
     spec: &Value,
 ) -> Result<Vec<(String, String)>, String> {
-    let ip = handle.view.lock().unwrap_or_else(|e| e.into_inner()).pod_ip.clone().unwrap_or_default();
-    let facts = PodFacts { pod, pod_ip: &ip, host_ip: "127.0.0.1" };
+    let (ip, host_ip) = {
+        let view = handle.view.lock().unwrap_or_else(|e| e.into_inner());
+        (view.pod_ip.clone().unwrap_or_default(), view.host_ip.clone())
+    };
+    let facts = PodFacts { pod, pod_ip: &ip, host_ip: &host_ip };
     let mut all = vec![
         ("PATH".to_string(), DEFAULT_PATH.to_string()),
         ("HOSTNAME".to_string(), handle.name.clone()),

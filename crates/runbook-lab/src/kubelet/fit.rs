@@ -1,6 +1,6 @@
-//! The scheduler's resource check on the lab's node: a pod whose CPU or
-//! memory requests do not fit in what the node has left stays Pending,
-//! Unschedulable, with the scheduler's message (NodeResourcesFit).
+//! The scheduler's resource check on a lab node (NodeResourcesFit): a pod
+//! whose CPU or memory requests do not fit in what the node has left cannot
+//! go there.
 
 use serde_json::Value;
 
@@ -42,9 +42,10 @@ pub fn request_of(pod: &Value) -> Request {
     sum
 }
 
-/// Why `pod` does not fit on a node with `allocatable` already running
-/// `placed` (pods bound there and not finished); None when it fits.
-pub fn misfit(pod: &Value, allocatable: &Value, placed: &[&Value]) -> Option<String> {
+/// The resources `pod` lacks on a node with `allocatable` already running
+/// `placed` (pods bound there and not finished), as the scheduler's reasons
+/// (`Insufficient cpu`); None when it fits.
+pub fn shortfall(pod: &Value, allocatable: &Value, placed: &[&Value]) -> Option<Vec<String>> {
     let want = request_of(pod);
     let free = placed.iter().fold(amount(&serde_json::json!({"a": allocatable}), "a"), |left, p| {
         let used = request_of(p);
@@ -52,19 +53,12 @@ pub fn misfit(pod: &Value, allocatable: &Value, placed: &[&Value]) -> Option<Str
     });
     let mut short = Vec::new();
     if want.cpu_millis > free.cpu_millis {
-        short.push("1 Insufficient cpu");
+        short.push("Insufficient cpu".to_string());
     }
     if want.memory_bytes > free.memory_bytes {
-        short.push("1 Insufficient memory");
+        short.push("Insufficient memory".to_string());
     }
-    if short.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "0/1 nodes are available: {}. no new claims to deallocate, preemption: 0/1 nodes are available: 1 \
-         Preemption is not helpful for scheduling.",
-        short.join(", ")
-    ))
+    (!short.is_empty()).then_some(short)
 }
 
 /// The node's memory in bytes (MemTotal), for its capacity.
@@ -92,14 +86,12 @@ mod tests {
     #[test]
     fn requests_beyond_what_is_left_do_not_fit() {
         let node = json!({"cpu": "2", "memory": "4Gi"});
-        assert_eq!(misfit(&pod("1", "1Gi"), &node, &[]), None);
-        let message = misfit(&pod("100", "1Gi"), &node, &[]).unwrap();
-        assert!(message.starts_with("0/1 nodes are available: 1 Insufficient cpu. no new claims"), "{message}");
-        let both = misfit(&pod("3", "5Gi"), &node, &[]).unwrap();
-        assert!(both.contains("1 Insufficient cpu, 1 Insufficient memory."));
+        assert_eq!(shortfall(&pod("1", "1Gi"), &node, &[]), None);
+        assert_eq!(shortfall(&pod("100", "1Gi"), &node, &[]).unwrap(), ["Insufficient cpu"]);
+        assert_eq!(shortfall(&pod("3", "5Gi"), &node, &[]).unwrap(), ["Insufficient cpu", "Insufficient memory"]);
         // What runs already counts.
         let running = pod("1500m", "1Gi");
-        assert!(misfit(&pod("1", "1Gi"), &node, &[&running]).is_some());
+        assert_eq!(shortfall(&pod("1", "1Gi"), &node, &[&running]).unwrap(), ["Insufficient cpu"]);
         // Init containers run one at a time, before the others.
         let init = json!({"spec": {"initContainers": [{"resources": {"requests": {"cpu": "2"}}}],
                                    "containers": [{"resources": {"requests": {"cpu": "500m"}}}]}});

@@ -1,17 +1,20 @@
-//! The lab's kubelet (and scheduler): binds pods to the single node and runs
+//! The lab's kubelet (and scheduler): binds pods to the lab's nodes and runs
 //! them as host processes inside their own namespaces. See docs/lab.md.
 
+pub mod affinity;
 pub mod capabilities;
 pub mod cgroups;
 pub mod container;
 pub mod env;
 pub mod exec;
 pub mod fit;
+pub mod heartbeat;
 mod image;
 pub mod logfile;
 pub mod logs;
 pub mod netutil;
 pub mod network;
+pub mod node_down;
 pub mod pod;
 pub mod policy_enforcer;
 pub mod portforward;
@@ -19,6 +22,7 @@ pub mod portforward_spdy;
 pub mod probes;
 pub mod process;
 pub mod sandbox;
+pub mod scheduler;
 pub mod spdy;
 pub mod status;
 pub mod terminal;
@@ -39,7 +43,6 @@ use tokio_util::sync::CancellationToken;
 use crate::api::objects::{self, Part};
 use crate::api::resources::by_key;
 use crate::api::store::{ChangeType, Store};
-use crate::bootstrap::NODE_NAME;
 use network::LabNetwork;
 use pod::PodHandle;
 
@@ -67,6 +70,8 @@ pub struct KubeletCtx {
     pub usage: Arc<usage::Usage>,
     /// NetworkPolicy, enforced in the pods' network namespaces.
     pub policies: Arc<policy_enforcer::PolicyEnforcer>,
+    /// The nodes that are down (their kubelet does nothing).
+    pub down_nodes: node_down::DownNodes,
 }
 
 impl KubeletCtx {
@@ -113,8 +118,14 @@ pub async fn run(ctx: Arc<KubeletCtx>) {
                     }
                 }
                 Ok(c) if c.resource == "networkpolicies" || c.resource == "namespaces" => ctx.policies.poke(),
-                // An uncordoned node takes the pods that waited for it.
-                Ok(c) if c.resource == "nodes" => retry_unscheduled(&ctx),
+                Ok(c) if c.resource == "nodes" => {
+                    let name = c.object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                    if node_down::asks_down(&c.object) != ctx.down_nodes.contains(&name) {
+                        tokio::spawn(node_down::reconcile(ctx.clone(), name));
+                    }
+                    // An uncordoned node takes the pods that waited for it.
+                    retry_unscheduled(&ctx);
+                }
                 Ok(c) if c.resource == "configmaps" || c.resource == "secrets" => {
                     refresh_volumes(&ctx, c.resource == "secrets", &c.object);
                 }
@@ -171,7 +182,12 @@ async fn stop_all(ctx: &KubeletCtx) {
     }
 }
 
+/// Acts on a pod's change: schedules it, starts it, stops it. The kubelet of
+/// a node that is down does nothing (it catches up when the node is back).
 fn handle(ctx: &Arc<KubeletCtx>, pod: &Value, deleted: bool) {
+    if pod["spec"]["nodeName"].as_str().is_some_and(|node| ctx.down_nodes.contains(node)) {
+        return;
+    }
     let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
     let existing = ctx.pods.lock().unwrap_or_else(|e| e.into_inner()).get(&uid).cloned();
     if deleted {
@@ -203,35 +219,32 @@ fn handle(ctx: &Arc<KubeletCtx>, pod: &Value, deleted: bool) {
     }
 }
 
-/// The scheduler's whole job on one node: bind the pod to it, unless the node
-/// is cordoned or has too little CPU or memory left (then the pod stays
-/// Pending, Unschedulable, as on a real cluster, and is tried again later).
+/// Binds the pod to the node the scheduler picks; when none fits, the pod
+/// stays Pending, Unschedulable, with the scheduler's message, as on a real
+/// cluster, and is tried again when a pod or node changes.
 fn schedule(ctx: &KubeletCtx, pod: &Value) {
     let Some(pods) = by_key("pods") else { return };
     let (ns, name) = objects::ns_name(pod);
-    let node = ctx.store.get("nodes", "", NODE_NAME);
-    let why_not = if node.as_ref().is_some_and(|n| n["spec"]["unschedulable"] == true) {
-        Some("0/1 nodes are available: 1 node(s) were unschedulable.".to_string())
-    } else {
-        let (all, _) = ctx.store.list("pods", None);
-        let placed: Vec<&Value> = all
-            .iter()
-            .map(|p| p.as_ref())
-            .filter(|p| {
-                p["spec"]["nodeName"] == NODE_NAME
-                    && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
-            })
-            .collect();
-        let allocatable = node.as_ref().map(|n| n["status"]["allocatable"].clone()).unwrap_or_default();
-        fit::misfit(pod, &allocatable, &placed)
-    };
-    if let Some(message) = why_not {
-        let marked = pod["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["reason"] == "Unschedulable" && c["message"] == message.as_str());
-        if !marked {
+    let (nodes, _) = ctx.store.list("nodes", None);
+    let (all, _) = ctx.store.list("pods", None);
+    match scheduler::place(pod, &scheduler::Cluster { nodes: &nodes, pods: &all }) {
+        Ok(node) => {
+            let mut bound = pod.clone();
+            bound["spec"]["nodeName"] = json!(node);
+            if let Ok(stored) = objects::update(&ctx.store, pods, &ns, &name, bound, Part::Main) {
+                let message = format!("Successfully assigned {ns}/{name} to {node}");
+                objects::record_event(&ctx.store, &stored, "Normal", "Scheduled", &message, "default-scheduler");
+            }
+        }
+        Err(message) => {
+            let marked = pod["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["reason"] == "Unschedulable" && c["message"] == message.as_str());
+            if marked {
+                return;
+            }
             let mut next = pod.clone();
             next["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                 "message": message, "lastProbeTime": null, "lastTransitionTime": objects::now()}]);
@@ -246,13 +259,6 @@ fn schedule(ctx: &KubeletCtx, pod: &Value) {
                 );
             }
         }
-        return;
-    }
-    let mut bound = pod.clone();
-    bound["spec"]["nodeName"] = json!(NODE_NAME);
-    if let Ok(stored) = objects::update(&ctx.store, pods, &ns, &name, bound, Part::Main) {
-        let message = format!("Successfully assigned {ns}/{name} to {NODE_NAME}");
-        objects::record_event(&ctx.store, &stored, "Normal", "Scheduled", &message, "default-scheduler");
     }
 }
 
@@ -280,6 +286,14 @@ impl crate::api::PodSubresources for KubeletSubresources {
             } else {
                 None
             };
+            let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
+            if ctx.down_nodes.contains(node) {
+                // What the API server says when it cannot reach the kubelet.
+                let ip = crate::bootstrap::node_ip(node);
+                return Err(ApiError::internal(format!(
+                    "error dialing backend: dial tcp {ip}:10250: connect: no route to host"
+                )));
+            }
             let handle = ctx.pod(ns, name).filter(|h| h.sandbox_pid.load(std::sync::atomic::Ordering::SeqCst) != 0);
             let Some(handle) = handle else {
                 return Err(ApiError::bad_request(format!(

@@ -32,6 +32,12 @@ pub struct LabNetwork {
     last: Mutex<u32>,
 }
 
+/// The name of the bridge-side end of the veth of the pod at `ip`.
+fn host_end(ip: Ipv4Addr) -> String {
+    let octets = ip.octets();
+    format!("rbv{}x{}", octets[2], octets[3])
+}
+
 /// Runs `ip -batch -` inside the network namespace of `pid`.
 pub async fn ip_batch(pid: u32, commands: &str) -> anyhow::Result<()> {
     super::netutil::run_in_netns(pid, std::path::Path::new("ip"), &["-batch", "-"], commands)
@@ -100,8 +106,7 @@ impl LabNetwork {
 
     /// Wires the sandbox `pid` to the bridge with address `ip`.
     pub async fn attach(&self, pid: u32, ip: Ipv4Addr) -> anyhow::Result<()> {
-        let octets = ip.octets();
-        let host_end = format!("rbv{}x{}", octets[2], octets[3]);
+        let host_end = host_end(ip);
         // A stale end from a pod that had this address before: remove it first.
         let _ = ip_batch(self.holder_pid, &format!("link del {host_end}\n")).await;
         ip_batch(
@@ -118,6 +123,13 @@ impl LabNetwork {
             ),
         )
         .await
+    }
+
+    /// Plugs the veth of the pod at `ip` into the bridge (`up`) or unplugs
+    /// it: unplugged, what is sent to the pod vanishes, as to a dead node.
+    pub async fn set_link(&self, ip: Ipv4Addr, up: bool) -> anyhow::Result<()> {
+        let state = if up { "up" } else { "down" };
+        ip_batch(self.holder_pid, &format!("link set {} {state}\n", host_end(ip))).await
     }
 
     /// Removes the namespace (and with it the bridge and every host-side veth).

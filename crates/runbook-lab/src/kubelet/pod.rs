@@ -37,6 +37,8 @@ pub struct PodHandle {
     pub uid: String,
     /// The pod's directory in the state dir.
     pub dir: PathBuf,
+    /// The node the pod is bound to.
+    pub node: String,
     /// Pid of the sandbox (0 until it runs).
     pub sandbox_pid: AtomicU32,
     /// What the kubelet knows of the pod.
@@ -57,13 +59,16 @@ impl PodHandle {
     pub fn start(ctx: Arc<KubeletCtx>, pod: &Value) -> Arc<PodHandle> {
         let (ns, name) = objects::ns_name(pod);
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+        let view = PodView { host_ip: crate::bootstrap::node_ip(&node), ..PodView::default() };
         let handle = Arc::new(PodHandle {
             ns,
             name,
             dir: ctx.state_dir.join("pods").join(&uid),
             uid: uid.clone(),
             sandbox_pid: AtomicU32::new(0),
-            view: Mutex::new(PodView::default()),
+            node,
+            view: Mutex::new(view),
             envs: Mutex::new(Vec::new()),
             groups: Mutex::new(Default::default()),
             mount_views: Mutex::new(Default::default()),
@@ -124,7 +129,10 @@ impl PodHandle {
         // (one container still waiting) can be written last and stay.
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
         change(&mut view);
-        status::publish(&ctx.store, &self.ns, &self.name, &view);
+        // A node that is down posts nothing; it posts the view when back.
+        if !ctx.down_nodes.contains(&self.node) {
+            status::publish(&ctx.store, &self.ns, &self.name, &view);
+        }
     }
 }
 

@@ -162,6 +162,10 @@ pub fn spawn(
                     _ = stop.cancelled() => return,
                 }
                 delay = Duration::from_secs(settings.period);
+                // The kubelet of a node that is down probes nothing.
+                if ctx.down_nodes.contains(&handle.node) {
+                    continue;
+                }
                 let sandbox = handle.sandbox_pid.load(Ordering::SeqCst);
                 let ip = handle.view.lock().unwrap_or_else(|e| e.into_inner()).pod_ip.clone().unwrap_or_default();
                 let env = handle

@@ -82,6 +82,8 @@ pub struct PodView {
     pub initialized: bool,
     /// Terminal phase set by the worker (Succeeded/Failed), if any.
     pub final_phase: Option<&'static str>,
+    /// The IP of the pod's node (its hostIP).
+    pub host_ip: String,
 }
 
 impl PodView {
@@ -120,8 +122,8 @@ pub fn build(view: &PodView, previous: &Value) -> Value {
     let mut status = json!({
         "phase": view.phase(),
         "qosClass": previous["qosClass"],
-        "hostIP": "127.0.0.1",
-        "hostIPs": [{"ip": "127.0.0.1"}],
+        "hostIP": view.host_ip,
+        "hostIPs": [{"ip": view.host_ip}],
         "conditions": [
             condition("PodReadyToStartContainers", view.pod_ip.is_some(), previous, &now),
             condition("Initialized", view.initialized, previous, &now),

@@ -1,0 +1,82 @@
+//! The `nodeDown` drill on a lab of three nodes: while the node is down its
+//! pod is unreachable and Kubernetes marks the node NotReady; when its time
+//! is up, and when the run is interrupted with Ctrl-C, the node comes back
+//! (no annotation left, Ready, its pod reachable with its data).
+
+use std::time::{Duration, Instant};
+
+use crate::common::{TestLab, kubectl_until, requires};
+use crate::lab_network_policy::{becomes, reaches};
+use crate::lab_nodes::{DOWN, redis_statefulset};
+use crate::partition::start_run;
+
+async fn ip_of(t: &TestLab, pod: &str) -> String {
+    t.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]).await
+}
+
+/// The node of r-1, once the drill took it down (at most 30 s).
+async fn node_taken_down(t: &TestLab) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let node = t.kubectl(&["get", "pod", "r-1", "-o", "jsonpath={.spec.nodeName}"]).await;
+    let annotation = "jsonpath={.metadata.annotations.runbook\\.dev/down}";
+    while t.kubectl(&["get", "node", &node, "-o", annotation]).await.trim().is_empty() {
+        assert!(Instant::now() < deadline, "node {node} not taken down after 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node
+}
+
+async fn back_up(t: &TestLab, node: &str) {
+    let annotations = t.kubectl(&["get", "node", node, "-o", "jsonpath={.metadata.annotations}"]).await;
+    assert!(!annotations.contains(DOWN), "the node is still down: {annotations}");
+    kubectl_until(
+        t,
+        &["get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"],
+        10,
+        |s| s == "True",
+    )
+    .await;
+    let ip = ip_of(t, "r-1").await;
+    becomes("r-0 -> r-1 once the node is back", true, async || reaches(t, "r-0", &ip).await).await;
+    assert_eq!(t.kubectl(&["exec", "r-1", "--", "redis-cli", "get", "before"]).await.trim(), "down");
+}
+
+#[tokio::test]
+async fn a_node_down_drill_takes_the_node_away_and_brings_it_back() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_nodes(3, Duration::from_secs(2)).await;
+    redis_statefulset(&t, 3).await;
+    t.kubectl(&["exec", "r-1", "--", "redis-cli", "set", "before", "down"]).await;
+    let run = start_run(&t, "node-down", "6s");
+    let node = node_taken_down(&t).await;
+    let ip = ip_of(&t, "r-1").await;
+    becomes("r-0 -> r-1 while its node is down", false, async || reaches(&t, "r-0", &ip).await).await;
+    let out = run.wait_with_output().await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let doc = crate::common::report(&t.dir.path().join("node-down.json"));
+    let step = crate::common::step(&doc, "node-down");
+    let first = step["output"].as_str().unwrap().lines().next().unwrap();
+    assert_eq!(first, format!("node {node} down for 6s; its pods: default/r-1"), "{step}");
+    assert!(crate::common::measurement(step, "node down") >= 6000.0, "{step}");
+    let not_ready = crate::common::measurement(step, "marked NotReady after");
+    assert!((2000.0..6000.0).contains(&not_ready), "NotReady after the 2 s grace: {step}");
+    back_up(&t, &node).await;
+}
+
+#[tokio::test]
+async fn ctrl_c_during_a_node_down_drill_brings_the_node_back() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_nodes(3, Duration::from_secs(2)).await;
+    redis_statefulset(&t, 3).await;
+    t.kubectl(&["exec", "r-1", "--", "redis-cli", "set", "before", "down"]).await;
+    let run = start_run(&t, "node-down", "10m");
+    let node = node_taken_down(&t).await;
+    let pid = nix::unistd::Pid::from_raw(run.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out =
+        tokio::time::timeout(Duration::from_secs(60), run.wait_with_output()).await.expect("runbook ends").unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    back_up(&t, &node).await;
+}
