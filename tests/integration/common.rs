@@ -186,11 +186,37 @@ impl TestLab {
         list["items"].as_array().cloned().unwrap_or_default()
     }
 
-    /// The cluster's current revision (a list's resourceVersion): unchanged
-    /// when nothing was written.
-    pub async fn revision(&self) -> String {
-        let list = self.api_request("/api/v1/namespaces?limit=1").await.expect("namespaces are served");
-        list["metadata"]["resourceVersion"].as_str().expect("a list has a resourceVersion").to_string()
+    /// What the cluster holds, as (object count, highest resourceVersion) over
+    /// every kind a scenario or its controllers write: unchanged when nothing
+    /// was written. (Not the list's own resourceVersion: it is global, and
+    /// each node's kubelet renews its Lease every 10 s, as on any cluster.)
+    pub async fn revision(&self) -> (usize, u64) {
+        let kinds = [
+            "namespaces",
+            "configmaps",
+            "secrets",
+            "services",
+            "endpoints",
+            "pods",
+            "events",
+            "persistentvolumes",
+            "persistentvolumeclaims",
+            "serviceaccounts",
+            "nodes",
+            "deployments",
+            "replicasets",
+            "statefulsets",
+        ];
+        let mut count = 0;
+        let mut highest = 0;
+        for kind in kinds {
+            for object in self.api_list(kind, "").await {
+                count += 1;
+                let rv = object["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse().ok()).unwrap_or(0);
+                highest = highest.max(rv);
+            }
+        }
+        (count, highest)
     }
 
     async fn api_request(&self, path: &str) -> Option<serde_json::Value> {
