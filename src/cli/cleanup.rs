@@ -57,6 +57,17 @@ async fn execute(args: &CleanupArgs, patience: Duration) -> anyhow::Result<u8> {
         eprintln!("warning: could not search {problem}");
     }
     let found = search.found;
+    // Nodes a killed run left down (the lab's nodeDown): not labelled, annotated.
+    if scope.is_none() {
+        for node in nodes_down(&conn.client, args.run_id.as_deref()).await? {
+            if args.dry_run {
+                outln!("node/{node} is down (runbook.dev/down): dry run, left down")?;
+            } else {
+                bring_back(&conn.client, &node).await?;
+                outln!("node/{node} brought back (runbook.dev/down removed)")?;
+            }
+        }
+    }
     let place = match scope {
         Some(ns) => format!("namespace {ns}"),
         None => "the cluster".into(),
@@ -85,3 +96,31 @@ async fn execute(args: &CleanupArgs, patience: Duration) -> anyhow::Result<u8> {
     }
     Ok(exit::CHECK_FAILED)
 }
+
+/// The nodes annotated `runbook.dev/down` by runbook (by the run `run_id`
+/// when given): the annotation's value is `runbook run <run id>-<n>`.
+async fn nodes_down(client: &kube::Client, run_id: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let mut down = Vec::new();
+    for node in nodes.list(&Default::default()).await? {
+        let value = node.metadata.annotations.as_ref().and_then(|a| a.get(DOWN_ANNOTATION)).cloned();
+        let ours = value
+            .as_deref()
+            .and_then(|v| v.strip_prefix("runbook run "))
+            .is_some_and(|cut| run_id.is_none_or(|id| cut.rsplit_once('-').is_some_and(|(run, _)| run == id)));
+        if let (true, Some(name)) = (ours, node.metadata.name) {
+            down.push(name);
+        }
+    }
+    Ok(down)
+}
+
+async fn bring_back(client: &kube::Client, node: &str) -> anyhow::Result<()> {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let patch = serde_json::json!({"metadata": {"annotations": {DOWN_ANNOTATION: null}}});
+    nodes.patch(node, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+/// The annotation that takes a lab node down (see the engine's `nodeDown`).
+const DOWN_ANNOTATION: &str = "runbook.dev/down";

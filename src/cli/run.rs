@@ -117,6 +117,7 @@ async fn execute(
     let interrupt = crate::interrupt::watch()?;
     let run_id = new_run_id();
     let mut choice = cluster.choice();
+    choice.lab_nodes = choice.lab_nodes.or(loaded.file.lab_nodes);
     if flags.ephemeral_namespace {
         choice.namespace = Some(ephemeral_name(&loaded.file.name, &run_id));
     }

@@ -70,13 +70,12 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover, timeout: Duration) -> 
     )];
 
     let hold_down = drill.hold_down.unwrap_or(true);
-    let node = victim["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
-    let _turn = if hold_down {
-        let turn = hold_node(ctx, &node).await?;
-        log.push(format!("cordoned node {node} so the pod stays down until the failover"));
-        Some(turn)
+    let (_turn, held) = if hold_down {
+        let (turn, held) = hold_nodes(ctx).await?;
+        log.push(format!("cordoned {} so the pod stays down until the failover", nodes_text(&held)));
+        (Some(turn), held)
     } else {
-        None
+        (None, Vec::new())
     };
     let started = Instant::now();
     let (pods_api, _, _) = ctx.api(Some("v1"), "Pod", Some(&ns)).await?;
@@ -102,15 +101,13 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover, timeout: Duration) -> 
         &victim_uid,
         started,
         timeout,
-        hold_down.then_some(node.as_str()),
+        &held,
         &mut log,
         &pods_api,
     );
     let outcome = super::drill_writes::during(ctx, &mut done, watching, write).await;
-    if hold_down {
-        // Whatever happened, the node takes pods again.
-        let _ = cordon(ctx, &node, false).await;
-    }
+    // Whatever happened, the nodes take pods again.
+    let _ = release(ctx, &held).await;
     let (promoted_after, recovered_after, last_view) = outcome?;
     done.measure("node timeout", node_timeout as f64, "ms");
     if let Some(p) = promoted_after {
@@ -158,7 +155,7 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover, timeout: Duration) -> 
 
 /// A hash tag in one of the slots `master` serves, so that the drill's
 /// writes go to the master it stops (asked of the node at `ip`).
-async fn tag_served_by(client: &mut ClusterClient<'_>, ip: &str, master: &Node) -> Option<String> {
+pub(super) async fn tag_served_by(client: &mut ClusterClient<'_>, ip: &str, master: &Node) -> Option<String> {
     for i in 0..1000 {
         let tag = format!("runbook-drill-{i}");
         let slot = super::redis_client::to_value(&client.on(ip, &["CLUSTER", "KEYSLOT", &tag]).await.ok()?).as_i64()?;
@@ -170,7 +167,7 @@ async fn tag_served_by(client: &mut ClusterClient<'_>, ip: &str, master: &Node) 
 }
 
 /// Whether `slot` is in a range of CLUSTER NODES (`0-5460` or `42`).
-fn slot_in(range: &str, slot: i64) -> bool {
+pub(super) fn slot_in(range: &str, slot: i64) -> bool {
     let bound = |s: &str| s.parse::<i64>().ok();
     match range.split_once('-') {
         Some((low, high)) => bound(low).zip(bound(high)).is_some_and(|(l, h)| (l..=h).contains(&slot)),
@@ -178,26 +175,54 @@ fn slot_in(range: &str, slot: i64) -> bool {
     }
 }
 
-/// Marks a node unschedulable (or schedulable again), as `kubectl cordon` does.
-/// Drills in one runbook process that hold a node down take turns: a drill
-/// beside another (`run --parallel`) would otherwise uncordon the node under
+/// Drills in one runbook process that hold nodes down take turns: a drill
+/// beside another (`run --parallel`) would otherwise uncordon the nodes under
 /// it, and its master would come back before the failover.
 static NODE_HOLDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Takes this process's turn to hold a node down, then cordons `node`; the
-/// turn ends when the returned guard is dropped (the drill uncordons).
-pub(crate) async fn hold_node(ctx: &Ctx, node: &str) -> Result<tokio::sync::MutexGuard<'static, ()>, StepError> {
+/// Takes this process's turn to hold nodes, then cordons every schedulable
+/// node (a deleted pod would otherwise come back at once on another node);
+/// the nodes it cordoned, to [`release`]. The turn ends when the returned
+/// guard is dropped.
+pub(crate) async fn hold_nodes(ctx: &Ctx) -> Result<(tokio::sync::MutexGuard<'static, ()>, Vec<String>), StepError> {
     let turn = match NODE_HOLDS.try_lock() {
         Ok(turn) => turn,
         Err(_) => {
-            ctx.progress(&format!("waiting for another run's drill to let node {node} go"));
+            ctx.progress("waiting for another run's drill to let the nodes go");
             NODE_HOLDS.lock().await
         }
     };
-    cordon(ctx, node, true).await?;
-    Ok(turn)
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(ctx.client.clone());
+    let mut held = Vec::new();
+    for node in nodes.list(&Default::default()).await? {
+        let cordoned = node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+        if let (false, Some(name)) = (cordoned, node.metadata.name) {
+            held.push(name);
+        }
+    }
+    for name in &held {
+        cordon(ctx, name, true).await?;
+    }
+    Ok((turn, held))
 }
 
+/// Uncordons the nodes [`hold_nodes`] cordoned.
+pub(crate) async fn release(ctx: &Ctx, held: &[String]) -> Result<(), StepError> {
+    for name in held {
+        cordon(ctx, name, false).await?;
+    }
+    Ok(())
+}
+
+/// `node a`, or `nodes a, b` for the log.
+pub(crate) fn nodes_text(nodes: &[String]) -> String {
+    match nodes {
+        [one] => format!("node {one}"),
+        many => format!("nodes {}", many.join(", ")),
+    }
+}
+
+/// Marks a node unschedulable (or schedulable again), as `kubectl cordon` does.
 pub(crate) async fn cordon(ctx: &Ctx, node: &str, on: bool) -> Result<(), StepError> {
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(ctx.client.clone());
     let patch = serde_json::json!({"spec": {"unschedulable": on}});
@@ -219,7 +244,7 @@ async fn watch_failover(
     victim_uid: &Value,
     started: Instant,
     timeout: Duration,
-    held_node: Option<&str>,
+    held: &[String],
     log: &mut Vec<String>,
     pods_api: &kube::Api<kube::api::DynamicObject>,
 ) -> Result<Watched, StepError> {
@@ -260,9 +285,9 @@ async fn watch_failover(
                     started.elapsed().as_millis()
                 ));
                 ctx.progress("replica promoted; waiting for the old master to rejoin as a replica");
-                if let Some(node) = held_node {
-                    cordon(ctx, node, false).await?;
-                    log.push(format!("uncordoned node {node}"));
+                if !held.is_empty() {
+                    release(ctx, held).await?;
+                    log.push(format!("uncordoned {}", nodes_text(held)));
                 }
             }
             let back = client.ips().into_iter().any(|ip| {
@@ -293,10 +318,11 @@ async fn watch_failover(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const NODES: &str = "\
+    /// A formed cluster's `CLUSTER NODES`, for the drills' tests.
+    pub(in crate::engine) const NODES: &str = "\
 a1 10.244.0.2:6379@16379 myself,master - 0 0 1 connected 0-5460
 b2 10.244.0.3:6379@16379 master - 0 0 2 connected 5461-10922
 c3 10.244.0.4:6379@16379 master - 0 0 3 connected 10923-16383

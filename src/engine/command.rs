@@ -148,6 +148,7 @@ pub fn kubectl(action: &Action, resolved_pod: Option<&str>, render: &dyn Fn(&str
         | Action::Sentinels(_)
         | Action::SentinelReset(_)
         | Action::Partition { .. }
+        | Action::ClusterFault { .. }
         | Action::SentinelPartition { .. }
         | Action::Http(_)
         | Action::HttpLoad { .. } => String::new(),

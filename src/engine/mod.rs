@@ -10,6 +10,7 @@ pub mod capture;
 pub mod cleanup;
 pub mod cluster;
 pub mod cluster_client;
+mod cluster_fault;
 mod cluster_keys;
 mod collectors;
 pub mod command;
@@ -18,6 +19,7 @@ mod cut;
 pub mod delete;
 pub mod diagnostics;
 pub mod discover;
+mod drill_outcome;
 mod drill_writes;
 pub mod exec;
 pub mod expect;
@@ -307,6 +309,7 @@ async fn run_action(ctx: &Ctx, scenario: &Scenario, action: &Action) -> Result<D
             sentinel_partition::drill(ctx, spec, *lasts, *timeout).await
         }
         Action::NodeDown { spec, lasts, timeout } => node_down::run(ctx, spec, *lasts, *timeout).await,
+        Action::ClusterFault { spec, lasts, timeout } => cluster_fault::drill(ctx, spec, *lasts, *timeout).await,
         Action::Http(h) => http::check(ctx, h).await,
         Action::HttpLoad { spec, timeout, settle, scale_in } => {
             http::load(ctx, spec, *timeout, *settle, *scale_in).await

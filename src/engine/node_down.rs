@@ -96,7 +96,7 @@ async fn which_node(ctx: &Ctx, spec: &NodeDown) -> Result<String, StepError> {
     })
 }
 
-async fn get_node(ctx: &Ctx, name: &str) -> Result<Value, StepError> {
+pub(super) async fn get_node(ctx: &Ctx, name: &str) -> Result<Value, StepError> {
     let (api, _, _) = ctx.api(Some("v1"), "Node", None).await?;
     let node = api.get(name).await?;
     serde_json::to_value(node).map_err(StepError::from_source)
@@ -139,7 +139,7 @@ async fn pods_on(ctx: &Ctx, node: &str) -> Result<Vec<String>, StepError> {
 }
 
 /// Annotates the node down, the cut written into the context first.
-async fn take_down(ctx: &Ctx, name: &str) -> Result<Cut, StepError> {
+pub(super) async fn take_down(ctx: &Ctx, name: &str) -> Result<Cut, StepError> {
     let id = {
         let cuts = ctx.cuts.lock().unwrap_or_else(|e| e.into_inner());
         format!("{}-{}", ctx.render("{{ run_id }}"), cuts.len() + 1)

@@ -11,7 +11,7 @@ use kube::api::DeleteParams;
 use redis::Value as Reply;
 use serde_json::Value;
 
-use super::cluster::cordon;
+use super::cluster::{hold_nodes, nodes_text, release};
 use super::context::Ctx;
 use super::redis_client::{connect, field, password, query, to_value};
 use super::{Done, StepError};
@@ -140,14 +140,13 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
     ctx.mark(format!("{keys} canary keys written, acknowledged by {acked} replica(s)"));
     drop(master);
 
-    let node = victim["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
     let hold_down = drill.hold_down.unwrap_or(true);
-    let _turn = if hold_down {
-        let turn = super::cluster::hold_node(ctx, &node).await?;
-        log.push(format!("cordoned node {node} so the master stays down"));
-        Some(turn)
+    let (_turn, held) = if hold_down {
+        let (turn, held) = hold_nodes(ctx).await?;
+        log.push(format!("cordoned {} so the master stays down", nodes_text(&held)));
+        (Some(turn), held)
     } else {
-        None
+        (None, Vec::new())
     };
     let started = Instant::now();
     let mut done = Done::default();
@@ -177,13 +176,11 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
         pass.clone(),
         started,
         timeout,
-        hold_down.then_some(node.as_str()),
+        &held,
         &mut log,
     );
     let watched = super::drill_writes::during(ctx, &mut done, watching, write).await;
-    if hold_down {
-        let _ = cordon(ctx, &node, false).await;
-    }
+    let _ = release(ctx, &held).await;
     let Watched { promoted_after, failover_after, back_after: recovered_after, new_ip } = watched?;
 
     done.measure("down-after-milliseconds", down_after as f64, "ms");
@@ -258,7 +255,7 @@ async fn watch(
     pass: Option<String>,
     started: Instant,
     timeout: Duration,
-    held_node: Option<&str>,
+    held: &[String],
     log: &mut Vec<String>,
 ) -> Result<Watched, StepError> {
     let (pods, _, _) = ctx.api(Some("v1"), "Pod", Some(ns)).await?;
@@ -292,9 +289,9 @@ async fn watch(
                         started.elapsed().as_millis()
                     ));
                     new_ip = Some(ip);
-                    if let Some(node) = held_node {
-                        cordon(ctx, node, false).await?;
-                        log.push(format!("uncordoned node {node}"));
+                    if !held.is_empty() {
+                        release(ctx, held).await?;
+                        log.push(format!("uncordoned {}", nodes_text(held)));
                     }
                 }
                 return Ok(Probe::NotYet(said));

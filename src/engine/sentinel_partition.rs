@@ -21,9 +21,10 @@ use serde_json::Value;
 
 use super::context::Ctx;
 use super::cut::Cut;
+use super::drill_outcome::{Outcome, Seen};
 use super::redis_client::{connect, field, password, query, to_value};
 use super::sentinel::{SENTINEL_PORT, agreed, describe, masters_seen, names_pod, running};
-use super::write_ledger::{Write, split_brain_ms, tally};
+use super::write_ledger::Write;
 use super::{Done, StepError};
 use crate::poll::{Poller, Probe};
 use crate::report::event::epoch_ms;
@@ -262,37 +263,20 @@ impl Scene<'_> {
             });
         };
         let final_name = final_master["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        log.push(format!("converged on {final_name} {} ms after healing", converged_after.as_millis()));
         let writes: Vec<Write> =
             outcomes.iter().enumerate().map(|(n, &(at_ms, acked))| Write { n: n as u64, at_ms, acked }).collect();
         let present = self.read_back(&final_master, writes.len() as u64).await?;
-        let t = tally(&writes, |n| present.get(n as usize).copied().unwrap_or(false));
-        let split = split_brain_ms(&samples);
-        let lost_at: Vec<u64> =
-            t.lost.iter().filter_map(|n| writes.get(*n as usize)).map(|w| w.at_ms.saturating_sub(cut_at)).collect();
-        let window = lost_at.iter().max().copied().unwrap_or(0);
-        log.push(format!(
-            "{} writes, {} acknowledged; read back from {final_name}: {} acknowledged writes lost, {} unacknowledged writes there",
-            t.attempted,
-            t.acknowledged,
-            t.lost.len(),
-            t.unacknowledged_present
-        ));
-        log.push(format!("no acknowledged write for {} ms; two masters for {split} ms", t.unavailable_ms));
+        let seen = Seen {
+            writes: &writes,
+            present: &present,
+            masters: &samples,
+            fault_at: cut_at,
+            promoted_at: promoted.as_ref().map(|(at, _)| *at),
+            converged_after,
+            final_master: &final_name,
+        };
         let mut done = Done::default();
-        done.measure("writes", t.attempted as f64, "writes");
-        done.measure("acknowledged writes", t.acknowledged as f64, "writes");
-        done.measure("acknowledged writes lost", t.lost.len() as f64, "writes");
-        done.measure("unacknowledged writes present", t.unacknowledged_present as f64, "writes");
-        done.measure("time without a writable master", t.unavailable_ms as f64, "ms");
-        done.measure("split brain", split as f64, "ms");
-        done.measure("time to converge", converged_after.as_millis() as f64, "ms");
-        if let Some((at, _)) = &promoted {
-            done.measure("promotion time", at.saturating_sub(cut_at) as f64, "ms");
-        }
-        if !t.lost.is_empty() {
-            done.measure("lost-write window", window as f64, "ms");
-        }
+        let Outcome { tally: t, window_ms: window } = super::drill_outcome::report(&seen, &mut log, &mut done);
         let bound = limits.map(|(_, lag)| (u64::from(lag) + BOUND_SLACK_S) * 1000);
         log.push(match bound {
             Some(b) => format!(

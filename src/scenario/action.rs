@@ -77,6 +77,8 @@ pub enum Action {
     SentinelPartition { spec: SentinelPartition, lasts: Duration, timeout: Duration },
     /// A lab node down for `lasts`; Ready again within `timeout`.
     NodeDown { spec: NodeDown, lasts: Duration, timeout: Duration },
+    /// A Redis Cluster master faulted for `lasts`; converged within `timeout`.
+    ClusterFault { spec: ClusterFault, lasts: Duration, timeout: Duration },
     /// HTTP GETs against a LoadBalancer.
     Http(Http),
     /// HTTP load kept on while a pod is deleted or a rollout runs.
@@ -188,6 +190,7 @@ impl Action {
             partition,
             sentinel_partition,
             node_down,
+            cluster_fault,
             command,
         } = step.clone();
         [
@@ -228,6 +231,11 @@ impl Action {
             node_down.map(|spec| Action::NodeDown {
                 lasts: d.read("nodeDown.for", &Some(spec.lasts.clone()), PARTITION_DEFAULT),
                 timeout: d.read("nodeDown.timeout", &spec.timeout, NODE_BACK_TIMEOUT),
+                spec,
+            }),
+            cluster_fault.map(|spec| Action::ClusterFault {
+                lasts: d.read("clusterFault.for", &Some(spec.lasts.clone()), PARTITION_DEFAULT),
+                timeout: d.read("clusterFault.timeout", &spec.timeout, CONVERGE_TIMEOUT),
                 spec,
             }),
             http.map(Action::Http),
@@ -301,6 +309,7 @@ impl Action {
             Action::Partition { .. } => "partition",
             Action::SentinelPartition { .. } => "sentinelPartition",
             Action::NodeDown { .. } => "nodeDown",
+            Action::ClusterFault { .. } => "clusterFault",
             Action::Http(_) => "http",
             Action::HttpLoad { .. } => "httpLoad",
             Action::Command { .. } => "command",
@@ -320,6 +329,7 @@ impl Action {
             | Action::Partition { .. }
             | Action::SentinelPartition { .. }
             | Action::NodeDown { .. }
+            | Action::ClusterFault { .. }
             | Action::HttpLoad { .. } => true,
             Action::Replication(r) => r.write_probe,
             Action::RedisKeys(k) => k.write.is_some(),
@@ -348,6 +358,7 @@ impl Action {
             | Action::Partition { .. }
             | Action::SentinelPartition { .. }
             | Action::NodeDown { .. }
+            | Action::ClusterFault { .. }
             | Action::HttpLoad { .. } => StepKind::Disruptive,
             Action::Apply(_)
             | Action::Delete { .. }
@@ -391,6 +402,7 @@ impl Action {
             | Action::Partition { .. }
             | Action::SentinelPartition { .. }
             | Action::NodeDown { .. }
+            | Action::ClusterFault { .. }
             | Action::Http(_)
             | Action::HttpLoad { .. } => None,
         }
@@ -398,7 +410,7 @@ impl Action {
 }
 
 /// Every action's name, in the order the docs list them.
-pub const ALL: [&str; 21] = [
+pub const ALL: [&str; 22] = [
     "apply",
     "wait",
     "exec",
@@ -417,6 +429,7 @@ pub const ALL: [&str; 21] = [
     "partition",
     "sentinelPartition",
     "nodeDown",
+    "clusterFault",
     "http",
     "httpLoad",
     "command",

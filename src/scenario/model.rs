@@ -30,6 +30,11 @@ pub struct ScenarioFile {
     /// (default: the kubeconfig context's).
     #[serde(default)]
     pub namespace: Option<String>,
+    /// How many nodes the embedded lab has when this scenario runs on one
+    /// that runbook starts (`--lab`, or no kubeconfig at all): a node-loss
+    /// drill needs several. `--lab-nodes` says otherwise; default 1.
+    #[serde(default)]
+    pub lab_nodes: Option<u32>,
     /// Parameters with defaults, overridable with `--set key=value` and
     /// referenced as `{{ key }}` in steps and manifests.
     #[serde(default)]
@@ -167,6 +172,10 @@ pub struct StepFile {
     /// network, its kubelet falls silent), then back (a drill; lab only).
     #[serde(default)]
     pub node_down: Option<NodeDown>,
+    /// The Redis Cluster fault drill: a master cut off from the others, or
+    /// its node down, while a client writes; counts what was lost.
+    #[serde(default)]
+    pub cluster_fault: Option<ClusterFault>,
     /// A program run on this machine (helm, redis-benchmark, a script), with
     /// the run's kubeconfig, context and namespace in its environment.
     #[serde(default)]
@@ -355,8 +364,9 @@ pub struct ClusterFailover {
     /// How long to wait for full recovery; default 120s.
     #[serde(default)]
     pub timeout: Option<String>,
-    /// Keep the master down until its replica is promoted, by cordoning its
-    /// node while the pod is deleted (uncordoned afterwards, whatever happens).
+    /// Keep the master down until its replica is promoted, by cordoning the
+    /// schedulable nodes while the pod is deleted (uncordoned afterwards,
+    /// whatever happens).
     /// Without it a pod that restarts faster than the node timeout simply
     /// resumes as master and no failover happens. Default true.
     #[serde(default)]
@@ -725,7 +735,7 @@ pub struct SentinelFailover {
     pub down_after_ms: String,
     /// Sentinel's `failover-timeout` in milliseconds.
     pub failover_timeout_ms: String,
-    /// Cordon the master's node while its pod is deleted (default true).
+    /// Cordon the schedulable nodes while the master's pod is deleted (default true).
     #[serde(default)]
     pub hold_down: Option<bool>,
     /// How long to wait for recovery; default 180s.
@@ -897,6 +907,38 @@ pub struct SentinelPartition {
     /// cut is healed; default 60s.
     #[serde(default)]
     pub timeout: Option<String>,
+}
+
+/// The Redis Cluster fault drill.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClusterFault {
+    /// The cluster's pods.
+    pub pods: PodRef,
+    /// The Redis password.
+    #[serde(default)]
+    pub auth: Option<SecretKey>,
+    /// What happens to the master: `partition` (cut off from every other
+    /// node of the cluster, both ways) or `nodeDown` (its Kubernetes node
+    /// down: the lab only).
+    pub fault: ClusterFaultKind,
+    /// How long the fault lasts (`15s`): longer than cluster-node-timeout,
+    /// for a failover meanwhile.
+    #[serde(rename = "for")]
+    pub lasts: String,
+    /// How long the cluster may take to converge once healed; default 60s.
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// What the cluster fault drill does to the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ClusterFaultKind {
+    /// The master cut off from the other nodes of the cluster.
+    Partition,
+    /// The master's Kubernetes node down.
+    NodeDown,
 }
 
 /// `nodeDown`: a node down for `for`, then back.

@@ -80,3 +80,23 @@ async fn ctrl_c_during_a_node_down_drill_brings_the_node_back() {
     assert_eq!(out.status.code(), Some(130), "{text}");
     back_up(&t, &node).await;
 }
+
+#[tokio::test]
+async fn cleanup_brings_back_the_nodes_a_killed_run_left_down() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_nodes(3, Duration::from_secs(50)).await;
+    t.kubectl(&["annotate", "node", "runbook-lab-m02", &format!("{DOWN}=runbook run abc12345-1")]).await;
+    t.kubectl(&["annotate", "node", "runbook-lab-m03", &format!("{DOWN}=runbook run other999-2")]).await;
+    let kubeconfig = t.lab.kubeconfig.display().to_string();
+    let out =
+        crate::common::runbook(&["cleanup", "--run-id", "abc12345", "--kubeconfig", &kubeconfig], t.dir.path()).await;
+    let text = crate::common::output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("node/runbook-lab-m02 brought back (runbook.dev/down removed)"), "{text}");
+    let annotation = |node: &'static str| {
+        let t = &t;
+        async move { t.kubectl(&["get", "node", node, "-o", "jsonpath={.metadata.annotations.runbook\\.dev/down}"]).await }
+    };
+    assert_eq!(annotation("runbook-lab-m02").await.trim(), "", "the run's node is back");
+    assert_eq!(annotation("runbook-lab-m03").await.trim(), "runbook run other999-2", "another run's node is left");
+}

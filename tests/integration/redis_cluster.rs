@@ -1,6 +1,7 @@
 //! The redis-cluster scenario (seed 002) on the lab: the full run with its
-//! failover drill, an idempotent second run, and verify against clusters that
-//! were formed wrong.
+//! drills (a pod deleted; a master partitioned; a master's node down, on a
+//! lab of three nodes), an idempotent second run, and verify against
+//! clusters that were formed wrong.
 
 use std::path::Path;
 
@@ -8,10 +9,10 @@ use crate::common::requires;
 use crate::common::{TestLab, failed, measurement, report, runbook, step, verify_report};
 
 #[tokio::test]
-async fn run_forms_the_cluster_survives_the_drill_and_is_idempotent() {
+async fn run_forms_the_cluster_survives_the_drills_and_is_idempotent() {
     requires!(Root, Chromium);
     let _serial = crate::common::DRILLS.lock().await;
-    let t = TestLab::with_pods().await;
+    let t = TestLab::with_nodes(3, std::time::Duration::from_secs(50)).await;
     let kubeconfig = t.lab.kubeconfig.display().to_string();
     let first = t.dir.path().join("first.json");
     let out = runbook(
@@ -43,6 +44,21 @@ async fn run_forms_the_cluster_survives_the_drill_and_is_idempotent() {
     assert!(measurement(drill, "failed writes") > 0.0, "writes to the stopped master's slots fail: {drill}");
     crate::browser::assert_html_report(t.dir.path(), "first", &doc, None).await;
     assert!(drill["output"].as_str().unwrap().contains("read back 200/200 keys"), "{drill}");
+    // As Jepsen found: the master cut off from the majority acknowledges
+    // writes until the node timeout, and they are lost (within that bound,
+    // which the drill checks).
+    let partition = step(&doc, "partition-drill");
+    assert_eq!(partition["status"], "passed", "{partition}");
+    assert!(measurement(partition, "acknowledged writes lost") > 0.0, "{partition}");
+    assert!(measurement(partition, "split brain") > 0.0, "{partition}");
+    assert!(measurement(partition, "promotion time") >= measurement(partition, "node timeout"), "{partition}");
+    // A node lost: its master is failed over; the count of lost writes is reported.
+    let lost_node = step(&doc, "node-loss-drill");
+    assert_eq!(lost_node["status"], "passed", "{lost_node}");
+    assert!(measurement(lost_node, "promotion time") >= measurement(lost_node, "node timeout"), "{lost_node}");
+    assert!(measurement(lost_node, "time without a writable master") > 0.0, "{lost_node}");
+    assert!(measurement(lost_node, "acknowledged writes lost") >= 0.0, "{lost_node}");
+    assert!(lost_node["output"].as_str().unwrap().contains("Kubernetes node runbook-lab"), "{lost_node}");
 
     // A second run on the formed cluster does not create it again.
     let second = t.dir.path().join("second.json");
