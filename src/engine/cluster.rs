@@ -80,12 +80,14 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover, timeout: Duration) -> 
     let started = Instant::now();
     let (pods_api, _, _) = ctx.api(Some("v1"), "Pod", Some(&ns)).await?;
     let mut done = Done::default();
-    // A client's view: one SET at a time to a key of the victim's slots.
+    // A client's view: one SET at a time to a key of the victim's slots,
+    // each key unique to this drill, read back once it is over.
     let mut writer = ClusterClient::new(ctx, &drill.pods, None).await?;
     let tag = tag_served_by(&mut writer, &first, &master).await;
+    let written = tag.as_ref().map(|tag| format!("{{{tag}}}:{}:", crate::report::event::epoch_ms()));
     let write = async |n: u64| {
-        let Some(tag) = &tag else { return false };
-        let set = ["SET".to_string(), format!("{{{tag}}}:{n}"), n.to_string()];
+        let Some(written) = &written else { return false };
+        let set = ["SET".to_string(), format!("{written}{n}"), n.to_string()];
         let ok = matches!(writer.query(&set).await, Ok(Reply::Okay));
         if !ok {
             let _ = writer.refresh().await;
@@ -105,7 +107,7 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover, timeout: Duration) -> 
         &mut log,
         &pods_api,
     );
-    let outcome = super::drill_writes::during(ctx, &mut done, watching, write).await;
+    let (outcome, outcomes) = super::drill_writes::during(ctx, &mut done, watching, write).await;
     // Whatever happened, the nodes take pods again.
     let _ = release(ctx, &held).await;
     let (promoted_after, recovered_after, last_view) = outcome?;
@@ -137,9 +139,16 @@ pub async fn failover(ctx: &Ctx, drill: &ClusterFailover, timeout: Duration) -> 
     let keys = drill.keys.value(&|t| ctx.render(t)).map_err(StepError::Invalid)?;
     let missing = super::cluster_keys::read_back(&mut client, None, &ctx.render(&drill.prefix), keys).await?;
     done.measure("lost keys", missing.len() as f64, "keys");
+    log.push(format!("read back {}/{keys} keys written before the drill", keys as usize - missing.len()));
+    if let Some(written) = &written {
+        let writes = super::drill_outcome::ledger(&outcomes);
+        let present =
+            super::drill_outcome::read_numbered(written, writes.len() as u64, async |mget| client.query(&mget).await)
+                .await?;
+        super::drill_outcome::report_writes(&writes, &present, "the cluster", &mut log, &mut done);
+    }
     ctx.take_measurements();
     ctx.keep_measurements(&done.measurements);
-    log.push(format!("read back {}/{keys} keys written before the drill", keys as usize - missing.len()));
     done.output = log.join("\n");
     if !missing.is_empty() {
         return Err(StepError::Failed {

@@ -23,7 +23,6 @@ use super::context::Ctx;
 use super::cut::Cut;
 use super::drill_outcome::{Outcome, Seen};
 use super::redis_client::{field, password, query_pod, to_value};
-use super::write_ledger::Write;
 use super::{Done, StepError};
 use crate::poll::{Poller, Probe};
 use crate::report::event::epoch_ms;
@@ -240,8 +239,7 @@ impl Scene<'_> {
                 diagnostics: None,
             });
         };
-        let writes: Vec<Write> =
-            outcomes.iter().enumerate().map(|(n, &(at_ms, acked))| Write { n: n as u64, at_ms, acked }).collect();
+        let writes = super::drill_outcome::ledger(&outcomes);
         let present = self.read_back(writes.len() as u64).await?;
         let final_master = self.slot_master().await.unwrap_or_default();
         let seen = Seen {
@@ -388,21 +386,10 @@ impl Scene<'_> {
     async fn read_back(&self, count: u64) -> Result<Vec<bool>, StepError> {
         let ip = self.slot_master().await.ok_or_else(|| StepError::infra("no node names the slot's master"))?;
         let pod = self.pod_at(&ip).ok_or_else(|| StepError::infra(format!("no pod has IP {ip}")))?;
-        let mut present = Vec::new();
-        let numbers: Vec<u64> = (0..count).collect();
-        for chunk in numbers.chunks(500) {
-            let mut mget = vec!["MGET".to_string()];
-            mget.extend(chunk.iter().map(|n| format!("{{{}}}:{n}", self.tag)));
-            let reply = query_pod(self.ctx, pod, 6379, self.pass.clone(), &mget).await?;
-            let values = match to_value(&reply) {
-                Value::Array(v) => v,
-                _ => Vec::new(),
-            };
-            for (n, v) in chunk.iter().zip(values.iter().chain(std::iter::repeat(&Value::Null))) {
-                present.push(v.as_str() == Some(&n.to_string()));
-            }
-        }
-        Ok(present)
+        super::drill_outcome::read_numbered(&format!("{{{}}}:", self.tag), count, async |mget| {
+            query_pod(self.ctx, pod, 6379, self.pass.clone(), &mget).await
+        })
+        .await
     }
 }
 

@@ -37,9 +37,42 @@ pub struct Outcome {
     pub window_ms: u64,
 }
 
+/// The writes of a drill's client, numbered in order, from its outcomes
+/// (ms since the epoch, acknowledged).
+pub fn ledger(outcomes: &[(u64, bool)]) -> Vec<Write> {
+    outcomes.iter().enumerate().map(|(n, &(at_ms, acked))| Write { n: n as u64, at_ms, acked }).collect()
+}
+
+/// Tallies `writes` against what was read back from `read_from`; adds its
+/// lines to `log` and its measurements to `done`.
+pub fn report_writes(
+    writes: &[Write],
+    present: &[bool],
+    read_from: &str,
+    log: &mut Vec<String>,
+    done: &mut Done,
+) -> Tally {
+    let t = tally(writes, |n| present.get(n as usize).copied().unwrap_or(false));
+    log.push(format!(
+        "{} writes, {} acknowledged; read back from {read_from}: {} acknowledged writes lost, {} unacknowledged writes there",
+        t.attempted,
+        t.acknowledged,
+        t.lost.len(),
+        t.unacknowledged_present
+    ));
+    log.push(format!("no acknowledged write for {} ms", t.unavailable_ms));
+    done.measure("writes", t.attempted as f64, "writes");
+    done.measure("acknowledged writes", t.acknowledged as f64, "writes");
+    done.measure("acknowledged writes lost", t.lost.len() as f64, "writes");
+    done.measure("unacknowledged writes present", t.unacknowledged_present as f64, "writes");
+    done.measure("time without a writable master", t.unavailable_ms as f64, "ms");
+    t
+}
+
 /// Tallies what was seen; adds its lines to `log` and its measurements to `done`.
 pub fn report(seen: &Seen, log: &mut Vec<String>, done: &mut Done) -> Outcome {
-    let t = tally(seen.writes, |n| seen.present.get(n as usize).copied().unwrap_or(false));
+    log.push(format!("converged on {} {} ms after healing", seen.final_master, seen.converged_after.as_millis()));
+    let t = report_writes(seen.writes, seen.present, seen.final_master, log, done);
     let split = split_brain_ms(seen.masters);
     let window_ms = t
         .lost
@@ -48,21 +81,7 @@ pub fn report(seen: &Seen, log: &mut Vec<String>, done: &mut Done) -> Outcome {
         .map(|w| w.at_ms.saturating_sub(seen.fault_at))
         .max()
         .unwrap_or(0);
-    log.push(format!("converged on {} {} ms after healing", seen.final_master, seen.converged_after.as_millis()));
-    log.push(format!(
-        "{} writes, {} acknowledged; read back from {}: {} acknowledged writes lost, {} unacknowledged writes there",
-        t.attempted,
-        t.acknowledged,
-        seen.final_master,
-        t.lost.len(),
-        t.unacknowledged_present
-    ));
-    log.push(format!("no acknowledged write for {} ms; two masters for {split} ms", t.unavailable_ms));
-    done.measure("writes", t.attempted as f64, "writes");
-    done.measure("acknowledged writes", t.acknowledged as f64, "writes");
-    done.measure("acknowledged writes lost", t.lost.len() as f64, "writes");
-    done.measure("unacknowledged writes present", t.unacknowledged_present as f64, "writes");
-    done.measure("time without a writable master", t.unavailable_ms as f64, "ms");
+    log.push(format!("two masters for {split} ms"));
     done.measure("split brain", split as f64, "ms");
     done.measure("time to converge", seen.converged_after.as_millis() as f64, "ms");
     if let Some(at) = seen.promoted_at {
@@ -72,4 +91,28 @@ pub fn report(seen: &Seen, log: &mut Vec<String>, done: &mut Done) -> Outcome {
         done.measure("lost-write window", window_ms as f64, "ms");
     }
     Outcome { tally: t, window_ms }
+}
+
+/// Whether each key `PREFIX0 .. PREFIX(count-1)` holds its own number, read
+/// with `MGET`s of 500 keys sent through `mget` (a pod's connection, or a
+/// cluster client when the keys share a hash tag).
+pub async fn read_numbered(
+    prefix: &str,
+    count: u64,
+    mut mget: impl AsyncFnMut(Vec<String>) -> Result<redis::Value, super::StepError>,
+) -> Result<Vec<bool>, super::StepError> {
+    let mut present = Vec::new();
+    let numbers: Vec<u64> = (0..count).collect();
+    for chunk in numbers.chunks(500) {
+        let mut command = vec!["MGET".to_string()];
+        command.extend(chunk.iter().map(|n| format!("{prefix}{n}")));
+        let values = match super::redis_client::to_value(&mget(command).await?) {
+            serde_json::Value::Array(v) => v,
+            _ => Vec::new(),
+        };
+        for (n, v) in chunk.iter().zip(values.iter().chain(std::iter::repeat(&serde_json::Value::Null))) {
+            present.push(v.as_str() == Some(&n.to_string()));
+        }
+    }
+    Ok(present)
 }

@@ -28,14 +28,15 @@ pub async fn write_until(stop: &AtomicBool, mut write: impl AsyncFnMut(u64) -> b
     outcomes
 }
 
-/// Runs `drill` while `write` writes; returns the drill's result and keeps
-/// the writes (and two measurements of them) for the step's report.
+/// Runs `drill` while `write` writes; returns the drill's result and every
+/// write's outcome, and keeps the writes (and two measurements of them) for
+/// the step's report.
 pub async fn during<T>(
     ctx: &super::context::Ctx,
     measured: &mut super::Done,
     drill: impl Future<Output = T>,
     write: impl AsyncFnMut(u64) -> bool,
-) -> T {
+) -> (T, Vec<(u64, bool)>) {
     let stop = AtomicBool::new(false);
     let drill = async {
         let outcome = drill.await;
@@ -47,7 +48,7 @@ pub async fn during<T>(
     measured.measure("writes during the drill", writes.len() as f64, "writes");
     measured.measure("failed writes", failed as f64, "writes");
     ctx.keep_traffic(Traffic::count("writes", &writes, COUNTED_PER_MS));
-    outcome
+    (outcome, writes)
 }
 
 #[cfg(test)]

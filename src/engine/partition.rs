@@ -21,6 +21,8 @@ use crate::scenario::{Partition, PartitionDirection, PodRef};
 
 /// The label that puts a pod on a side of a cut.
 pub const LABEL: &str = "runbook.dev/partition";
+/// The lab's annotation that makes a policy lose packets rather than cut.
+const LOSS_ANNOTATION: &str = "runbook.dev/loss";
 
 /// Runs a `partition` step: cut, hold for `lasts`, heal.
 pub async fn run(ctx: &Ctx, spec: &Partition, lasts: Duration) -> Result<Done, StepError> {
@@ -36,13 +38,21 @@ pub async fn run(ctx: &Ctx, spec: &Partition, lasts: Duration) -> Result<Done, S
         ));
     }
     let direction = spec.direction.unwrap_or(PartitionDirection::Both);
+    let loss = match &spec.loss {
+        Some(text) => Some(crate::scenario::loss_percent(&ctx.render(text)).map_err(StepError::Invalid)?),
+        None => None,
+    };
     let mut lines = vec![
         format!("isolated: {}", names(&isolated)),
         format!("from: {}", names(&others)),
         format!("direction: {}", describe(direction)),
     ];
+    if let Some(percent) = loss {
+        lab_cluster(ctx).await?;
+        lines.push(format!("{percent}% of the packets lost (not a cut)"));
+    }
     let started = Instant::now();
-    let cut = make(ctx, &isolated, &others, direction).await?;
+    let cut = make_lossy(ctx, &isolated, &others, direction, loss).await?;
     lines.push(format!(
         "NetworkPolicy {} in place",
         cut.policies.iter().map(|(ns, n)| format!("{ns}/{n}")).collect::<Vec<_>>().join(", ")
@@ -112,6 +122,22 @@ fn ns_name(pod: &Value) -> (String, String) {
     (text(&pod["metadata"]["namespace"]), text(&pod["metadata"]["name"]))
 }
 
+/// Refuses a cluster that is not the lab: packet loss is the lab's own
+/// extension of NetworkPolicy.
+async fn lab_cluster(ctx: &Ctx) -> Result<(), StepError> {
+    let (api, _, _) = ctx.api(Some("v1"), "Node", None).await?;
+    let nodes = api.list(&Default::default()).await?;
+    match nodes.items.first().map(serde_json::to_value) {
+        Some(Ok(node)) => super::node_down::lab_node(&node).map_err(|e| match e {
+            StepError::NotHere(_) => StepError::NotHere(
+                "packet loss needs the runbook lab (NetworkPolicy has no loss; a network plugin would cut)".into(),
+            ),
+            other => other,
+        }),
+        _ => Err(StepError::NotHere("the cluster lists no node".into())),
+    }
+}
+
 /// Labels both sides and creates the policies, writing the cut into the
 /// context first so that whatever was done is undone.
 pub(super) async fn make(
@@ -119,6 +145,17 @@ pub(super) async fn make(
     isolated: &[Value],
     others: &[Value],
     direction: PartitionDirection,
+) -> Result<Cut, StepError> {
+    make_lossy(ctx, isolated, others, direction, None).await
+}
+
+/// [`make`], its policies annotated with a packet loss for the lab.
+async fn make_lossy(
+    ctx: &Ctx,
+    isolated: &[Value],
+    others: &[Value],
+    direction: PartitionDirection,
+    loss: Option<u8>,
 ) -> Result<Cut, StepError> {
     let id = {
         let cuts = ctx.cuts.lock().unwrap_or_else(|e| e.into_inner());
@@ -144,6 +181,9 @@ pub(super) async fn make(
     let run_id = ctx.render("{{ run_id }}");
     for (ns, name) in &cut.policies {
         let mut policy = policy(name, ns, &id, &blocked, direction);
+        if let Some(percent) = loss {
+            policy["metadata"]["annotations"] = json!({LOSS_ANNOTATION: format!("{percent}%")});
+        }
         labels::stamp(&mut policy, &run_id);
         let (api, _, _) = ctx.api(Some("networking.k8s.io/v1"), "NetworkPolicy", Some(ns)).await?;
         let object = serde_json::from_value(policy).map_err(StepError::from_source)?;

@@ -150,14 +150,16 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
     };
     let started = Instant::now();
     let mut done = Done::default();
-    // A client's view: one SET at a time to whichever master the Sentinels name.
+    // A client's view: one SET at a time to whichever master the Sentinels
+    // name, each key unique to this drill, read back once it is over.
+    let written = format!("runbook:drill-write:{}:", crate::report::event::epoch_ms());
     let mut writer: Option<redis::aio::MultiplexedConnection> = None;
     let write = async |n: u64| {
         if writer.is_none() {
             writer = master_named(ctx, drill, port, &name, pass.clone()).await;
         }
         let Some(conn) = writer.as_mut() else { return false };
-        let set = ["SET".to_string(), format!("runbook:drill-write:{n}"), n.to_string()];
+        let set = ["SET".to_string(), format!("{written}{n}"), n.to_string()];
         let ok = matches!(query(conn, &set).await, Ok(Reply::Okay));
         if !ok {
             writer = None;
@@ -179,7 +181,7 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
         &held,
         &mut log,
     );
-    let watched = super::drill_writes::during(ctx, &mut done, watching, write).await;
+    let (watched, outcomes) = super::drill_writes::during(ctx, &mut done, watching, write).await;
     let _ = release(ctx, &held).await;
     let Watched { promoted_after, failover_after, back_after: recovered_after, new_ip } = watched?;
 
@@ -216,6 +218,13 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
     }
     done.measure("lost keys", f64::from(lost), "keys");
     log.push(format!("read back {}/{keys} canary keys from the new master", keys - lost));
+    let writes = super::drill_outcome::ledger(&outcomes);
+    let present = super::drill_outcome::read_numbered(&written, writes.len() as u64, async |mget| {
+        query(&mut conn, &mget).await.map_err(StepError::from_source)
+    })
+    .await?;
+    let read_from = new_master["metadata"]["name"].as_str().unwrap_or_default();
+    super::drill_outcome::report_writes(&writes, &present, read_from, &mut log, &mut done);
     done.output = log.join("\n");
     ctx.keep_measurements(&done.measurements);
     let bound = down_after + failover_timeout;

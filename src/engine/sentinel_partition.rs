@@ -24,7 +24,6 @@ use super::cut::Cut;
 use super::drill_outcome::{Outcome, Seen};
 use super::redis_client::{connect, field, password, query, to_value};
 use super::sentinel::{SENTINEL_PORT, agreed, describe, masters_seen, names_pod, running};
-use super::write_ledger::Write;
 use super::{Done, StepError};
 use crate::poll::{Poller, Probe};
 use crate::report::event::epoch_ms;
@@ -263,8 +262,7 @@ impl Scene<'_> {
             });
         };
         let final_name = final_master["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let writes: Vec<Write> =
-            outcomes.iter().enumerate().map(|(n, &(at_ms, acked))| Write { n: n as u64, at_ms, acked }).collect();
+        let writes = super::drill_outcome::ledger(&outcomes);
         let present = self.read_back(&final_master, writes.len() as u64).await?;
         let seen = Seen {
             writes: &writes,
@@ -412,21 +410,10 @@ impl Scene<'_> {
     /// Whether each key `0..count` holds its write, read from `master`.
     async fn read_back(&self, master: &Value, count: u64) -> Result<Vec<bool>, StepError> {
         let mut conn = connect(self.ctx, master, 6379, self.pass.clone()).await?;
-        let mut present = Vec::new();
-        let numbers: Vec<u64> = (0..count).collect();
-        for chunk in numbers.chunks(500) {
-            let mut mget = vec!["MGET".to_string()];
-            mget.extend(chunk.iter().map(|n| format!("{}{n}", self.prefix)));
-            let reply = query(&mut conn, &mget).await.map_err(StepError::from_source)?;
-            let values = match to_value(&reply) {
-                Value::Array(v) => v,
-                _ => Vec::new(),
-            };
-            for (n, v) in chunk.iter().zip(values.iter().chain(std::iter::repeat(&Value::Null))) {
-                present.push(v.as_str() == Some(&n.to_string()));
-            }
-        }
-        Ok(present)
+        super::drill_outcome::read_numbered(&self.prefix, count, async |mget| {
+            query(&mut conn, &mget).await.map_err(StepError::from_source)
+        })
+        .await
     }
 }
 

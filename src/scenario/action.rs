@@ -409,6 +409,15 @@ impl Action {
     }
 }
 
+/// A partition's `loss` (`30%` or `30`) as a percentage from 1 to 99.
+pub fn loss_percent(text: &str) -> Result<u8, String> {
+    let number = text.trim().trim_end_matches('%').trim();
+    match number.parse::<u8>() {
+        Ok(p) if (1..=99).contains(&p) => Ok(p),
+        _ => Err(format!("partition.loss {text:?} is not a percentage from 1% to 99%")),
+    }
+}
+
 /// Every action's name, in the order the docs list them.
 pub const ALL: [&str; 22] = [
     "apply",
@@ -484,6 +493,18 @@ mod tests {
         let err =
             action("httpLoad: {service: {kind: Service, name: s}, path: /, timeout: 1 min, settle: soon}").unwrap_err();
         assert_eq!(err.len(), 2, "both named: {err:?}");
+    }
+
+    #[test]
+    fn a_loss_is_a_percentage_short_of_a_cut() {
+        assert_eq!(loss_percent("30%"), Ok(30));
+        assert_eq!(loss_percent(" 5 "), Ok(5));
+        for refused in ["0%", "100%", "lots", "-3%"] {
+            assert_eq!(
+                loss_percent(refused),
+                Err(format!("partition.loss {refused:?} is not a percentage from 1% to 99%"))
+            );
+        }
     }
 
     #[test]

@@ -871,6 +871,11 @@ pub struct Partition {
     /// connection the cut allows still flow, as NetworkPolicy has it.
     #[serde(default)]
     pub direction: Option<PartitionDirection>,
+    /// Packet loss instead of a cut (`30%`): each packet the cut would stop
+    /// is dropped at that chance. The lab only (NetworkPolicy has no loss);
+    /// elsewhere the step is skipped.
+    #[serde(default)]
+    pub loss: Option<String>,
     /// How long the cut lasts (`20s`), after which it is healed.
     #[serde(rename = "for")]
     pub lasts: String,

@@ -253,6 +253,11 @@ impl Checker<'_> {
             }
         }
         if let Some(p) = &step.partition {
+            if let Some(loss) = p.loss.as_deref().filter(|l| !l.contains("{{"))
+                && let Err(problem) = super::loss_percent(loss)
+            {
+                self.at_field(&step.id, "partition/loss", problem);
+            }
             for (field, refs) in [("isolate", &p.isolate), ("from", &p.from)] {
                 if refs.is_empty() {
                     self.at_field(&step.id, &format!("partition/{field}"), format!("partition.{field} names no pods"));

@@ -88,3 +88,34 @@ async fn ctrl_c_during_a_partition_heals_it() {
     assert_eq!(traces(&t).await, (String::new(), String::new()), "Ctrl-C left the cut in place:\n{text}");
     becomes("a -> b after Ctrl-C", true, async || reaches(&t, "a", &ips[1]).await).await;
 }
+
+#[tokio::test]
+async fn packet_loss_drops_some_packets_not_all_and_ends_with_the_drill() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    let ips = redis_pods(&t, &["a", "b", "c"]).await;
+    let run = start_run(&t, "packet-loss", "25s");
+    cut_in_place(&t).await;
+    let annotation = t
+        .kubectl(&["get", "networkpolicy", "-o", "jsonpath={.items[0].metadata.annotations.runbook\\.dev/loss}"])
+        .await;
+    assert_eq!(annotation.trim(), "30%");
+    // Each try is a new connection with a second to answer: a lost SYN
+    // (retried after a second) fails it, so about a third fail.
+    let mut answered = 0;
+    for _ in 0..20 {
+        answered += usize::from(reaches(&t, "a", &ips[1]).await);
+    }
+    assert!((1..20).contains(&answered), "30% loss: some tries answered, not all: {answered}/20");
+    let out = run.wait_with_output().await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let doc = crate::common::report(&t.dir.path().join("packet-loss.json"));
+    let lossy = crate::common::step(&doc, "lossy");
+    assert!(lossy["output"].as_str().unwrap().contains("30% of the packets lost (not a cut)"), "{lossy}");
+    assert_eq!(traces(&t).await, (String::new(), String::new()), "the loss left something behind");
+    becomes("a -> b once the loss is over", true, async || reaches(&t, "a", &ips[1]).await).await;
+    for _ in 0..5 {
+        assert!(reaches(&t, "a", &ips[1]).await, "every try answers once the loss is over");
+    }
+}

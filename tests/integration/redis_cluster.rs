@@ -42,6 +42,12 @@ async fn run_forms_the_cluster_survives_the_drills_and_is_idempotent() {
     );
     assert!(measurement(drill, "recovery time") >= measurement(drill, "failover time"));
     assert!(measurement(drill, "failed writes") > 0.0, "writes to the stopped master's slots fail: {drill}");
+    // Those writes, read back through the cluster once it recovered.
+    assert_eq!(
+        measurement(drill, "acknowledged writes"),
+        measurement(drill, "writes") - measurement(drill, "failed writes")
+    );
+    assert!(measurement(drill, "time without a writable master") > 0.0, "{drill}");
     crate::browser::assert_html_report(t.dir.path(), "first", &doc, None).await;
     assert!(drill["output"].as_str().unwrap().contains("read back 200/200 keys"), "{drill}");
     // As Jepsen found: the master cut off from the majority acknowledges

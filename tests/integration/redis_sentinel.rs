@@ -46,6 +46,12 @@ async fn runs_twice_in_a_row_and_reports_the_failover() {
     assert_no_secret(&t, "first", &text, PASSWORD);
     // The drill as a client lived it: writes failed while no master was named.
     assert!(measurement(drill, "failed writes") > 0.0 && measurement(drill, "writes during the drill") > 20.0);
+    // Those writes, read back from the new master and tallied.
+    assert_eq!(
+        measurement(drill, "acknowledged writes"),
+        measurement(drill, "writes") - measurement(drill, "failed writes")
+    );
+    assert!(measurement(drill, "time without a writable master") > 0.0, "{drill}");
     assert_eq!(drill["timeline"].as_array().unwrap().len(), 4, "canaries, deleted, new master, back: {drill}");
     crate::browser::assert_html_report(t.dir.path(), "first", &first, Some("redis-sentinel-report.png")).await;
 

@@ -29,6 +29,22 @@ pub struct Isolation {
     pub ingress: Option<Vec<Allow>>,
     /// Allowed outgoing traffic, when isolated for egress.
     pub egress: Option<Vec<Allow>>,
+    /// The lab's extension: the share of the traffic the rules do not allow
+    /// that is dropped (percent), from the annotation [`LOSS_ANNOTATION`] of
+    /// a policy that selects the pod; `None`: all of it, as Kubernetes says.
+    pub loss_percent: Option<u8>,
+}
+
+/// The annotation that turns what a policy denies into packet loss on the
+/// lab (`"30"` or `"30%"`: each such packet dropped at that chance). A
+/// network plugin ignores it and drops everything denied.
+pub const LOSS_ANNOTATION: &str = "runbook.dev/loss";
+
+/// A policy's loss, if annotated with a percentage from 1 to 100.
+fn loss_of(policy: &Value) -> Option<u8> {
+    let text = policy["metadata"]["annotations"][LOSS_ANNOTATION].as_str()?;
+    let percent: u8 = text.trim().trim_end_matches('%').trim().parse().ok()?;
+    (1..=100).contains(&percent).then_some(percent)
 }
 
 /// Traffic one rule allows: from (or to) these peers, on these ports.
@@ -106,7 +122,11 @@ pub fn isolation(pod: &Value, world: &World) -> Isolation {
         }
         Some(allows)
     };
-    Isolation { ingress: allowed(Direction::Ingress), egress: allowed(Direction::Egress) }
+    // Several annotated policies: the largest loss (a policy without the
+    // annotation drops all it denies, but its allows are what is unioned).
+    let losses: Vec<Option<u8>> = selecting.iter().map(|p| loss_of(p)).collect();
+    let loss_percent = if losses.iter().all(Option::is_some) { losses.into_iter().flatten().max() } else { None };
+    Isolation { ingress: allowed(Direction::Ingress), egress: allowed(Direction::Egress), loss_percent }
 }
 
 /// Whether a selector object selects these labels; one the API would have
@@ -259,10 +279,12 @@ pub fn connection_allowed(world: &World, from: Ipv4Addr, to: Ipv4Addr, port: u16
         world.pods.iter().map(|p| p.as_ref()).find(|p| p["status"]["podIP"].as_str() == Some(&ip.to_string()))
     };
     let Some(sender) = pod_at(from) else { return true };
-    let sends = isolation(sender, world).egress.as_deref().is_none_or(|allows| reaches(allows, to, "tcp", port));
-    let accepts = pod_at(to).is_none_or(|pod| {
-        isolation(pod, world).ingress.as_deref().is_none_or(|allows| reaches(allows, from, "tcp", port))
-    });
+    // A lossy policy loses packets, not connections: TCP gets through it.
+    let lets_through = |iso: Isolation, allows: fn(&Isolation) -> Option<&[Allow]>, peer: Ipv4Addr| {
+        iso.loss_percent.is_some() || allows(&iso).is_none_or(|a| reaches(a, peer, "tcp", port))
+    };
+    let sends = lets_through(isolation(sender, world), |i| i.egress.as_deref(), to);
+    let accepts = pod_at(to).is_none_or(|pod| lets_through(isolation(pod, world), |i| i.ingress.as_deref(), from));
     sends && accepts
 }
 

@@ -4,7 +4,8 @@
 //! (the lab's gateway) and what the rules allow. Only replies are accepted
 //! by their connection's state: every other packet is judged by the rules,
 //! so connections made before a policy are cut by it too. Loaded with `nft -f -`, the
-//! script replaces the table in one transaction.
+//! script replaces the table in one transaction. With the lab's loss
+//! annotation, what the rules do not allow is dropped at a chance instead.
 
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -24,14 +25,15 @@ pub fn script(isolation: &Isolation, node: Ipv4Addr, dns_allowed: bool) -> Strin
         return out;
     }
     let _ = writeln!(out, "table inet {TABLE} {{");
+    let loss = isolation.loss_percent;
     if let Some(allows) = &isolation.ingress {
-        chain(&mut out, "ingress", "input", "iif", "saddr", node, &[], allows);
+        chain(&mut out, "ingress", "input", "iif", "saddr", node, &[], allows, loss);
     }
     if let Some(allows) = &isolation.egress {
         // The lab answers DNS on the node, where a cluster runs DNS pods that
         // egress rules must allow: the node's port 53 is not the node here.
         let dns: &[&str] = if dns_allowed { &[] } else { &["udp dport 53 drop", "tcp dport 53 drop"] };
-        chain(&mut out, "egress", "output", "oif", "daddr", node, dns, allows);
+        chain(&mut out, "egress", "output", "oif", "daddr", node, dns, allows, loss);
     }
     out.push_str("}\n");
     out
@@ -47,6 +49,7 @@ fn chain(
     node: Ipv4Addr,
     node_exceptions: &[&str],
     allows: &[Allow],
+    loss_percent: Option<u8>,
 ) {
     let _ = writeln!(out, "  chain {name} {{\n    type filter hook {hook} priority filter; policy drop;");
     // Replies on a connection this pod's other chain let through pass; the
@@ -63,6 +66,11 @@ fn chain(
                 let _ = writeln!(out, "    {}accept", [peer.as_str(), port.as_str()].concat());
             }
         }
+    }
+    // Packet loss instead of a cut: what is not allowed passes at the
+    // remaining chance, and the chain's policy drops the rest.
+    if let Some(loss) = loss_percent.filter(|l| *l < 100) {
+        let _ = writeln!(out, "    numgen random mod 100 >= {loss} accept");
     }
     out.push_str("  }\n");
 }
@@ -133,6 +141,7 @@ mod tests {
                     PortRange { protocol: "tcp".into(), from: 7000, to: 7005 },
                 ],
             }]),
+            loss_percent: None,
         };
         let expected = "add table inet runbook_policy
 delete table inet runbook_policy
@@ -160,5 +169,15 @@ table inet runbook_policy {
 }
 ";
         assert_eq!(script(&isolation, NODE, false), expected);
+    }
+
+    #[test]
+    fn loss_lets_what_is_denied_through_at_the_remaining_chance() {
+        let isolation = Isolation { ingress: Some(vec![]), egress: None, loss_percent: Some(30) };
+        let text = script(&isolation, NODE, true);
+        let chain: Vec<&str> = text.lines().skip_while(|l| !l.contains("chain ingress")).collect();
+        assert_eq!(chain[6..9], ["    numgen random mod 100 >= 30 accept", "  }", "}"], "{text}");
+        let total = Isolation { loss_percent: Some(100), ..isolation };
+        assert!(!script(&total, NODE, true).contains("numgen"), "100% is a cut");
     }
 }

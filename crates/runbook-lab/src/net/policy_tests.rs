@@ -67,7 +67,7 @@ fn a_pod_no_policy_selects_is_not_isolated() {
 fn default_deny_ingress_isolates_ingress_only() {
     let f = fixture();
     let deny = policy("default", json!({"podSelector": {}, "policyTypes": ["Ingress"]}));
-    assert_eq!(isolation_of(&f, &[deny], 0), Isolation { ingress: Some(vec![]), egress: None });
+    assert_eq!(isolation_of(&f, &[deny], 0), Isolation { ingress: Some(vec![]), egress: None, loss_percent: None });
 }
 
 #[test]
@@ -77,7 +77,11 @@ fn egress_rules_imply_the_egress_policy_type() {
     let udp53 = PortRange { protocol: "udp".into(), from: 53, to: 53 };
     assert_eq!(
         isolation_of(&f, &[p], 0),
-        Isolation { ingress: Some(vec![]), egress: Some(vec![Allow { peers: None, ports: vec![udp53] }]) }
+        Isolation {
+            ingress: Some(vec![]),
+            egress: Some(vec![Allow { peers: None, ports: vec![udp53] }]),
+            loss_percent: None,
+        }
     );
 }
 
@@ -202,4 +206,21 @@ fn a_connection_needs_the_senders_egress_and_the_receivers_ingress() {
     assert!(!connection_allowed(&world, ip("10.244.0.4"), ip("10.244.0.2"), 6379), "a frontend of another namespace");
     assert!(connection_allowed(&world, ip("10.244.0.1"), ip("10.244.0.2"), 6380), "the node");
     assert!(connection_allowed(&world, ip("10.244.0.2"), ip("10.244.0.4"), 1), "db sends anywhere");
+}
+
+#[test]
+fn the_loss_annotation_applies_only_when_every_selecting_policy_has_it() {
+    let f = fixture();
+    let annotated = |loss: &str| {
+        let mut p = (*policy("default", json!({"podSelector": {}, "policyTypes": ["Ingress"]}))).clone();
+        p["metadata"]["annotations"] = json!({LOSS_ANNOTATION: loss});
+        Arc::new(p)
+    };
+    assert_eq!(isolation_of(&f, &[annotated("30%")], 0).loss_percent, Some(30));
+    assert_eq!(isolation_of(&f, &[annotated("30"), annotated("60")], 0).loss_percent, Some(60));
+    for nonsense in ["0", "101", "a lot"] {
+        assert_eq!(isolation_of(&f, &[annotated(nonsense)], 0).loss_percent, None, "{nonsense}");
+    }
+    let plain = policy("default", json!({"podSelector": {}, "policyTypes": ["Ingress"]}));
+    assert_eq!(isolation_of(&f, &[annotated("30"), plain], 0).loss_percent, None, "a plain policy still cuts");
 }
