@@ -37,6 +37,17 @@ pub struct Outcome {
     pub window_ms: u64,
 }
 
+/// Marks on the drill's timeline where two pods begin and stop saying they
+/// are master (from one sample's count of masters to the next), so the
+/// report's chart shows the split brain as the stretch between them.
+pub fn mark_split_brain(ctx: &super::context::Ctx, before: usize, now: usize) {
+    if before <= 1 && now > 1 {
+        ctx.mark("split brain: two masters");
+    } else if before > 1 && now <= 1 {
+        ctx.mark("split brain over");
+    }
+}
+
 /// The writes of a drill's client, numbered in order, from its outcomes
 /// (ms since the epoch, acknowledged).
 pub fn ledger(outcomes: &[(u64, bool)]) -> Vec<Write> {

@@ -220,7 +220,9 @@ impl Scene<'_> {
         let observing = async {
             let mut samples = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                samples.push((epoch_ms(), self.masters().await.0));
+                let masters = self.masters().await.0;
+                super::drill_outcome::mark_split_brain(ctx, samples.last().map_or(0, |s: &(u64, usize)| s.1), masters);
+                samples.push((epoch_ms(), masters));
                 tokio::time::sleep(ROLE_EVERY).await;
             }
             samples
