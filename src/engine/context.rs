@@ -326,6 +326,10 @@ impl Ctx {
             namespace: pod.namespace.clone(),
         };
         let mut items = self.find_all(&object).await?;
+        if let Some(node) = &pod.node {
+            let node = self.render(node);
+            items.retain(|p| p["spec"]["nodeName"].as_str() == Some(node.as_str()));
+        }
         items.sort_by_key(|p| {
             (!crate::k8s::conditions::pod_running(p), p["metadata"]["name"].as_str().unwrap_or_default().to_string())
         });
@@ -355,10 +359,14 @@ impl Ctx {
 
     /// How a pod reference reads in messages (`pod -l app=redis`).
     pub fn describe_pod(&self, pod: &PodRef) -> String {
-        match (&pod.name, &pod.selector) {
+        let which = match (&pod.name, &pod.selector) {
             (Some(n), _) => format!("pod {}", self.render(n)),
             (_, Some(s)) => format!("pod -l {}", self.render(s)),
             _ => "pod".into(),
+        };
+        match &pod.node {
+            Some(node) => format!("{which} --field-selector spec.nodeName={}", self.render(node)),
+            None => which,
         }
     }
 }

@@ -68,7 +68,8 @@ pub async fn rollout(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result
                 selector = selector_of(&value);
                 match conditions::rollout_complete(&value) {
                     Ok(()) => {
-                        let pods = PodRef { selector: Some(selector.clone()), namespace: ns.clone(), name: None };
+                        let pods =
+                            PodRef { selector: Some(selector.clone()), namespace: ns.clone(), name: None, node: None };
                         let pods =
                             if selector.is_empty() { Vec::new() } else { ctx.pods(&pods).await.unwrap_or_default() };
                         match pods.iter().find_map(troubles::settling) {
@@ -81,7 +82,7 @@ pub async fn rollout(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result
             }
             // Say what the pods are going through; a pull back-off may resolve itself.
             if !selector.is_empty() {
-                let pods = PodRef { selector: Some(selector.clone()), namespace: ns.clone(), name: None };
+                let pods = PodRef { selector: Some(selector.clone()), namespace: ns.clone(), name: None, node: None };
                 for pod in ctx.pods(&pods).await.unwrap_or_default() {
                     if let Some(why) = troubles.hopeless(&pod, elapsed) {
                         return Ok(Probe::Ready(Err(format!("{reason}; {why}"))));
@@ -135,7 +136,8 @@ pub async fn rollout(ctx: &Ctx, object: &ObjectRef, timeout: Duration) -> Result
 
 async fn pods_ready(ctx: &Ctx, p: &crate::scenario::PodsReady, timeout: Duration) -> Result<Done, StepError> {
     let want = p.count.unwrap_or(1) as usize;
-    let pod_ref = PodRef { selector: p.selector.clone(), namespace: p.namespace.clone(), name: p.name.clone() };
+    let pod_ref =
+        PodRef { selector: p.selector.clone(), namespace: p.namespace.clone(), name: p.name.clone(), node: None };
     let selector = match (&p.name, &p.selector) {
         (Some(name), _) => format!("pod/{}", ctx.render(name)),
         (None, selector) => format!("pods -l {}", ctx.render(selector.as_deref().unwrap_or_default())),

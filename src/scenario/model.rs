@@ -418,6 +418,11 @@ pub struct PodRef {
     /// Namespace; defaults to the run's namespace.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Only the pods that run on this node (with a name or selector: those
+    /// of them there; alone: every pod of the namespace there), to cut a
+    /// node's pods off from another's.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// What to wait for; exactly one of the fields.

@@ -262,8 +262,8 @@ impl Checker<'_> {
                 if refs.is_empty() {
                     self.at_field(&step.id, &format!("partition/{field}"), format!("partition.{field} names no pods"));
                 }
-                if refs.iter().any(|r| r.name.is_none() && r.selector.is_none()) {
-                    let problem = format!("each pod of partition.{field} needs a name or a selector");
+                if refs.iter().any(|r| r.name.is_none() && r.selector.is_none() && r.node.is_none()) {
+                    let problem = format!("each pod of partition.{field} needs a name, a selector or a node");
                     self.at_field(&step.id, &format!("partition/{field}"), problem);
                 }
             }
@@ -588,7 +588,10 @@ mod tests {
         assert!(problems("{isolate: [{name: a}], from: [{selector: app=r}], for: 5s}").is_empty());
         let found = problems("{isolate: [], from: [{namespace: x}], for: 5s}");
         assert!(found.iter().any(|m| m.contains("partition.isolate names no pods")), "{found:?}");
-        assert!(found.iter().any(|m| m.contains("each pod of partition.from needs a name or a selector")), "{found:?}");
+        assert!(
+            found.iter().any(|m| m.contains("each pod of partition.from needs a name, a selector or a node")),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -100,3 +100,26 @@ async fn cleanup_brings_back_the_nodes_a_killed_run_left_down() {
     assert_eq!(annotation("runbook-lab-m02").await.trim(), "", "the run's node is back");
     assert_eq!(annotation("runbook-lab-m03").await.trim(), "runbook run other999-2", "another run's node is left");
 }
+
+#[tokio::test]
+async fn a_partition_between_nodes_cuts_one_nodes_pods_off_from_the_others() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_nodes(2, Duration::from_secs(50)).await;
+    redis_statefulset(&t, 2).await;
+    let on = |pod: &'static str| {
+        let t = &t;
+        async move { t.kubectl(&["get", "pod", pod, "-o", "jsonpath={.spec.nodeName}"]).await }
+    };
+    assert_eq!((on("r-0").await, on("r-1").await), ("runbook-lab".into(), "runbook-lab-m02".into()));
+    let ip = ip_of(&t, "r-1").await;
+    let run = start_run(&t, "node-partition", "6s");
+    becomes("r-0 -> r-1 across the cut", false, async || reaches(&t, "r-0", &ip).await).await;
+    let out = run.wait_with_output().await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let doc = crate::common::report(&t.dir.path().join("node-partition.json"));
+    let cut = crate::common::step(&doc, "cut");
+    let sides: Vec<&str> = cut["output"].as_str().unwrap().lines().take(2).collect();
+    assert_eq!(sides, ["isolated: r-1", "from: r-0"], "{cut}");
+    becomes("r-0 -> r-1 once healed", true, async || reaches(&t, "r-0", &ip).await).await;
+}
