@@ -48,6 +48,8 @@ struct Scene<'a> {
     victim: Value,
     tag: String,
     slot: i64,
+    /// Replicas each write waits for (`WAIT N 500`), if any.
+    wait_replicas: Option<u32>,
 }
 
 /// Runs the drill.
@@ -71,7 +73,12 @@ pub async fn drill(ctx: &Ctx, spec: &ClusterFault, lasts: Duration, timeout: Dur
         None => None,
     };
     let pods: Vec<Value> = client.ips().iter().filter_map(|ip| client.pod(ip).cloned()).collect();
-    let scene = Scene { ctx, pass, pods, master, replica, victim, tag, slot };
+    let wait_replicas = spec
+        .wait_replicas
+        .as_ref()
+        .map(|c| c.value(&|t| ctx.render(t)).map_err(|e| StepError::Invalid(format!("waitReplicas: {e}"))))
+        .transpose()?;
+    let scene = Scene { ctx, pass, pods, master, replica, victim, tag, slot, wait_replicas };
     scene.run(spec.fault, lasts, timeout, node_timeout).await
 }
 
@@ -191,7 +198,12 @@ impl Scene<'_> {
             let Some(pod) = self.pod_at(&ip) else { return false };
             let key = format!("{{{}}}:{n}", self.tag);
             let set = ["SET".to_string(), key, n.to_string()];
-            let ok = matches!(query_pod(ctx, pod, 6379, self.pass.clone(), &set).await, Ok(Reply::Okay));
+            let mut ok = matches!(query_pod(ctx, pod, 6379, self.pass.clone(), &set).await, Ok(Reply::Okay));
+            if let (true, Some(replicas)) = (ok, self.wait_replicas) {
+                let wait = ["WAIT".to_string(), replicas.to_string(), "500".to_string()];
+                let confirmed = query_pod(ctx, pod, 6379, self.pass.clone(), &wait).await;
+                ok = matches!(confirmed, Ok(Reply::Int(n)) if n >= i64::from(replicas));
+            }
             if ok {
                 *target.lock().unwrap_or_else(|e| e.into_inner()) = Some(ip);
             }
@@ -221,6 +233,11 @@ impl Scene<'_> {
             ),
             format!("{how} for {:.0}s; cluster-node-timeout {node_timeout} ms", lasts.as_secs_f64()),
         ];
+        if let Some(n) = self.wait_replicas {
+            log.push(format!(
+                "each write waits for {n} replica(s) (WAIT {n} 500): acknowledged only once they confirmed it"
+            ));
+        }
         match promoted_at {
             Some(at) => {
                 log.push(format!("replica {} promoted after {} ms", self.replica.addr, at.saturating_sub(fault_at)))
@@ -276,6 +293,15 @@ impl Scene<'_> {
                 expected: "the replica promoted while the master was cut off".into(),
                 actual: format!("no promotion: make `for` longer than cluster-node-timeout ({node_timeout} ms)"),
                 looked_at: "CLUSTER NODES".into(),
+                output: done.output,
+                diagnostics: None,
+            });
+        }
+        if let (Some(n), false) = (self.wait_replicas, tally.lost.is_empty()) {
+            return Err(StepError::Failed {
+                expected: format!("no write lost that {n} replica(s) had confirmed (WAIT)"),
+                actual: format!("{} lost", tally.lost.len()),
+                looked_at: "GET on the slot's master after healing".into(),
                 output: done.output,
                 diagnostics: None,
             });

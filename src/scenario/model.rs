@@ -939,6 +939,11 @@ pub struct ClusterFault {
     /// How long the cluster may take to converge once healed; default 60s.
     #[serde(default)]
     pub timeout: Option<String>,
+    /// `WAIT` for this many replicas after each write, 500 ms at most: a
+    /// write counts as acknowledged only when they confirmed it (as a client
+    /// that needs its writes to survive a failover does).
+    #[serde(default)]
+    pub wait_replicas: Option<Count>,
 }
 
 /// What the cluster fault drill does to the master.

@@ -66,6 +66,23 @@ async fn run_forms_the_cluster_survives_the_drills_and_is_idempotent() {
     assert!(measurement(lost_node, "acknowledged writes lost") >= 0.0, "{lost_node}");
     assert!(lost_node["output"].as_str().unwrap().contains("Kubernetes node runbook-lab"), "{lost_node}");
 
+    // With WAIT 1 after each write, only writes a replica confirmed count,
+    // and none of them is lost (the fixture, on the cluster kept above).
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/cluster-partition-wait.yaml");
+    let waited = t.dir.path().join("waited.json");
+    let fixture_arg = fixture.display().to_string();
+    let waited_arg = format!("json={}", waited.display());
+    let out =
+        runbook(&["run", "-f", &fixture_arg, "--kubeconfig", &kubeconfig, "--report", &waited_arg], t.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let waited_drill = step(&report(&waited), "partition-wait").clone();
+    assert_eq!(measurement(&waited_drill, "acknowledged writes lost"), 0.0, "{waited_drill}");
+    assert!(measurement(&waited_drill, "acknowledged writes") > 0.0, "{waited_drill}");
+    assert!(
+        measurement(&waited_drill, "acknowledged writes") < measurement(partition, "acknowledged writes"),
+        "writes the cut-off master took are not acknowledged: {waited_drill}"
+    );
+
     // A second run on the formed cluster does not create it again.
     let second = t.dir.path().join("second.json");
     let out = runbook(
