@@ -136,3 +136,32 @@ async fn a_pod_whose_toleration_runs_out_is_evicted_and_replaced_on_another_node
     t.kubectl(&["annotate", "node", "runbook-lab-m02", &format!("{DOWN}-")]).await;
     kubectl_until(&t, &["get", "pods", "-o", "name"], 15, |s| !s.contains(&on_m02)).await;
 }
+
+#[tokio::test]
+async fn a_pod_deleted_for_good_while_its_node_is_down_stops_when_the_node_comes_back() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_nodes(2, Duration::from_secs(50)).await;
+    redis_statefulset(&t, 2).await;
+    let (old_uid, old_ip) =
+        (field(&t, "pod", "r-1", "{.metadata.uid}").await, field(&t, "pod", "r-1", "{.status.podIP}").await);
+    let node = field(&t, "pod", "r-1", "{.spec.nodeName}").await;
+    t.kubectl(&["exec", "r-1", "--", "redis-cli", "set", "who", "old"]).await;
+    t.kubectl(&["annotate", "node", &node, &format!("{DOWN}=test")]).await;
+    t.kubectl(&["delete", "pod", "r-1", "--grace-period=0", "--force", "--wait=false"]).await;
+    kubectl_until(&t, &["get", "pod", "r-1", "-o", "jsonpath={.metadata.uid}"], 15, |uid| {
+        !uid.is_empty() && uid != old_uid
+    })
+    .await;
+    t.kubectl(&["annotate", "node", &node, &format!("{DOWN}-")]).await;
+    kubectl_until(
+        &t,
+        &["get", "pod", "r-1", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"],
+        30,
+        |s| s == "True",
+    )
+    .await;
+    // The old process, deleted while its node was down, is stopped once the
+    // node is back; exec reaches the new one.
+    becomes("the deleted pod's old process", false, async || reaches(&t, "r-0", &old_ip).await).await;
+    assert_eq!(t.kubectl(&["exec", "r-1", "--", "redis-cli", "get", "who"]).await.trim(), "");
+}

@@ -75,10 +75,11 @@ pub struct KubeletCtx {
 }
 
 impl KubeletCtx {
-    /// The handle of a running pod, by namespace and name.
-    pub fn pod(&self, ns: &str, name: &str) -> Option<Arc<PodHandle>> {
-        let pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
-        pods.values().find(|p| p.ns == ns && p.name == name).cloned()
+    /// The handle of a running pod, by uid (not by name: a pod deleted on a
+    /// node that is down still runs there while its successor of the same
+    /// name runs elsewhere).
+    pub fn pod(&self, uid: &str) -> Option<Arc<PodHandle>> {
+        self.pods.lock().unwrap_or_else(|e| e.into_inner()).get(uid).cloned()
     }
 
     /// Records an event about a pod.
@@ -206,7 +207,9 @@ fn handle(ctx: &Arc<KubeletCtx>, pod: &Value, deleted: bool) {
             Some(h) => h.terminate(grace),
             None => {
                 let (ns, name) = objects::ns_name(pod);
-                if let Some(pods) = by_key("pods") {
+                let same =
+                    ctx.store.get("pods", &ns, &name).is_some_and(|p| p["metadata"]["uid"] == pod["metadata"]["uid"]);
+                if let (true, Some(pods)) = (same, by_key("pods")) {
                     let _ = objects::finalize_delete(&ctx.store, pods, &ns, &name);
                 }
             }
@@ -294,7 +297,8 @@ impl crate::api::PodSubresources for KubeletSubresources {
                     "error dialing backend: dial tcp {ip}:10250: connect: no route to host"
                 )));
             }
-            let handle = ctx.pod(ns, name).filter(|h| h.sandbox_pid.load(std::sync::atomic::Ordering::SeqCst) != 0);
+            let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+            let handle = ctx.pod(uid).filter(|h| h.sandbox_pid.load(std::sync::atomic::Ordering::SeqCst) != 0);
             let Some(handle) = handle else {
                 return Err(ApiError::bad_request(format!(
                     "pod {name} is not running (phase {}): no container to attach to",

@@ -66,9 +66,16 @@ pub async fn reconcile(ctx: Arc<KubeletCtx>, name: String) {
     }
     ctx.down_nodes.down.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
     super::heartbeat::beat(&ctx, &name);
-    // What changed meanwhile: statuses to post, deletions to carry out.
+    // What changed meanwhile: statuses to post, deletions to carry out
+    // (a pod deleted for good while the node was down is stopped now).
     for handle in &handles {
-        handle.update(&ctx, |_| {});
+        let gone =
+            ctx.store.list("pods", Some(&handle.ns)).0.iter().all(|p| p["metadata"]["uid"] != handle.uid.as_str());
+        if gone {
+            handle.terminate(0);
+        } else {
+            handle.update(&ctx, |_| {});
+        }
     }
     for pod in ctx.store.list("pods", None).0.iter().filter(|p| p["spec"]["nodeName"] == name.as_str()) {
         super::handle(&ctx, pod, false);

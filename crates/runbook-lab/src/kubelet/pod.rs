@@ -131,7 +131,7 @@ impl PodHandle {
         change(&mut view);
         // A node that is down posts nothing; it posts the view when back.
         if !ctx.down_nodes.contains(&self.node) {
-            status::publish(&ctx.store, &self.ns, &self.name, &view);
+            status::publish(&ctx.store, &self.ns, &self.name, &self.uid, &view);
         }
     }
 }
@@ -151,7 +151,12 @@ async fn run(ctx: &Arc<KubeletCtx>, handle: &Arc<PodHandle>, pod: Value) {
         ctx.network.release(ip);
     }
     let _ = std::fs::remove_dir_all(&handle.dir);
+    // Only this pod's object: after a forced deletion its successor of the
+    // same name may exist already.
+    let still_this =
+        ctx.store.get("pods", &handle.ns, &handle.name).is_some_and(|p| p["metadata"]["uid"] == handle.uid.as_str());
     if handle.terminate.is_cancelled()
+        && still_this
         && let Some(pods) = by_key("pods")
     {
         let _ = objects::finalize_delete(&ctx.store, pods, &handle.ns, &handle.name);

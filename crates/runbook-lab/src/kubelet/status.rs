@@ -147,10 +147,15 @@ pub fn build(view: &PodView, previous: &Value) -> Value {
 }
 
 /// Writes the pod's status if it changed; returns false when the pod is gone.
-pub fn publish(store: &Store, ns: &str, name: &str, view: &PodView) -> bool {
+pub fn publish(store: &Store, ns: &str, name: &str, uid: &str, view: &PodView) -> bool {
     let Some(pods) = by_key("pods") else { return false };
     for _ in 0..10 {
         let Some(current) = store.get("pods", ns, name) else { return false };
+        // Another pod of the same name (a StatefulSet's, after a forced
+        // deletion) is not this one: the kubelet writes with a uid precondition.
+        if current["metadata"]["uid"] != uid {
+            return false;
+        }
         let status = build(view, &current["status"]);
         if status == current["status"] {
             return true;
