@@ -262,3 +262,18 @@ async fn debian_images_see_the_hosts_tools_read_only_but_not_its_secrets() {
     let logs = script_logs(&t, "redis:7.4.1", script).await;
     assert_eq!(logs, "ID=debian\n/usr/bin/dash\nno-shadow\nread-only\np\n");
 }
+
+#[tokio::test]
+async fn an_object_whose_owners_are_all_gone_is_garbage_collected() {
+    requires!(Kubectl);
+    let t = TestLab::start().await;
+    // As Kubernetes' garbage collector: a dependent of an owner that no
+    // longer exists (here: never did) is deleted.
+    let orphan = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "orphan", "ownerReferences": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "gone", "uid": "00000000-0000-0000-0000-000000000001"}]}});
+    let owned = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kept"}});
+    kubectl(&t, &["apply", "-f", "-"], Some(&orphan.to_string())).await;
+    kubectl(&t, &["apply", "-f", "-"], Some(&owned.to_string())).await;
+    crate::common::kubectl_until(&t, &["get", "configmap", "-o", "name"], 10, |s| !s.contains("orphan")).await;
+    assert!(t.api_get("configmaps", "default", "kept").await.is_some());
+}
