@@ -32,12 +32,17 @@ pub struct Cluster<'a> {
 pub fn place(pod: &Value, cluster: &Cluster) -> Result<String, String> {
     let placed: Vec<&Value> = cluster.pods.iter().map(|p| p.as_ref()).filter(|p| occupies_node(p)).collect();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    // Nodes where preemption might help (the filter failed as Unschedulable,
+    // not UnschedulableAndUnresolvable): kube-scheduler's preemption then
+    // finds no victims, every pod having the same priority.
+    let mut resolvable = 0;
     let mut best: Option<(Rank, &str)> = None;
     for (index, node) in cluster.nodes.iter().enumerate() {
         let name = node["metadata"]["name"].as_str().unwrap_or_default();
         let on_node: Vec<&Value> = placed.iter().copied().filter(|p| p["spec"]["nodeName"] == name).collect();
         match why_not(pod, node, &on_node, &placed, cluster.nodes) {
-            Some(why) => {
+            Some((why, might_help)) => {
+                resolvable += usize::from(might_help);
                 for reason in why {
                     *reasons.entry(reason).or_default() += 1;
                 }
@@ -57,7 +62,7 @@ pub fn place(pod: &Value, cluster: &Cluster) -> Result<String, String> {
     }
     match best {
         Some((_, name)) => Ok(name.to_string()),
-        None => Err(no_node_message(cluster.nodes.len(), &reasons)),
+        None => Err(no_node_message(cluster.nodes.len(), &reasons, resolvable)),
     }
 }
 
@@ -72,26 +77,36 @@ pub fn occupies_node(pod: &Value) -> bool {
 }
 
 /// kube-scheduler's FitError text, with its preemption epilogue.
-fn no_node_message(nodes: usize, reasons: &BTreeMap<String, usize>) -> String {
+fn no_node_message(nodes: usize, reasons: &BTreeMap<String, usize>, resolvable: usize) -> String {
     let mut counted: Vec<String> = reasons.iter().map(|(reason, n)| format!("{n} {reason}")).collect();
     // kube-scheduler sorts the "N reason" strings themselves.
     counted.sort();
+    let mut preemption = Vec::new();
+    if resolvable > 0 {
+        preemption.push(format!("{resolvable} No preemption victims found for incoming pod"));
+    }
+    if nodes > resolvable {
+        preemption.push(format!("{} Preemption is not helpful for scheduling", nodes - resolvable));
+    }
+    preemption.sort();
     format!(
-        "0/{nodes} nodes are available: {}. no new claims to deallocate, preemption: 0/{nodes} nodes are available: \
-         {nodes} Preemption is not helpful for scheduling.",
-        counted.join(", ")
+        "0/{nodes} nodes are available: {}. no new claims to deallocate, preemption: 0/{nodes} nodes are available: {}.",
+        counted.join(", "),
+        preemption.join(", ")
     )
 }
 
-/// Why `pod` cannot go to `node`: the first failing filter's reasons.
+/// Why `pod` cannot go to `node`: the first failing filter's reasons, and
+/// whether they are resolvable (Unschedulable: preemption might help) rather
+/// than UnschedulableAndUnresolvable.
 fn why_not(
     pod: &Value,
     node: &Value,
     on_node: &[&Value],
     placed: &[&Value],
     nodes: &[Arc<Value>],
-) -> Option<Vec<String>> {
-    let one = |reason: &str| Some(vec![reason.to_string()]);
+) -> Option<(Vec<String>, bool)> {
+    let one = |reason: &str| Some((vec![reason.to_string()], false));
     let unschedulable = node["spec"]["unschedulable"] == true;
     if unschedulable
         && !tolerates(pod, &serde_json::json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}))
@@ -106,12 +121,15 @@ fn why_not(
         return one("node(s) didn't match Pod's node affinity/selector");
     }
     if let Some(short) = fit::shortfall(pod, &node["status"]["allocatable"], on_node) {
-        return Some(short);
+        // More than the whole node has is unresolvable.
+        let resolvable = fit::shortfall(pod, &node["status"]["allocatable"], &[]).is_none();
+        return Some((short, resolvable));
     }
     if let Some(reason) = spread_violation(pod, node, placed, nodes) {
-        return one(reason);
+        return Some((vec![reason.to_string()], !reason.ends_with("(missing required label)")));
     }
-    affinity::inter_pod_violation(pod, node, placed, nodes).map(|reason| vec![reason.to_string()])
+    affinity::inter_pod_violation(pod, node, placed, nodes)
+        .map(|reason| (vec![reason.to_string()], reason != "node(s) didn't match pod affinity rules"))
 }
 
 /// Whether one of the pod's tolerations tolerates `taint`.

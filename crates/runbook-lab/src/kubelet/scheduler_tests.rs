@@ -71,6 +71,11 @@ fn reasons_are_counted_per_node_and_sorted_as_strings() {
         message.starts_with("0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient cpu. no new claims"),
         "{message}"
     );
+    // More than a node has can never fit: preemption is not helpful there.
+    assert!(
+        message.ends_with("preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."),
+        "{message}"
+    );
 }
 
 #[test]
