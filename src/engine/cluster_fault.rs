@@ -20,7 +20,6 @@ use serde_json::Value;
 use super::cluster::{slot_in, tag_served_by};
 use super::cluster_client::{ClusterClient, Node, parse_nodes};
 use super::context::Ctx;
-use super::cut::Cut;
 use super::drill_outcome::{Outcome, Seen};
 use super::redis_client::{field, password, query_pod, to_value};
 use super::{Done, StepError};
@@ -371,7 +370,8 @@ impl Scene<'_> {
             }
             tokio::time::sleep(left.min(Duration::from_millis(200))).await;
         }
-        heal(ctx, &cut).await?;
+        // Heals a partition or brings the node back, whichever the cut holds.
+        super::partition::heal(ctx, &cut).await?;
         let healed_after = started.elapsed();
         ctx.mark("fault healed");
         if !failed_seen && fault == ClusterFaultKind::Partition {
@@ -419,11 +419,6 @@ impl Scene<'_> {
         })
         .await
     }
-}
-
-/// Heals a partition or brings a node back.
-async fn heal(ctx: &Ctx, cut: &Cut) -> Result<(), StepError> {
-    super::partition::heal(ctx, cut).await
 }
 
 /// What the driving half of the drill saw.

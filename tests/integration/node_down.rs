@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::common::{TestLab, kubectl_until, requires};
 use crate::lab_network_policy::{becomes, reaches};
 use crate::lab_nodes::{DOWN, redis_statefulset};
-use crate::partition::start_run;
+use crate::partition::{interrupt, start_run};
 
 async fn ip_of(t: &TestLab, pod: &str) -> String {
     t.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]).await
@@ -72,12 +72,7 @@ async fn ctrl_c_during_a_node_down_drill_brings_the_node_back() {
     t.kubectl(&["exec", "r-1", "--", "redis-cli", "set", "before", "down"]).await;
     let run = start_run(&t, "node-down", "10m");
     let node = node_taken_down(&t).await;
-    let pid = nix::unistd::Pid::from_raw(run.id().unwrap() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let out =
-        tokio::time::timeout(Duration::from_secs(60), run.wait_with_output()).await.expect("runbook ends").unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(130), "{text}");
+    interrupt(run).await;
     back_up(&t, &node).await;
 }
 

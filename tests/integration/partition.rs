@@ -28,6 +28,18 @@ pub fn start_run(t: &TestLab, fixture: &str, lasts: &str) -> tokio::process::Chi
         .unwrap()
 }
 
+/// Ctrl-C to a run started by [`start_run`]: it must end within 60 s with
+/// exit 130; its output.
+pub async fn interrupt(run: tokio::process::Child) -> String {
+    let pid = nix::unistd::Pid::from_raw(run.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out =
+        tokio::time::timeout(Duration::from_secs(60), run.wait_with_output()).await.expect("runbook ends").unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    text
+}
+
 /// Waits (at most 30 s) until the cut's policy exists.
 async fn cut_in_place(t: &TestLab) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -79,12 +91,7 @@ async fn ctrl_c_during_a_partition_heals_it() {
     let run = start_run(&t, "partition", "10m");
     cut_in_place(&t).await;
     separated(&t, &ips).await;
-    let pid = nix::unistd::Pid::from_raw(run.id().unwrap() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let out =
-        tokio::time::timeout(Duration::from_secs(60), run.wait_with_output()).await.expect("runbook ends").unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(130), "{text}");
+    let text = interrupt(run).await;
     assert_eq!(traces(&t).await, (String::new(), String::new()), "Ctrl-C left the cut in place:\n{text}");
     becomes("a -> b after Ctrl-C", true, async || reaches(&t, "a", &ips[1]).await).await;
 }

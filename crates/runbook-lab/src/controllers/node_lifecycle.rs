@@ -154,14 +154,14 @@ fn mark_pods_not_ready(store: &Store, node: &str) {
 fn evict(store: &Store, now: jiff::Timestamp) {
     let Some(pods) = by_key("pods") else { return };
     let (nodes, _) = store.list("nodes", None);
+    let (all_pods, _) = store.list("pods", None);
     for node in nodes.iter().filter(|n| n["spec"]["taints"].as_array().is_some_and(|t| !t.is_empty())) {
         let no_execute: Vec<&Value> =
             node["spec"]["taints"].as_array().into_iter().flatten().filter(|t| t["effect"] == "NoExecute").collect();
         if no_execute.is_empty() {
             continue;
         }
-        let on_node = store.list("pods", None).0;
-        for pod in on_node.iter().filter(|p| p["spec"]["nodeName"] == node["metadata"]["name"]) {
+        for pod in all_pods.iter().filter(|p| p["spec"]["nodeName"] == node["metadata"]["name"]) {
             let when = no_execute.iter().map(|t| due(pod, t, now)).min().unwrap_or(jiff::Timestamp::MAX);
             if !pod["metadata"]["deletionTimestamp"].is_null() || when > now {
                 continue;
