@@ -23,6 +23,16 @@ use crate::scenario::{Partition, PartitionDirection, PodRef};
 pub const LABEL: &str = "runbook.dev/partition";
 /// The lab's annotation that makes a policy lose packets rather than cut.
 const LOSS_ANNOTATION: &str = "runbook.dev/loss";
+/// The lab's annotation that makes a policy delay packets rather than cut.
+const LATENCY_ANNOTATION: &str = "runbook.dev/latency";
+
+/// What the lab does instead of cutting: lose or delay what the cut would
+/// stop.
+#[derive(Clone, Copy, Default)]
+struct Degraded {
+    loss_percent: Option<u8>,
+    latency_ms: Option<u32>,
+}
 
 /// Runs a `partition` step: cut, hold for `lasts`, heal.
 pub async fn run(ctx: &Ctx, spec: &Partition, lasts: Duration) -> Result<Done, StepError> {
@@ -38,21 +48,32 @@ pub async fn run(ctx: &Ctx, spec: &Partition, lasts: Duration) -> Result<Done, S
         ));
     }
     let direction = spec.direction.unwrap_or(PartitionDirection::Both);
-    let loss = match &spec.loss {
-        Some(text) => Some(crate::scenario::loss_percent(&ctx.render(text)).map_err(StepError::Invalid)?),
-        None => None,
+    let degraded = Degraded {
+        loss_percent: match &spec.loss {
+            Some(text) => Some(crate::scenario::loss_percent(&ctx.render(text)).map_err(StepError::Invalid)?),
+            None => None,
+        },
+        latency_ms: match &spec.latency {
+            Some(text) => Some(crate::scenario::latency_millis(&ctx.render(text)).map_err(StepError::Invalid)?),
+            None => None,
+        },
     };
     let mut lines = vec![
         format!("isolated: {}", names(&isolated)),
         format!("from: {}", names(&others)),
         format!("direction: {}", describe(direction)),
     ];
-    if let Some(percent) = loss {
+    if degraded.loss_percent.is_some() || degraded.latency_ms.is_some() {
         lab_cluster(ctx).await?;
+    }
+    if let Some(percent) = degraded.loss_percent {
         lines.push(format!("{percent}% of the packets lost (not a cut)"));
     }
+    if let Some(millis) = degraded.latency_ms {
+        lines.push(format!("each packet between them delayed {millis} ms, replies too (not a cut)"));
+    }
     let started = Instant::now();
-    let cut = make_lossy(ctx, &isolated, &others, direction, loss).await?;
+    let cut = make_degraded(ctx, &isolated, &others, direction, degraded).await?;
     lines.push(format!(
         "NetworkPolicy {} in place",
         cut.policies.iter().map(|(ns, n)| format!("{ns}/{n}")).collect::<Vec<_>>().join(", ")
@@ -122,15 +143,16 @@ fn ns_name(pod: &Value) -> (String, String) {
     (text(&pod["metadata"]["namespace"]), text(&pod["metadata"]["name"]))
 }
 
-/// Refuses a cluster that is not the lab: packet loss is the lab's own
-/// extension of NetworkPolicy.
+/// Refuses a cluster that is not the lab: packet loss and latency are the
+/// lab's own extensions of NetworkPolicy.
 async fn lab_cluster(ctx: &Ctx) -> Result<(), StepError> {
     let (api, _, _) = ctx.api(Some("v1"), "Node", None).await?;
     let nodes = api.list(&Default::default()).await?;
     match nodes.items.first().map(serde_json::to_value) {
         Some(Ok(node)) => super::node_down::lab_node(&node).map_err(|e| match e {
             StepError::NotHere(_) => StepError::NotHere(
-                "packet loss needs the runbook lab (NetworkPolicy has no loss; a network plugin would cut)".into(),
+                "packet loss and latency need the runbook lab (NetworkPolicy has neither; a network plugin would cut)"
+                    .into(),
             ),
             other => other,
         }),
@@ -146,16 +168,17 @@ pub(super) async fn make(
     others: &[Value],
     direction: PartitionDirection,
 ) -> Result<Cut, StepError> {
-    make_lossy(ctx, isolated, others, direction, None).await
+    make_degraded(ctx, isolated, others, direction, Degraded::default()).await
 }
 
-/// [`make`], its policies annotated with a packet loss for the lab.
-async fn make_lossy(
+/// [`make`], its policies annotated with a packet loss or a latency for
+/// the lab.
+async fn make_degraded(
     ctx: &Ctx,
     isolated: &[Value],
     others: &[Value],
     direction: PartitionDirection,
-    loss: Option<u8>,
+    degraded: Degraded,
 ) -> Result<Cut, StepError> {
     let id = {
         let cuts = ctx.cuts.lock().unwrap_or_else(|e| e.into_inner());
@@ -181,8 +204,11 @@ async fn make_lossy(
     let run_id = ctx.render("{{ run_id }}");
     for (ns, name) in &cut.policies {
         let mut policy = policy(name, ns, &id, &blocked, direction);
-        if let Some(percent) = loss {
-            policy["metadata"]["annotations"] = json!({LOSS_ANNOTATION: format!("{percent}%")});
+        if let Some(percent) = degraded.loss_percent {
+            policy["metadata"]["annotations"][LOSS_ANNOTATION] = json!(format!("{percent}%"));
+        }
+        if let Some(millis) = degraded.latency_ms {
+            policy["metadata"]["annotations"][LATENCY_ANNOTATION] = json!(format!("{millis}ms"));
         }
         labels::stamp(&mut policy, &run_id);
         let (api, _, _) = ctx.api(Some("networking.k8s.io/v1"), "NetworkPolicy", Some(ns)).await?;

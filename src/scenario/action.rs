@@ -409,6 +409,15 @@ impl Action {
     }
 }
 
+/// A partition's `latency` (`50ms`, `1s`) in milliseconds, from 1 ms to a
+/// minute (the lab's bounds).
+pub fn latency_millis(text: &str) -> Result<u32, String> {
+    match parse_duration(text).map(|d| d.as_millis()) {
+        Some(ms @ 1..=60_000) => Ok(ms as u32),
+        _ => Err(format!("partition.latency {text:?} is not a duration from 1ms to 60s")),
+    }
+}
+
 /// A partition's `loss` (`30%` or `30`) as a percentage from 1 to 99.
 pub fn loss_percent(text: &str) -> Result<u8, String> {
     let number = text.trim().trim_end_matches('%').trim();
@@ -493,6 +502,18 @@ mod tests {
         let err =
             action("httpLoad: {service: {kind: Service, name: s}, path: /, timeout: 1 min, settle: soon}").unwrap_err();
         assert_eq!(err.len(), 2, "both named: {err:?}");
+    }
+
+    #[test]
+    fn a_latency_is_a_duration_from_a_millisecond_to_a_minute() {
+        assert_eq!(latency_millis("50ms"), Ok(50));
+        assert_eq!(latency_millis("1.5s"), Ok(1500));
+        for refused in ["0ms", "2m", "50", "slow"] {
+            assert_eq!(
+                latency_millis(refused),
+                Err(format!("partition.latency {refused:?} is not a duration from 1ms to 60s"))
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod suggest;
 pub mod template;
 mod validate;
 
-pub use action::{Action, loss_percent};
+pub use action::{Action, latency_millis, loss_percent};
 pub use runbook_units::parse_duration;
 
 use std::collections::BTreeMap;

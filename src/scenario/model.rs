@@ -881,6 +881,12 @@ pub struct Partition {
     /// elsewhere the step is skipped.
     #[serde(default)]
     pub loss: Option<String>,
+    /// Latency instead of a cut (`50ms`, up to `60s`): each packet the cut
+    /// would stop, both ways and replies included, waits that long; with
+    /// `loss`, what loss spares is delayed. The lab only (NetworkPolicy has
+    /// no latency); elsewhere the step is skipped.
+    #[serde(default)]
+    pub latency: Option<String>,
     /// How long the cut lasts (`20s`), after which it is healed.
     #[serde(rename = "for")]
     pub lasts: String,

@@ -258,6 +258,11 @@ impl Checker<'_> {
             {
                 self.at_field(&step.id, "partition/loss", problem);
             }
+            if let Some(latency) = p.latency.as_deref().filter(|l| !l.contains("{{"))
+                && let Err(problem) = super::latency_millis(latency)
+            {
+                self.at_field(&step.id, "partition/latency", problem);
+            }
             for (field, refs) in [("isolate", &p.isolate), ("from", &p.from)] {
                 if refs.is_empty() {
                     self.at_field(&step.id, &format!("partition/{field}"), format!("partition.{field} names no pods"));

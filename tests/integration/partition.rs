@@ -126,3 +126,48 @@ async fn packet_loss_drops_some_packets_not_all_and_ends_with_the_drill() {
         assert!(reaches(&t, "a", &ips[1]).await, "every try answers once the loss is over");
     }
 }
+
+/// How long `from` takes to connect to Redis at `ip` and send it five
+/// PINGs on that connection (six round trips), exec included.
+async fn six_round_trips(t: &TestLab, from: &str, ip: &str) -> Duration {
+    let started = Instant::now();
+    let out = t.kubectl_output(&["exec", from, "--", "redis-cli", "-h", ip, "-r", "5", "ping"], None).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).matches("PONG").count(), 5, "{out:?}");
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn latency_delays_every_packet_between_the_groups_and_ends_with_the_drill() {
+    requires!(Root, Kubectl);
+    let t = TestLab::with_pods().await;
+    let ips = redis_pods(&t, &["a", "b", "c"]).await;
+    let before = six_round_trips(&t, "a", &ips[1]).await;
+    let run = start_run(&t, "latency", "20s");
+    cut_in_place(&t).await;
+    let annotation = t
+        .kubectl(&["get", "networkpolicy", "-o", "jsonpath={.items[0].metadata.annotations.runbook\\.dev/latency}"])
+        .await;
+    assert_eq!(annotation.trim(), "200ms");
+    // Each round trip crosses the cut twice: 6 × 2 × 200 ms = 2.4 s more.
+    becomes("a -> b slowed down", true, async || {
+        six_round_trips(&t, "a", &ips[1]).await >= Duration::from_millis(2400)
+    })
+    .await;
+    let slow = six_round_trips(&t, "c", &ips[0]).await;
+    assert!(slow >= Duration::from_millis(2400), "c -> a is slowed down too (both ways): {slow:?}");
+    assert!(slow < Duration::from_millis(2400) + before + Duration::from_secs(2), "delayed, not more: {slow:?}");
+    let spared = six_round_trips(&t, "b", &ips[2]).await;
+    assert!(spared < Duration::from_millis(1200), "b -> c does not cross the cut: {spared:?}");
+    let out = run.wait_with_output().await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let doc = crate::common::report(&t.dir.path().join("latency.json"));
+    let slow_step = crate::common::step(&doc, "slow");
+    assert!(
+        slow_step["output"].as_str().unwrap().contains("each packet between them delayed 200 ms, replies too"),
+        "{slow_step}"
+    );
+    assert_eq!(traces(&t).await, (String::new(), String::new()), "the latency left something behind");
+    becomes("a -> b fast again", true, async || six_round_trips(&t, "a", &ips[1]).await < Duration::from_millis(1200))
+        .await;
+}

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod netutil;
 pub mod network;
 pub mod node_down;
+pub mod packet_delay;
 pub mod pod;
 pub mod policy_enforcer;
 pub mod portforward;

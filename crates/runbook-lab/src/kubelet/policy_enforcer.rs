@@ -4,7 +4,9 @@
 //! again whenever a policy, a pod or a namespace changes. The rules live in
 //! the pod's own namespace, so they go with the pod; nothing is written to
 //! the host. Without `nft` (nftables) policies are stored but not enforced,
-//! and the lab says so once in an Event on each policy.
+//! and the lab says so once in an Event on each policy. A slow policy (the
+//! lab's latency annotation) also gets the pod's packets held by
+//! [`PacketDelays`], with xtables rules that queue them to it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use tokio::sync::Notify;
 
 use super::KubeletCtx;
 use super::network::GATEWAY;
+use super::packet_delay::PacketDelays;
 use super::pod::PodHandle;
 use crate::api::objects;
 use crate::net::policy::{self, World};
@@ -25,7 +28,9 @@ use crate::net::policy_nft;
 /// The enforcer's memory: the script each pod (by uid) last loaded.
 pub struct PolicyEnforcer {
     nft: Option<PathBuf>,
+    iptables_restore: Option<PathBuf>,
     ignored: bool,
+    delays: PacketDelays,
     loaded: Mutex<HashMap<String, String>>,
     warned: Mutex<HashSet<String>>,
     wake: Notify,
@@ -38,7 +43,12 @@ impl PolicyEnforcer {
     pub fn new(enforce: bool) -> Self {
         PolicyEnforcer {
             nft: if enforce { super::sandbox::which("nft") } else { None },
+            // Legacy xtables first: its NFQUEUE target needs no nftables
+            // compatibility layer.
+            iptables_restore: super::sandbox::which("iptables-legacy-restore")
+                .or_else(|| super::sandbox::which("iptables-restore")),
             ignored: !enforce,
+            delays: PacketDelays::default(),
             loaded: Mutex::default(),
             warned: Mutex::default(),
             wake: Notify::new(),
@@ -56,7 +66,10 @@ impl PolicyEnforcer {
     pub async fn run(self: Arc<Self>, ctx: Arc<KubeletCtx>) {
         loop {
             tokio::select! {
-                _ = ctx.shutdown.cancelled() => return,
+                _ = ctx.shutdown.cancelled() => {
+                    self.delays.retain(|_| false);
+                    return;
+                }
                 _ = self.wake.notified() => {}
             }
             if self.idle(&ctx) {
@@ -108,7 +121,18 @@ impl PolicyEnforcer {
             self.warn_not_enforced(ctx, world);
             return;
         };
-        match load(nft, pid, &script).await {
+        // Packets are held before they are marked, and let go after.
+        if let Some(millis) = isolation.latency_ms
+            && let Err(e) = self.delay(&handle.uid, pid, millis).await
+        {
+            ctx.event(pod, "Warning", "NetworkPolicyFailed", &format!("{e:#}"));
+            return;
+        }
+        let loaded = load(nft, pid, &script).await;
+        if isolation.latency_ms.is_none() {
+            self.delays.clear(&handle.uid);
+        }
+        match loaded {
             Ok(()) => {
                 self.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(handle.uid.clone(), script);
             }
@@ -118,10 +142,24 @@ impl PolicyEnforcer {
         }
     }
 
+    /// Holds the pod's marked packets for `millis`: the queueing rules
+    /// once, the holding thread if it has none.
+    async fn delay(&self, uid: &str, pid: u32, millis: u32) -> anyhow::Result<()> {
+        if !self.delays.holds(uid) {
+            let Some(restore) = &self.iptables_restore else {
+                anyhow::bail!("latency needs iptables-restore (xtables) on the host to queue packets to the lab");
+            };
+            let rules = policy_nft::delay_rules();
+            super::netutil::run_in_netns(pid, restore, &[], &rules).await.context("loading the pod's delay rules")?;
+        }
+        self.delays.set(uid, pid, millis).context("opening the pod's delay queue")
+    }
+
     /// Drops what is remembered of pods that are gone.
     fn forget_gone(&self, ctx: &KubeletCtx) {
         let running: HashSet<String> = ctx.pods.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
         self.loaded.lock().unwrap_or_else(|e| e.into_inner()).retain(|uid, _| running.contains(uid));
+        self.delays.retain(|uid| running.contains(uid));
     }
 
     fn warn_not_enforced(&self, ctx: &KubeletCtx, world: &Snapshot) {

@@ -33,12 +33,35 @@ pub struct Isolation {
     /// that is dropped (percent), from the annotation [`LOSS_ANNOTATION`] of
     /// a policy that selects the pod; `None`: all of it, as Kubernetes says.
     pub loss_percent: Option<u8>,
+    /// The lab's extension: how long each packet the rules do not allow
+    /// waits before it goes on (milliseconds), from the annotation
+    /// [`LATENCY_ANNOTATION`]; `None`: such packets are dropped.
+    pub latency_ms: Option<u32>,
 }
 
 /// The annotation that turns what a policy denies into packet loss on the
 /// lab (`"30"` or `"30%"`: each such packet dropped at that chance). A
 /// network plugin ignores it and drops everything denied.
 pub const LOSS_ANNOTATION: &str = "runbook.dev/loss";
+
+/// The annotation that delays what a policy denies instead of dropping it,
+/// on the lab (`"50ms"`, `"1s"`: each such packet, in either direction,
+/// waits that long). A network plugin ignores it and drops everything denied.
+pub const LATENCY_ANNOTATION: &str = "runbook.dev/latency";
+
+/// The longest delay the lab applies (a minute): more is a cut.
+const LATENCY_MAX_MS: u32 = 60_000;
+
+/// A policy's latency, if annotated with a duration from 1 ms to a minute.
+fn latency_of(policy: &Value) -> Option<u32> {
+    latency_ms(policy["metadata"]["annotations"][LATENCY_ANNOTATION].as_str()?)
+}
+
+/// A latency (`50ms`, `0.5s`) in milliseconds, from 1 ms to a minute.
+pub fn latency_ms(text: &str) -> Option<u32> {
+    let millis = runbook_units::parse_duration(text)?.as_millis();
+    (1..=u128::from(LATENCY_MAX_MS)).contains(&millis).then_some(millis as u32)
+}
 
 /// A policy's loss, if annotated with a percentage from 1 to 100.
 fn loss_of(policy: &Value) -> Option<u8> {
@@ -126,7 +149,9 @@ pub fn isolation(pod: &Value, world: &World) -> Isolation {
     // annotation drops all it denies, but its allows are what is unioned).
     let losses: Vec<Option<u8>> = selecting.iter().map(|p| loss_of(p)).collect();
     let loss_percent = if losses.iter().all(Option::is_some) { losses.into_iter().flatten().max() } else { None };
-    Isolation { ingress: allowed(Direction::Ingress), egress: allowed(Direction::Egress), loss_percent }
+    let latencies: Vec<Option<u32>> = selecting.iter().map(|p| latency_of(p)).collect();
+    let latency_ms = if latencies.iter().all(Option::is_some) { latencies.into_iter().flatten().max() } else { None };
+    Isolation { ingress: allowed(Direction::Ingress), egress: allowed(Direction::Egress), loss_percent, latency_ms }
 }
 
 /// Whether a selector object selects these labels; one the API would have
@@ -279,9 +304,12 @@ pub fn connection_allowed(world: &World, from: Ipv4Addr, to: Ipv4Addr, port: u16
         world.pods.iter().map(|p| p.as_ref()).find(|p| p["status"]["podIP"].as_str() == Some(&ip.to_string()))
     };
     let Some(sender) = pod_at(from) else { return true };
-    // A lossy policy loses packets, not connections: TCP gets through it.
+    // A lossy or slow policy loses or delays packets, not connections: TCP
+    // gets through it.
     let lets_through = |iso: Isolation, allows: fn(&Isolation) -> Option<&[Allow]>, peer: Ipv4Addr| {
-        iso.loss_percent.is_some() || allows(&iso).is_none_or(|a| reaches(a, peer, "tcp", port))
+        iso.loss_percent.is_some()
+            || iso.latency_ms.is_some()
+            || allows(&iso).is_none_or(|a| reaches(a, peer, "tcp", port))
     };
     let sends = lets_through(isolation(sender, world), |i| i.egress.as_deref(), to);
     let accepts = pod_at(to).is_none_or(|pod| lets_through(isolation(pod, world), |i| i.ingress.as_deref(), from));

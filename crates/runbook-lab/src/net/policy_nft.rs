@@ -5,7 +5,11 @@
 //! by their connection's state: every other packet is judged by the rules,
 //! so connections made before a policy are cut by it too. Loaded with `nft -f -`, the
 //! script replaces the table in one transaction. With the lab's loss
-//! annotation, what the rules do not allow is dropped at a chance instead.
+//! annotation, what the rules do not allow is dropped at a chance instead;
+//! with its latency annotation, it is marked with [`DELAY_MARK`] and let
+//! through, for the pod's [`delay_rules`] to hand to the lab, which holds each
+//! such packet for the latency before it goes on (nftables here cannot queue
+//! packets to a program: the lab's kernel has no `nft_queue`; xtables can).
 
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -14,6 +18,13 @@ use super::policy::{Allow, Block, Isolation, PortRange};
 
 /// The table every pod's rules live in.
 pub const TABLE: &str = "runbook_policy";
+
+/// The packet mark of what a slow policy delays.
+pub const DELAY_MARK: u32 = 0x7262_6c74;
+
+/// The netfilter queue the delayed packets of a pod wait in (queues belong
+/// to a network namespace, so every pod can use the same number).
+pub const DELAY_QUEUE: u16 = 7;
 
 /// The script that makes a pod's network namespace enforce `isolation`
 /// (`node` is the pods' gateway; `dns_allowed` says whether an egress rule
@@ -25,18 +36,48 @@ pub fn script(isolation: &Isolation, node: Ipv4Addr, dns_allowed: bool) -> Strin
         return out;
     }
     let _ = writeln!(out, "table inet {TABLE} {{");
-    let loss = isolation.loss_percent;
+    let denied = Denied { loss_percent: isolation.loss_percent, delayed: isolation.latency_ms.is_some() };
     if let Some(allows) = &isolation.ingress {
-        chain(&mut out, "ingress", "input", "iif", "saddr", node, &[], allows, loss);
+        chain(&mut out, "ingress", "input", "iif", "saddr", node, &[], allows, denied);
     }
     if let Some(allows) = &isolation.egress {
         // The lab answers DNS on the node, where a cluster runs DNS pods that
         // egress rules must allow: the node's port 53 is not the node here.
         let dns: &[&str] = if dns_allowed { &[] } else { &["udp dport 53 drop", "tcp dport 53 drop"] };
-        chain(&mut out, "egress", "output", "oif", "daddr", node, dns, allows, loss);
+        chain(&mut out, "egress", "output", "oif", "daddr", node, dns, allows, denied);
     }
     out.push_str("}\n");
+    // The script changes with the delay, so the pod is programmed again.
+    if let Some(millis) = isolation.latency_ms {
+        let _ = writeln!(out, "# marked packets wait {millis} ms in the lab's queue {DELAY_QUEUE}");
+    }
     out
+}
+
+/// What becomes of the packets the rules do not allow.
+#[derive(Clone, Copy)]
+struct Denied {
+    /// Dropped at this chance (percent); `None`: all dropped (unless delayed).
+    loss_percent: Option<u8>,
+    /// Marked for the delay queue (what loss leaves) instead of dropped.
+    delayed: bool,
+}
+
+/// The rules that hand a pod's marked packets to the lab's delay queue:
+/// an `iptables-restore` input for the pod's network namespace. The mangle
+/// table's chains come after the policy's (which a slow policy moves ahead
+/// of them); `--queue-bypass` lets packets through when no program reads
+/// the queue, so a lab that stopped leaves no pod cut off.
+pub fn delay_rules() -> String {
+    let rule = |chain: &str| {
+        format!("-A {chain} -m mark --mark {DELAY_MARK:#x} -j NFQUEUE --queue-num {DELAY_QUEUE} --queue-bypass\n")
+    };
+    format!(
+        "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+         :POSTROUTING ACCEPT [0:0]\n{}{}COMMIT\n",
+        rule("INPUT"),
+        rule("OUTPUT")
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -49,13 +90,22 @@ fn chain(
     node: Ipv4Addr,
     node_exceptions: &[&str],
     allows: &[Allow],
-    loss_percent: Option<u8>,
+    denied: Denied,
 ) {
-    let _ = writeln!(out, "  chain {name} {{\n    type filter hook {hook} priority filter; policy drop;");
-    // Replies on a connection this pod's other chain let through pass; the
-    // packets of a connection in its own direction are judged each time,
-    // so a policy also cuts connections open before it (a partition must).
-    let _ = writeln!(out, "    ct state related accept\n    ct direction reply accept\n    {interface} \"lo\" accept");
+    if denied.delayed {
+        // Ahead of the mangle table's delay rule; replies are judged too,
+        // since a slow link delays both ways.
+        let _ = writeln!(out, "  chain {name} {{\n    type filter hook {hook} priority mangle - 10; policy accept;");
+        let _ = writeln!(out, "    {interface} \"lo\" accept");
+    } else {
+        let _ = writeln!(out, "  chain {name} {{\n    type filter hook {hook} priority filter; policy drop;");
+        // Replies on a connection this pod's other chain let through pass;
+        // the packets of a connection in its own direction are judged each
+        // time, so a policy also cuts connections open before it (a
+        // partition must).
+        let _ =
+            writeln!(out, "    ct state related accept\n    ct direction reply accept\n    {interface} \"lo\" accept");
+    }
     for exception in node_exceptions {
         let _ = writeln!(out, "    ip {address} {node} {exception}");
     }
@@ -67,9 +117,16 @@ fn chain(
             }
         }
     }
-    // Packet loss instead of a cut: what is not allowed passes at the
-    // remaining chance, and the chain's policy drops the rest.
-    if let Some(loss) = loss_percent.filter(|l| *l < 100) {
+    let loss = denied.loss_percent.filter(|l| *l < 100);
+    if denied.delayed {
+        // What loss spares is delayed, not dropped.
+        if let Some(loss) = loss {
+            let _ = writeln!(out, "    numgen random mod 100 < {loss} drop");
+        }
+        let _ = writeln!(out, "    meta mark set {DELAY_MARK:#x}");
+    } else if let Some(loss) = loss {
+        // Packet loss instead of a cut: what is not allowed passes at the
+        // remaining chance, and the chain's policy drops the rest.
         let _ = writeln!(out, "    numgen random mod 100 >= {loss} accept");
     }
     out.push_str("  }\n");
@@ -142,6 +199,7 @@ mod tests {
                 ],
             }]),
             loss_percent: None,
+            latency_ms: None,
         };
         let expected = "add table inet runbook_policy
 delete table inet runbook_policy
@@ -173,11 +231,48 @@ table inet runbook_policy {
 
     #[test]
     fn loss_lets_what_is_denied_through_at_the_remaining_chance() {
-        let isolation = Isolation { ingress: Some(vec![]), egress: None, loss_percent: Some(30) };
+        let isolation = Isolation { ingress: Some(vec![]), loss_percent: Some(30), ..Isolation::default() };
         let text = script(&isolation, NODE, true);
         let chain: Vec<&str> = text.lines().skip_while(|l| !l.contains("chain ingress")).collect();
         assert_eq!(chain[6..9], ["    numgen random mod 100 >= 30 accept", "  }", "}"], "{text}");
         let total = Isolation { loss_percent: Some(100), ..isolation };
         assert!(!script(&total, NODE, true).contains("numgen"), "100% is a cut");
+    }
+
+    #[test]
+    fn latency_marks_what_is_denied_both_ways_ahead_of_the_delay_rules() {
+        let allow = Allow { peers: Some(vec![Block { cidr: "10.244.0.3/32".into(), except: vec![] }]), ports: vec![] };
+        let isolation = Isolation {
+            ingress: Some(vec![allow.clone()]),
+            egress: Some(vec![allow]),
+            latency_ms: Some(50),
+            ..Default::default()
+        };
+        let text = script(&isolation, NODE, true);
+        let ingress: Vec<&str> = text.lines().skip_while(|l| !l.contains("chain ingress")).take(7).collect();
+        assert_eq!(
+            ingress,
+            [
+                "  chain ingress {",
+                "    type filter hook input priority mangle - 10; policy accept;",
+                "    iif \"lo\" accept",
+                "    ip saddr 10.244.0.1 accept",
+                "    ip saddr 10.244.0.3/32 accept",
+                "    meta mark set 0x72626c74",
+                "  }"
+            ],
+            "{text}"
+        );
+        assert!(text.contains("type filter hook output priority mangle - 10; policy accept;"), "{text}");
+        assert!(!text.contains("ct direction reply"), "replies are delayed too: {text}");
+        assert!(text.ends_with("}\n# marked packets wait 50 ms in the lab's queue 7\n"), "{text}");
+        let lossy = script(&Isolation { loss_percent: Some(20), ..isolation }, NODE, true);
+        assert!(lossy.contains("    numgen random mod 100 < 20 drop\n    meta mark set 0x72626c74\n"), "{lossy}");
+        let rules = delay_rules();
+        assert!(
+            rules.contains("-A OUTPUT -m mark --mark 0x72626c74 -j NFQUEUE --queue-num 7 --queue-bypass\n"),
+            "{rules}"
+        );
+        assert!(rules.starts_with("*mangle\n") && rules.ends_with("COMMIT\n"), "{rules}");
     }
 }

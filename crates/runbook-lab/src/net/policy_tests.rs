@@ -67,7 +67,7 @@ fn a_pod_no_policy_selects_is_not_isolated() {
 fn default_deny_ingress_isolates_ingress_only() {
     let f = fixture();
     let deny = policy("default", json!({"podSelector": {}, "policyTypes": ["Ingress"]}));
-    assert_eq!(isolation_of(&f, &[deny], 0), Isolation { ingress: Some(vec![]), egress: None, loss_percent: None });
+    assert_eq!(isolation_of(&f, &[deny], 0), Isolation { ingress: Some(vec![]), ..Isolation::default() });
 }
 
 #[test]
@@ -81,6 +81,7 @@ fn egress_rules_imply_the_egress_policy_type() {
             ingress: Some(vec![]),
             egress: Some(vec![Allow { peers: None, ports: vec![udp53] }]),
             loss_percent: None,
+            latency_ms: None,
         }
     );
 }
@@ -223,4 +224,21 @@ fn the_loss_annotation_applies_only_when_every_selecting_policy_has_it() {
     }
     let plain = policy("default", json!({"podSelector": {}, "policyTypes": ["Ingress"]}));
     assert_eq!(isolation_of(&f, &[annotated("30"), plain], 0).loss_percent, None, "a plain policy still cuts");
+}
+
+#[test]
+fn the_latency_annotation_applies_only_when_every_selecting_policy_has_it() {
+    let f = fixture();
+    let annotated = |latency: &str| {
+        let mut p = (*policy("default", json!({"podSelector": {}, "policyTypes": ["Ingress"]}))).clone();
+        p["metadata"]["annotations"] = json!({LATENCY_ANNOTATION: latency});
+        Arc::new(p)
+    };
+    assert_eq!(isolation_of(&f, &[annotated("50ms")], 0).latency_ms, Some(50));
+    assert_eq!(isolation_of(&f, &[annotated("0.2s"), annotated("50ms")], 0).latency_ms, Some(200));
+    for nonsense in ["0ms", "61s", "50", "slow"] {
+        assert_eq!(isolation_of(&f, &[annotated(nonsense)], 0).latency_ms, None, "{nonsense}");
+    }
+    let plain = policy("default", json!({"podSelector": {}, "policyTypes": ["Ingress"]}));
+    assert_eq!(isolation_of(&f, &[annotated("50ms"), plain], 0).latency_ms, None, "a plain policy still cuts");
 }
