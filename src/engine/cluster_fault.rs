@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::cluster::{slot_in, tag_served_by};
 use super::cluster_client::{ClusterClient, Node, parse_nodes};
 use super::context::Ctx;
-use super::drill_outcome::{Outcome, Seen};
+use super::drill_outcome::{Outcome, Seen, WaitReplicas};
 use super::redis_client::{field, password, query_pod, to_value};
 use super::{Done, StepError};
 use crate::poll::{Poller, Probe};
@@ -48,7 +48,7 @@ struct Scene<'a> {
     tag: String,
     slot: i64,
     /// Replicas each write waits for (`WAIT N 500`), if any.
-    wait_replicas: Option<u32>,
+    wait_replicas: Option<WaitReplicas>,
 }
 
 /// Runs the drill.
@@ -76,7 +76,8 @@ pub async fn drill(ctx: &Ctx, spec: &ClusterFault, lasts: Duration, timeout: Dur
         .wait_replicas
         .as_ref()
         .map(|c| c.value(&|t| ctx.render(t)).map_err(|e| StepError::Invalid(format!("waitReplicas: {e}"))))
-        .transpose()?;
+        .transpose()?
+        .map(WaitReplicas);
     let scene = Scene { ctx, pass, pods, master, replica, victim, tag, slot, wait_replicas };
     scene.run(spec.fault, lasts, timeout, node_timeout).await
 }
@@ -198,10 +199,8 @@ impl Scene<'_> {
             let key = format!("{{{}}}:{n}", self.tag);
             let set = ["SET".to_string(), key, n.to_string()];
             let mut ok = matches!(query_pod(ctx, pod, 6379, self.pass.clone(), &set).await, Ok(Reply::Okay));
-            if let (true, Some(replicas)) = (ok, self.wait_replicas) {
-                let wait = ["WAIT".to_string(), replicas.to_string(), "500".to_string()];
-                let confirmed = query_pod(ctx, pod, 6379, self.pass.clone(), &wait).await;
-                ok = matches!(confirmed, Ok(Reply::Int(n)) if n >= i64::from(replicas));
+            if let (true, Some(wait)) = (ok, self.wait_replicas) {
+                ok = wait.confirmed(&query_pod(ctx, pod, 6379, self.pass.clone(), &wait.command()).await);
             }
             if ok {
                 *target.lock().unwrap_or_else(|e| e.into_inner()) = Some(ip);
@@ -232,10 +231,8 @@ impl Scene<'_> {
             ),
             format!("{how} for {:.0}s; cluster-node-timeout {node_timeout} ms", lasts.as_secs_f64()),
         ];
-        if let Some(n) = self.wait_replicas {
-            log.push(format!(
-                "each write waits for {n} replica(s) (WAIT {n} 500): acknowledged only once they confirmed it"
-            ));
+        if let Some(wait) = self.wait_replicas {
+            log.push(wait.describe());
         }
         match promoted_at {
             Some(at) => {
@@ -296,14 +293,8 @@ impl Scene<'_> {
                 diagnostics: None,
             });
         }
-        if let (Some(n), false) = (self.wait_replicas, tally.lost.is_empty()) {
-            return Err(StepError::Failed {
-                expected: format!("no write lost that {n} replica(s) had confirmed (WAIT)"),
-                actual: format!("{} lost", tally.lost.len()),
-                looked_at: "GET on the slot's master after healing".into(),
-                output: done.output,
-                diagnostics: None,
-            });
+        if let Some(wait) = self.wait_replicas {
+            wait.check(tally.lost.len(), "GET on the slot's master after healing", &done.output)?;
         }
         if let Some(b) = bound
             && window_ms > b

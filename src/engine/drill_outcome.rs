@@ -37,6 +37,44 @@ pub struct Outcome {
     pub window_ms: u64,
 }
 
+/// A drill client's `WAIT` after each write: a write counts as acknowledged
+/// only once this many replicas confirmed it, within 500 ms (as a client
+/// that needs its writes to survive a failover does).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WaitReplicas(pub u32);
+
+impl WaitReplicas {
+    /// The command sent after each write that succeeded.
+    pub fn command(self) -> [String; 3] {
+        ["WAIT".into(), self.0.to_string(), "500".into()]
+    }
+
+    /// Whether `WAIT`'s reply says enough replicas confirmed the write.
+    pub fn confirmed<E>(self, reply: &Result<redis::Value, E>) -> bool {
+        matches!(reply, Ok(redis::Value::Int(n)) if *n >= i64::from(self.0))
+    }
+
+    /// The line the drill's output says it with.
+    pub fn describe(self) -> String {
+        let n = self.0;
+        format!("each write waits for {n} replica(s) (WAIT {n} 500): acknowledged only once they confirmed it")
+    }
+
+    /// Fails the drill when a confirmed write was lost.
+    pub fn check(self, lost: usize, looked_at: &str, output: &str) -> Result<(), super::StepError> {
+        if lost == 0 {
+            return Ok(());
+        }
+        Err(super::StepError::Failed {
+            expected: format!("no write lost that {} replica(s) had confirmed (WAIT)", self.0),
+            actual: format!("{lost} lost"),
+            looked_at: looked_at.into(),
+            output: output.into(),
+            diagnostics: None,
+        })
+    }
+}
+
 /// Marks on the drill's timeline where two pods begin and stop saying they
 /// are master (from one sample's count of masters to the next), so the
 /// report's chart shows the split brain as the stretch between them.
@@ -126,4 +164,19 @@ pub async fn read_numbered(
         }
     }
     Ok(present)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_write_counts_once_enough_replicas_confirmed_it() {
+        let wait = super::WaitReplicas(1);
+        assert_eq!(wait.command(), ["WAIT", "1", "500"]);
+        assert!(wait.confirmed::<()>(&Ok(redis::Value::Int(2))));
+        assert!(!wait.confirmed::<()>(&Ok(redis::Value::Int(0))), "timed out without a replica");
+        assert!(!wait.confirmed(&Err(())));
+        assert!(wait.check(0, "GET", "").is_ok());
+        let failed = super::super::error_text(&wait.check(3, "GET", "").unwrap_err());
+        assert!(failed.contains("no write lost that 1 replica(s) had confirmed (WAIT)"), "{failed}");
+    }
 }

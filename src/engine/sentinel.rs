@@ -123,38 +123,13 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
     };
     log.push(format!("Sentinels agree: master {old_ip} ({victim_name})"));
 
-    // Canary keys, acknowledged by the replicas before the master goes.
-    let mut master = connect(ctx, &victim, 6379, pass.clone()).await?;
-    for n in 0..keys {
-        let reply = query(&mut master, &["SET".into(), format!("canary:{n}"), format!("canary-value-{n}")])
-            .await
-            .map_err(StepError::from_source)?;
-        if !matches!(reply, Reply::Okay) {
-            return Err(failed("SET to answer OK".into(), super::redis_client::show(&reply, 0), "master", &log));
-        }
-    }
-    let acked =
-        query(&mut master, &["WAIT".into(), "2".into(), "5000".into()]).await.map_err(StepError::from_source)?;
-    let acked = to_value(&acked).as_i64().unwrap_or(0);
-    log.push(format!("wrote {keys} canary keys; WAIT: acknowledged by {acked} replica(s)"));
-    ctx.mark(format!("{keys} canary keys written, acknowledged by {acked} replica(s)"));
-    drop(master);
-
-    let hold_down = drill.hold_down.unwrap_or(true);
-    let (_turn, held) = if hold_down {
-        let (turn, held) = hold_nodes(ctx).await?;
-        log.push(format!("cordoned {} so the master stays down", nodes_text(&held)));
-        (Some(turn), held)
-    } else {
-        (None, Vec::new())
-    };
-    let started = Instant::now();
-    let mut done = Done::default();
     // A client's view: one SET at a time to whichever master the Sentinels
-    // name, each key unique to this drill, read back once it is over.
+    // name, each key unique to this drill, read back once it is over. Its
+    // first `keys` writes go to the master before it goes, and must reach
+    // the replicas (WAIT): those must survive the failover.
     let written = format!("runbook:drill-write:{}:", crate::report::event::epoch_ms());
     let mut writer: Option<redis::aio::MultiplexedConnection> = None;
-    let write = async |n: u64| {
+    let mut write = async |n: u64| {
         if writer.is_none() {
             writer = master_named(ctx, drill, port, &name, pass.clone()).await;
         }
@@ -166,6 +141,32 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
         }
         ok
     };
+    let mut outcomes = Vec::new();
+    for n in 0..u64::from(keys) {
+        let ok = write(n).await;
+        outcomes.push((crate::report::event::epoch_ms(), ok));
+        if !ok {
+            return Err(failed(format!("write {n} before the drill to answer OK"), "it failed".into(), "master", &log));
+        }
+    }
+    let mut master = connect(ctx, &victim, 6379, pass.clone()).await?;
+    let acked =
+        query(&mut master, &["WAIT".into(), "2".into(), "5000".into()]).await.map_err(StepError::from_source)?;
+    let acked = to_value(&acked).as_i64().unwrap_or(0);
+    drop(master);
+    log.push(format!("wrote {keys} keys before the drill; WAIT: acknowledged by {acked} replica(s)"));
+    ctx.mark(format!("{keys} writes acknowledged by {acked} replica(s)"));
+
+    let hold_down = drill.hold_down.unwrap_or(true);
+    let (_turn, held) = if hold_down {
+        let (turn, held) = hold_nodes(ctx).await?;
+        log.push(format!("cordoned {} so the master stays down", nodes_text(&held)));
+        (Some(turn), held)
+    } else {
+        (None, Vec::new())
+    };
+    let started = Instant::now();
+    let mut done = Done::default();
     let watching = watch(
         ctx,
         drill,
@@ -181,7 +182,10 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
         &held,
         &mut log,
     );
-    let (watched, outcomes) = super::drill_writes::during(ctx, &mut done, watching, write).await;
+    let before = u64::from(keys);
+    let (watched, during) =
+        super::drill_writes::during(ctx, &mut done, watching, async |n| write(before + n).await).await;
+    outcomes.extend(during);
     let _ = release(ctx, &held).await;
     let Watched { promoted_after, failover_after, back_after: recovered_after, new_ip } = watched?;
 
@@ -209,20 +213,17 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
         return Err(failed(format!("a Redis pod with the new master's IP {new_ip}"), "none".into(), "pods", &log));
     };
     let mut conn = connect(ctx, &new_master, 6379, pass).await?;
-    let mut lost = 0;
-    for n in 0..keys {
-        let got = query(&mut conn, &["GET".into(), format!("canary:{n}")]).await.map_err(StepError::from_source)?;
-        if to_value(&got) != Value::String(format!("canary-value-{n}")) {
-            lost += 1;
-        }
-    }
-    done.measure("lost keys", f64::from(lost), "keys");
-    log.push(format!("read back {}/{keys} canary keys from the new master", keys - lost));
     let writes = super::drill_outcome::ledger(&outcomes);
     let present = super::drill_outcome::read_numbered(&written, writes.len() as u64, async |mget| {
         query(&mut conn, &mget).await.map_err(StepError::from_source)
     })
     .await?;
+    let lost = present.iter().take(keys as usize).filter(|there| !**there).count();
+    done.measure("lost keys", lost as f64, "keys");
+    log.push(format!(
+        "read back {}/{keys} of the writes made before the drill from the new master",
+        keys as usize - lost
+    ));
     let read_from = new_master["metadata"]["name"].as_str().unwrap_or_default();
     super::drill_outcome::report_writes(&writes, &present, read_from, &mut log, &mut done);
     done.output = log.join("\n");

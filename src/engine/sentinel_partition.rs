@@ -11,6 +11,8 @@
 //! again. With `minReplicasToWrite` the master refuses writes once its
 //! replicas are `minReplicasMaxLag` seconds behind, which bounds the loss:
 //! the drill then fails if a write acknowledged later than that was lost.
+//! With `waitReplicas` each write is followed by `WAIT`, and only writes the
+//! replicas confirmed count: none of them may be lost.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +23,7 @@ use serde_json::Value;
 
 use super::context::Ctx;
 use super::cut::Cut;
-use super::drill_outcome::{Outcome, Seen};
+use super::drill_outcome::{Outcome, Seen, WaitReplicas};
 use super::redis_client::{connect, field, password, query, to_value};
 use super::sentinel::{SENTINEL_PORT, agreed, describe, masters_seen, names_pod, running};
 use super::{Done, StepError};
@@ -52,6 +54,7 @@ struct Scene<'a> {
     sentinels: Vec<Value>,
     pass: Option<String>,
     prefix: String,
+    wait_replicas: Option<WaitReplicas>,
 }
 
 /// Runs the drill.
@@ -96,6 +99,7 @@ pub async fn drill(ctx: &Ctx, spec: &SentinelPartition, lasts: Duration, timeout
         redis,
         pass,
         prefix: format!("runbook:partition:{}:", epoch_ms()),
+        wait_replicas: count(&spec.wait_replicas, "waitReplicas")?.map(WaitReplicas),
     };
     let saved = scene.configure(limits).await?;
     let outcome = scene.run(&master, &old_ip, lasts, timeout, limits).await;
@@ -215,7 +219,11 @@ impl Scene<'_> {
             let Some(pod) = self.redis.iter().find(|p| names_pod(&ip, p)) else { return false };
             let Ok(mut conn) = connect(ctx, pod, 6379, self.pass.clone()).await else { return false };
             let set = ["SET".to_string(), format!("{}{n}", self.prefix), n.to_string()];
-            matches!(query(&mut conn, &set).await, Ok(Reply::Okay))
+            let ok = matches!(query(&mut conn, &set).await, Ok(Reply::Okay));
+            match self.wait_replicas {
+                Some(wait) if ok => wait.confirmed(&query(&mut conn, &wait.command()).await),
+                _ => ok,
+            }
         });
         let observing = async {
             let mut samples = Vec::new();
@@ -246,6 +254,9 @@ impl Scene<'_> {
                 None => "min-replicas-to-write as configured".into(),
             },
         ];
+        if let Some(wait) = self.wait_replicas {
+            log.push(wait.describe());
+        }
         match &promoted {
             Some((at, ip)) => log.push(format!("the Sentinels named {ip} after {} ms", at.saturating_sub(cut_at))),
             None => log.push("the Sentinels never named another master".into()),
@@ -284,6 +295,10 @@ impl Scene<'_> {
                 b / 1000 - BOUND_SLACK_S,
                 b as f64 / 1000.0
             ),
+            None if self.wait_replicas.is_some() => format!(
+                "bound: a write counts only once a replica has it, and the Sentinels promote the replica with the most data, so none is lost (here {}); the cut-off master's unconfirmed writes are lost, unacknowledged",
+                t.lost.len()
+            ),
             None => format!(
                 "bound: none; the cut-off master acknowledges writes until clients leave it, and every one is lost (here {} over {window} ms); min-replicas-to-write 1 with min-replicas-max-lag bounds it",
                 t.lost.len()
@@ -299,6 +314,9 @@ impl Scene<'_> {
                 output: done.output,
                 diagnostics: None,
             });
+        }
+        if let Some(wait) = self.wait_replicas {
+            wait.check(t.lost.len(), "GET on the master after healing", &done.output)?;
         }
         if let Some(b) = bound
             && window > b

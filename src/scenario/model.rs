@@ -734,7 +734,9 @@ pub struct SentinelFailover {
     /// The Redis password.
     #[serde(default)]
     pub auth: Option<SecretKey>,
-    /// Canary keys written (and acknowledged by `WAIT`) before the drill.
+    /// Writes the drill's client makes before the master's pod is deleted
+    /// (each acknowledged, then confirmed by every replica with `WAIT`):
+    /// none of them may be lost.
     pub keys: Count,
     /// Sentinel's `down-after-milliseconds`.
     pub down_after_ms: String,
@@ -919,6 +921,11 @@ pub struct SentinelPartition {
     /// `min-replicas-max-lag` in seconds, set with `minReplicasToWrite`.
     #[serde(default)]
     pub min_replicas_max_lag: Option<Count>,
+    /// `WAIT` for this many replicas after each write, 500 ms at most: a
+    /// write counts as acknowledged only when they confirmed it, and none of
+    /// those may be lost.
+    #[serde(default)]
+    pub wait_replicas: Option<Count>,
     /// How long the pods may take to agree on one master again once the
     /// cut is healed; default 60s.
     #[serde(default)]

@@ -52,7 +52,11 @@ async fn runs_twice_in_a_row_and_reports_the_failover() {
         measurement(drill, "writes") - measurement(drill, "failed writes")
     );
     assert!(measurement(drill, "time without a writable master") > 0.0, "{drill}");
-    assert_eq!(drill["timeline"].as_array().unwrap().len(), 4, "canaries, deleted, new master, back: {drill}");
+    assert_eq!(
+        drill["timeline"].as_array().unwrap().len(),
+        4,
+        "first writes acknowledged, deleted, new master, back: {drill}"
+    );
     crate::browser::assert_html_report(t.dir.path(), "first", &first, Some("redis-sentinel-report.png")).await;
 
     // The partition drills, as Jepsen measures: with the seed's configuration
@@ -72,6 +76,28 @@ async fn runs_twice_in_a_row_and_reports_the_failover() {
     assert_eq!(
         t.kubectl(&["get", "pods", "-n", "redis", "-l", "runbook.dev/partition", "-o", "name"]).await.trim(),
         ""
+    );
+
+    // With WAIT 1 after each write, only writes a replica confirmed count,
+    // and none of them is lost (the fixture, on what the first run kept).
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/sentinel-partition-wait.yaml");
+    let (fixture, kubeconfig) = (fixture.display().to_string(), t.lab.kubeconfig.display().to_string());
+    let waited = t.dir.path().join("waited.json");
+    let waited_arg = format!("json={}", waited.display());
+    let out = crate::common::runbook(
+        &["run", "-f", &fixture, "--kubeconfig", &kubeconfig, "--report", &waited_arg, "--keep"],
+        t.dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let waited = crate::common::report(&waited);
+    let waited = step(&waited, "partition-wait");
+    assert_eq!(measurement(waited, "acknowledged writes lost"), 0.0, "{waited}");
+    assert!(measurement(waited, "acknowledged writes") > 0.0, "{waited}");
+    assert!(
+        measurement(waited, "acknowledged writes") < measurement(waited, "writes"),
+        "the cut-off master's writes are not confirmed: {waited}"
     );
 
     // Again, on the state the first run left (the master is now another pod).
