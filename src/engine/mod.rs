@@ -23,6 +23,7 @@ mod drill_outcome;
 mod drill_writes;
 pub mod exec;
 pub mod expect;
+mod failover_fault;
 pub mod host_command;
 pub mod http;
 mod node_down;

@@ -122,7 +122,7 @@ pub fn ready_status(node: &Value) -> &str {
 }
 
 /// The `namespace/name` of every pod bound to the node.
-async fn pods_on(ctx: &Ctx, node: &str) -> Result<Vec<String>, StepError> {
+pub(super) async fn pods_on(ctx: &Ctx, node: &str) -> Result<Vec<String>, StepError> {
     let (api, _, _) = ctx.api(Some("v1"), "Pod", None).await?;
     let list = api.list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await?;
     Ok(list

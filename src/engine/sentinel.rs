@@ -1,9 +1,11 @@
-//! Sentinel drills. The failover drill writes canary keys that every replica
-//! acknowledged, deletes the master's pod (its node cordoned so it stays down,
-//! as a failed node would), and measures how long until every Sentinel names
-//! the same new master, and until the old pod is back as its replica; then it
-//! reads every canary key from the new master. The restart drill deletes a
-//! Sentinel and checks the master does not change.
+//! Sentinel drills. The failover drill has a client write unique keys to
+//! whichever master the Sentinels name, its first writes confirmed by every
+//! replica; deletes the master's pod (its node cordoned so it stays down, as
+//! a failed node would) or takes its node down ([`super::failover_fault`]),
+//! and measures how long until every Sentinel names the same new master, and
+//! until the old pod is back as its replica; then it reads every write back
+//! from the new master. The restart drill deletes a Sentinel and checks the
+//! master does not change.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,9 @@ use super::redis_client::{connect, field, password, query, to_value};
 use super::{Done, StepError};
 use crate::k8s::conditions;
 use crate::poll::{Poller, Probe};
-use crate::scenario::{PodRef, Replication, SentinelFailover, SentinelReset, SentinelRestart, Sentinels};
+use crate::scenario::{
+    FailoverFault, PodRef, Replication, SentinelFailover, SentinelReset, SentinelRestart, Sentinels,
+};
 
 /// Sentinel's default port.
 pub const SENTINEL_PORT: u16 = 26379;
@@ -115,8 +119,10 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
         return Err(failed(format!("a Redis pod with the master's IP {old_ip}"), "none".into(), "pods", &log));
     };
     let victim_name = victim["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let victim_uid = victim["metadata"]["uid"].clone();
     let ns = victim["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace).to_string();
+    let fault = drill.fault.unwrap_or_default();
+    let sentinel_pods = running(ctx, &drill.sentinels).await?;
+    super::failover_fault::check(ctx, fault, &victim, &redis_pods, &sentinel_pods).await?;
     let pass = match &drill.auth {
         Some(a) => Some(password(ctx, a, Some(&victim), &ns).await?),
         None => None,
@@ -133,11 +139,15 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
         if writer.is_none() {
             writer = master_named(ctx, drill, port, &name, pass.clone()).await;
         }
-        let Some(conn) = writer.as_mut() else { return false };
+        // Taken out while in use: a write that times out (its future
+        // dropped) leaves no connection behind, and the next one asks the
+        // Sentinels again, as a client does after a timeout (a connection
+        // to a frozen master would otherwise wake up with it).
+        let Some(mut conn) = writer.take() else { return false };
         let set = ["SET".to_string(), format!("{written}{n}"), n.to_string()];
-        let ok = matches!(query(conn, &set).await, Ok(Reply::Okay));
-        if !ok {
-            writer = None;
+        let ok = matches!(query(&mut conn, &set).await, Ok(Reply::Okay));
+        if ok {
+            writer = Some(conn);
         }
         ok
     };
@@ -157,7 +167,8 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
     log.push(format!("wrote {keys} keys before the drill; WAIT: acknowledged by {acked} replica(s)"));
     ctx.mark(format!("{keys} writes acknowledged by {acked} replica(s)"));
 
-    let hold_down = drill.hold_down.unwrap_or(true);
+    // A node that is down needs no cordon: its pod is not deleted.
+    let hold_down = fault == FailoverFault::PodDeleted && drill.hold_down.unwrap_or(true);
     let (_turn, held) = if hold_down {
         let (turn, held) = hold_nodes(ctx).await?;
         log.push(format!("cordoned {} so the master stays down", nodes_text(&held)));
@@ -167,21 +178,8 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
     };
     let started = Instant::now();
     let mut done = Done::default();
-    let watching = watch(
-        ctx,
-        drill,
-        &name,
-        port,
-        &old_ip,
-        &victim_name,
-        &victim_uid,
-        &ns,
-        pass.clone(),
-        started,
-        timeout,
-        &held,
-        &mut log,
-    );
+    let watching =
+        watch(ctx, drill, &name, port, &old_ip, &victim, fault, pass.clone(), started, timeout, &held, &mut log);
     let before = u64::from(keys);
     let (watched, during) =
         super::drill_writes::during(ctx, &mut done, watching, async |n| write(before + n).await).await;
@@ -225,7 +223,15 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
         keys as usize - lost
     ));
     let read_from = new_master["metadata"]["name"].as_str().unwrap_or_default();
-    super::drill_outcome::report_writes(&writes, &present, read_from, &mut log, &mut done);
+    let tally = super::drill_outcome::report_writes(&writes, &present, read_from, &mut log, &mut done);
+    if fault == FailoverFault::NodeDown && !tally.lost.is_empty() {
+        log.push(
+            "the old master came back from its node still a master, without replicas, and acknowledged writes \
+             until the Sentinels made it a replica; a client connected to it lost them (min-replicas-to-write 1 \
+             with min-replicas-max-lag makes such a master refuse writes)"
+                .into(),
+        );
+    }
     done.output = log.join("\n");
     ctx.keep_measurements(&done.measurements);
     let bound = down_after + failover_timeout;
@@ -259,24 +265,23 @@ async fn watch(
     name: &str,
     port: u16,
     old_ip: &str,
-    victim_name: &str,
-    victim_uid: &Value,
-    ns: &str,
+    victim: &Value,
+    fault: FailoverFault,
     pass: Option<String>,
     started: Instant,
     timeout: Duration,
     held: &[String],
     log: &mut Vec<String>,
 ) -> Result<Watched, StepError> {
-    let (pods, _, _) = ctx.api(Some("v1"), "Pod", Some(ns)).await?;
-    pods.delete(victim_name, &DeleteParams::default()).await?;
-    ctx.mark(format!("master pod {victim_name} deleted"));
-    log.push(format!("deleted pod {victim_name}"));
+    let victim_name = victim["metadata"]["name"].as_str().unwrap_or_default();
+    let (applied, did) = super::failover_fault::apply(ctx, fault, victim).await?;
+    log.push(did);
+    let mut undone = false;
     let mut promoted_after = None;
     let mut failover_after = None;
     let mut new_ip: Option<String> = None;
     let mut back_after = None;
-    let _ = Poller::new(timeout.saturating_sub(started.elapsed()))
+    let polled = Poller::new(timeout.saturating_sub(started.elapsed()))
         .until(async |_| {
             if failover_after.is_none() {
                 let seen = masters_seen(ctx, &drill.sentinels, port, name).await?;
@@ -291,11 +296,15 @@ async fn watch(
                         started.elapsed().as_millis()
                     ));
                 }
-                if let Some(ip) = agreed(&seen).filter(|ip| ip != old_ip) {
+                // Sentinels on a node that is down cannot answer.
+                let answering: Vec<(String, Option<String>)> =
+                    seen.into_iter().filter(|(pod, _)| !applied.silenced(pod)).collect();
+                if let Some(ip) = agreed(&answering).filter(|ip| ip != old_ip) {
                     failover_after = Some(started.elapsed());
                     ctx.mark(format!("Sentinels name the new master {ip}"));
                     log.push(format!(
-                        "all Sentinels name the new master {ip} after {} ms",
+                        "all Sentinels{} name the new master {ip} after {} ms",
+                        if applied.silenced_any() { " that are up" } else { "" },
                         started.elapsed().as_millis()
                     ));
                     new_ip = Some(ip);
@@ -303,13 +312,17 @@ async fn watch(
                         release(ctx, held).await?;
                         log.push(format!("uncordoned {}", nodes_text(held)));
                     }
+                    if let Some(line) = super::failover_fault::undo(ctx, &applied).await? {
+                        log.push(format!("{line} after {} ms", started.elapsed().as_millis()));
+                    }
+                    undone = true;
                 }
                 return Ok(Probe::NotYet(said));
             }
             let back = running(ctx, &drill.redis)
                 .await?
                 .into_iter()
-                .find(|p| p["metadata"]["name"] == victim_name && p["metadata"]["uid"] != *victim_uid);
+                .find(|p| super::failover_fault::is_back(fault, victim, p));
             let Some(back) = back else { return Ok(Probe::NotYet(format!("{victim_name} not back"))) };
             let Ok(mut conn) = connect(ctx, &back, 6379, pass.clone()).await else {
                 return Ok(Probe::NotYet(format!("{victim_name} back, not answering")));
@@ -344,7 +357,12 @@ async fn watch(
             }
             Ok(Probe::NotYet(state))
         })
-        .await?;
+        .await;
+    // No new master in time: the node comes back all the same.
+    if !undone && let Some(line) = super::failover_fault::undo(ctx, &applied).await? {
+        log.push(line);
+    }
+    let _ = polled?;
     Ok(Watched { promoted_after, failover_after, back_after, new_ip })
 }
 

@@ -745,6 +745,12 @@ pub struct SentinelFailover {
     /// Cordon the schedulable nodes while the master's pod is deleted (default true).
     #[serde(default)]
     pub hold_down: Option<bool>,
+    /// What happens to the master: `podDeleted` (the default) or `nodeDown`
+    /// (its Kubernetes node down until the Sentinels agree on a new master,
+    /// then back: the lab only, with a replica and most Sentinels on other
+    /// nodes; elsewhere the step is skipped).
+    #[serde(default)]
+    pub fault: Option<FailoverFault>,
     /// How long to wait for recovery; default 180s.
     #[serde(default)]
     pub timeout: Option<String>,
@@ -957,6 +963,18 @@ pub struct ClusterFault {
     /// that needs its writes to survive a failover does).
     #[serde(default)]
     pub wait_replicas: Option<Count>,
+}
+
+/// What the Sentinel failover drill does to the master.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FailoverFault {
+    /// Its pod deleted (Redis shuts down gracefully, as on a rollout).
+    #[default]
+    PodDeleted,
+    /// Its node down: the process frozen and unplugged at once, as a
+    /// machine that fails.
+    NodeDown,
 }
 
 /// What the cluster fault drill does to the master.

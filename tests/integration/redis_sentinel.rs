@@ -17,7 +17,9 @@ async fn run(t: &TestLab, name: &str, extra: &[&str]) -> (Option<i32>, Value, St
 async fn runs_twice_in_a_row_and_reports_the_failover() {
     requires!(Root, Chromium);
     let _serial = crate::common::DRILLS.lock().await;
-    let t = TestLab::with_pods().await;
+    // Three nodes, as `runbook run redis-sentinel --lab` starts (labNodes):
+    // the node-loss drill needs the pods spread.
+    let t = TestLab::with_nodes(3, std::time::Duration::from_secs(50)).await;
     let (code, first, text) = run(&t, "first", &["--keep"]).await;
     assert_eq!(code, Some(0), "{text}");
     let drill = step(&first, "failover-drill");
@@ -77,6 +79,20 @@ async fn runs_twice_in_a_row_and_reports_the_failover() {
         t.kubectl(&["get", "pods", "-n", "redis", "-l", "runbook.dev/partition", "-o", "name"]).await.trim(),
         ""
     );
+
+    // The master's node down: the failover without Redis' graceful shutdown,
+    // then the same pod back as a replica; the first writes all there.
+    let node_loss = step(&first, "node-loss-drill");
+    assert_eq!(node_loss["status"], "passed", "{node_loss}");
+    assert_eq!(measurement(node_loss, "lost keys"), 0.0, "{node_loss}");
+    let down_after = measurement(node_loss, "down-after-milliseconds");
+    assert!(measurement(node_loss, "failover time") >= down_after, "{node_loss}");
+    assert!(measurement(node_loss, "recovery time") >= measurement(node_loss, "failover time"), "{node_loss}");
+    let said = node_loss["output"].as_str().unwrap();
+    assert!(said.contains("all Sentinels that are up name the new master"), "{said}");
+    assert!(said.lines().any(|l| l.starts_with("node runbook-lab") && l.contains(" back after ")), "{said}");
+    let nodes = t.kubectl(&["get", "nodes", "-o", "jsonpath={.items[*].metadata.annotations}"]).await;
+    assert!(!nodes.contains("runbook.dev/down"), "every node is back: {nodes}");
 
     // With WAIT 1 after each write, only writes a replica confirmed count,
     // and none of them is lost (the fixture, on what the first run kept).
@@ -205,6 +221,14 @@ async fn partition_drills_are_skipped_where_network_policy_is_not_enforced() {
     let t = TestLab::ignoring_network_policy().await;
     let (code, doc, text) = run(&t, "ignored", &[]).await;
     assert_eq!(code, Some(0), "{text}");
+    // One node: taking it down would take every replica and Sentinel too.
+    let node_loss = step(&doc, "node-loss-drill");
+    assert_eq!(node_loss["status"], "skipped", "{node_loss}");
+    let why = node_loss["message"].as_str().unwrap();
+    assert!(
+        why.contains(": losing it loses every replica too (the lab spreads them with --lab --lab-nodes 3)"),
+        "{why}"
+    );
     for id in ["partition-drill", "partition-drill-bounded"] {
         let drill = step(&doc, id);
         assert_eq!(drill["status"], "skipped", "{drill}");
