@@ -136,6 +136,30 @@ async fn six_round_trips(t: &TestLab, from: &str, ip: &str) -> Duration {
     started.elapsed()
 }
 
+/// The xtables mangle rules in the network namespace of the pod `name`,
+/// read from the host (`iptables-legacy -S` through nsenter).
+async fn mangle_rules(t: &TestLab, name: &str) -> String {
+    let ns = t.kubectl(&["exec", name, "--", "readlink", "/proc/1/ns/net"]).await.trim().to_string();
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|l| l.to_str() == Some(ns.as_str())))
+        .expect("a host process in the pod's network namespace");
+    let out = tokio::process::Command::new("nsenter")
+        .args([
+            format!("--net=/proc/{pid}/ns/net"),
+            "iptables-legacy".into(),
+            "-t".into(),
+            "mangle".into(),
+            "-S".into(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[tokio::test]
 async fn latency_delays_every_packet_between_the_groups_and_ends_with_the_drill() {
     requires!(Root, Kubectl);
@@ -156,6 +180,7 @@ async fn latency_delays_every_packet_between_the_groups_and_ends_with_the_drill(
     let slow = six_round_trips(&t, "c", &ips[0]).await;
     assert!(slow >= Duration::from_millis(2400), "c -> a is slowed down too (both ways): {slow:?}");
     assert!(slow < Duration::from_millis(2400) + before + Duration::from_secs(2), "delayed, not more: {slow:?}");
+    assert!(mangle_rules(&t, "a").await.contains("-j NFQUEUE --queue-num 7 --queue-bypass"), "queued to the lab");
     let spared = six_round_trips(&t, "b", &ips[2]).await;
     assert!(spared < Duration::from_millis(1200), "b -> c does not cross the cut: {spared:?}");
     let out = run.wait_with_output().await.unwrap();
@@ -170,4 +195,6 @@ async fn latency_delays_every_packet_between_the_groups_and_ends_with_the_drill(
     assert_eq!(traces(&t).await, (String::new(), String::new()), "the latency left something behind");
     becomes("a -> b fast again", true, async || six_round_trips(&t, "a", &ips[1]).await < Duration::from_millis(1200))
         .await;
+    let rules = mangle_rules(&t, "a").await;
+    assert!(!rules.contains("NFQUEUE"), "the slow link left its rules behind:\n{rules}");
 }

@@ -129,8 +129,9 @@ impl PolicyEnforcer {
             return;
         }
         let loaded = load(nft, pid, &script).await;
-        if isolation.latency_ms.is_none() {
+        if isolation.latency_ms.is_none() && self.delays.holds(&handle.uid) {
             self.delays.clear(&handle.uid);
+            self.undelay(ctx, pod, pid).await;
         }
         match loaded {
             Ok(()) => {
@@ -153,6 +154,16 @@ impl PolicyEnforcer {
             super::netutil::run_in_netns(pid, restore, &[], &rules).await.context("loading the pod's delay rules")?;
         }
         self.delays.set(uid, pid, millis).context("opening the pod's delay queue")
+    }
+
+    /// Takes the queueing rules out of the pod's namespace once its packets
+    /// are no longer delayed: a slow link leaves no rule behind.
+    async fn undelay(&self, ctx: &KubeletCtx, pod: &Value, pid: u32) {
+        let Some(restore) = &self.iptables_restore else { return };
+        let flushed = super::netutil::run_in_netns(pid, restore, &[], &policy_nft::no_delay_rules()).await;
+        if let Err(e) = flushed.context("taking the pod's delay rules out") {
+            ctx.event(pod, "Warning", "NetworkPolicyFailed", &format!("{e:#}"));
+        }
     }
 
     /// Drops what is remembered of pods that are gone.

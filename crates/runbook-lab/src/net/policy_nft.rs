@@ -80,6 +80,12 @@ pub fn delay_rules() -> String {
     )
 }
 
+/// The `iptables-restore` input that empties the pod's mangle table: the
+/// [`delay_rules`] taken out once its packets are no longer delayed.
+pub fn no_delay_rules() -> String {
+    "*mangle\nCOMMIT\n".into()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn chain(
     out: &mut String,
