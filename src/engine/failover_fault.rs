@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::StepError;
 use super::context::Ctx;
 use super::cut::Cut;
-use crate::scenario::FailoverFault;
+use crate::scenario::{FailoverFault, PodRef};
 
 /// The fault in place, to undo once the Sentinels agree.
 pub(super) enum Applied {
@@ -41,12 +41,13 @@ pub(super) async fn check(
     fault: FailoverFault,
     victim: &Value,
     redis: &[Value],
-    sentinels: &[Value],
+    sentinels: &PodRef,
 ) -> Result<(), StepError> {
     if fault == FailoverFault::PodDeleted {
         return Ok(());
     }
-    if let Some(why) = spread_problem(victim, redis, sentinels) {
+    let sentinels = super::sentinel::running(ctx, sentinels).await?;
+    if let Some(why) = spread_problem(victim, redis, &sentinels) {
         return Err(StepError::NotHere(why));
     }
     super::node_down::lab_node(&super::node_down::get_node(ctx, node_of(victim)).await?)

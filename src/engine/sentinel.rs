@@ -121,8 +121,7 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
     let victim_name = victim["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let ns = victim["metadata"]["namespace"].as_str().unwrap_or(&ctx.namespace).to_string();
     let fault = drill.fault.unwrap_or_default();
-    let sentinel_pods = running(ctx, &drill.sentinels).await?;
-    super::failover_fault::check(ctx, fault, &victim, &redis_pods, &sentinel_pods).await?;
+    super::failover_fault::check(ctx, fault, &victim, &redis_pods, &drill.sentinels).await?;
     let pass = match &drill.auth {
         Some(a) => Some(password(ctx, a, Some(&victim), &ns).await?),
         None => None,
@@ -216,14 +215,15 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
         query(&mut conn, &mget).await.map_err(StepError::from_source)
     })
     .await?;
-    let lost = present.iter().take(keys as usize).filter(|there| !**there).count();
+    let read_from = new_master["metadata"]["name"].as_str().unwrap_or_default();
+    let tally = super::drill_outcome::report_writes(&writes, &present, read_from, &mut log, &mut done);
+    // The first writes were all acknowledged: those lost are in the tally.
+    let lost = tally.lost.iter().filter(|n| **n < u64::from(keys)).count();
     done.measure("lost keys", lost as f64, "keys");
     log.push(format!(
         "read back {}/{keys} of the writes made before the drill from the new master",
         keys as usize - lost
     ));
-    let read_from = new_master["metadata"]["name"].as_str().unwrap_or_default();
-    let tally = super::drill_outcome::report_writes(&writes, &present, read_from, &mut log, &mut done);
     if fault == FailoverFault::NodeDown && !tally.lost.is_empty() {
         log.push(
             "the old master came back from its node still a master, without replicas, and acknowledged writes \
