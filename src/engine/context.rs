@@ -336,6 +336,11 @@ impl Ctx {
         Ok(items)
     }
 
+    /// The Running pods a reference names, by name.
+    pub async fn running_pods(&self, pod: &PodRef) -> Result<Vec<Value>, StepError> {
+        Ok(self.pods(pod).await?.into_iter().filter(crate::k8s::conditions::pod_running).collect())
+    }
+
     /// What a wait loop runs before it looks again (see
     /// [`crate::poll::when_looking_again`]): the run's reads are forgotten.
     pub fn looking_again_hook(&self) -> Arc<dyn Fn() + Send + Sync> {

@@ -46,7 +46,7 @@ pub(super) async fn check(
     if fault == FailoverFault::PodDeleted {
         return Ok(());
     }
-    let sentinels = super::sentinel::running(ctx, sentinels).await?;
+    let sentinels = ctx.running_pods(sentinels).await?;
     if let Some(why) = spread_problem(victim, redis, &sentinels) {
         return Err(StepError::NotHere(why));
     }

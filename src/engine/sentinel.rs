@@ -17,7 +17,6 @@ use super::cluster::{hold_nodes, nodes_text, release};
 use super::context::Ctx;
 use super::redis_client::{connect, field, password, query, to_value};
 use super::{Done, StepError};
-use crate::k8s::conditions;
 use crate::poll::{Poller, Probe};
 use crate::scenario::{
     FailoverFault, PodRef, Replication, SentinelFailover, SentinelReset, SentinelRestart, Sentinels,
@@ -30,10 +29,6 @@ fn failed(expected: String, actual: String, looked_at: &str, output: &[String]) 
     StepError::Failed { expected, actual, looked_at: looked_at.into(), output: output.join("\n"), diagnostics: None }
 }
 
-pub(super) async fn running(ctx: &Ctx, pods: &PodRef) -> Result<Vec<Value>, StepError> {
-    Ok(ctx.pods(pods).await?.into_iter().filter(conditions::pod_running).collect())
-}
-
 /// What each Running Sentinel says the master's IP is.
 pub(super) async fn masters_seen(
     ctx: &Ctx,
@@ -42,7 +37,7 @@ pub(super) async fn masters_seen(
     name: &str,
 ) -> Result<Vec<(String, Option<String>)>, StepError> {
     let mut seen = Vec::new();
-    for pod in running(ctx, sentinels).await? {
+    for pod in ctx.running_pods(sentinels).await? {
         let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let answer = match connect(ctx, &pod, port, None).await {
             Ok(mut conn) => {
@@ -89,7 +84,7 @@ async fn master_named(
 ) -> Option<redis::aio::MultiplexedConnection> {
     let seen = masters_seen(ctx, &drill.sentinels, port, name).await.ok()?;
     let ip = seen.into_iter().find_map(|(_, ip)| ip)?;
-    let pod = running(ctx, &drill.redis).await.ok()?.into_iter().find(|p| names_pod(&ip, p))?;
+    let pod = ctx.running_pods(&drill.redis).await.ok()?.into_iter().find(|p| names_pod(&ip, p))?;
     connect(ctx, &pod, 6379, pass).await.ok()
 }
 
@@ -114,7 +109,7 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
             &log,
         ));
     };
-    let redis_pods = running(ctx, &drill.redis).await?;
+    let redis_pods = ctx.running_pods(&drill.redis).await?;
     let Some(victim) = redis_pods.iter().find(|p| names_pod(&old_ip, p)).cloned() else {
         return Err(failed(format!("a Redis pod with the master's IP {old_ip}"), "none".into(), "pods", &log));
     };
@@ -205,7 +200,7 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
     if let Some(r) = recovered_after {
         done.measure("recovery time", r.as_millis() as f64, "ms");
     }
-    let new_master = running(ctx, &drill.redis).await?.into_iter().find(|p| names_pod(&new_ip, p));
+    let new_master = ctx.running_pods(&drill.redis).await?.into_iter().find(|p| names_pod(&new_ip, p));
     let Some(new_master) = new_master else {
         return Err(failed(format!("a Redis pod with the new master's IP {new_ip}"), "none".into(), "pods", &log));
     };
@@ -319,7 +314,8 @@ async fn watch(
                 }
                 return Ok(Probe::NotYet(said));
             }
-            let back = running(ctx, &drill.redis)
+            let back = ctx
+                .running_pods(&drill.redis)
                 .await?
                 .into_iter()
                 .find(|p| super::failover_fault::is_back(fault, victim, p));
@@ -394,7 +390,8 @@ pub async fn restart(ctx: &Ctx, drill: &SentinelRestart, timeout: Duration) -> R
             &log,
         ));
     };
-    let victim = running(ctx, &drill.sentinel)
+    let victim = ctx
+        .running_pods(&drill.sentinel)
         .await?
         .into_iter()
         .next()
@@ -407,7 +404,8 @@ pub async fn restart(ctx: &Ctx, drill: &SentinelRestart, timeout: Duration) -> R
     ctx.mark(format!("Sentinel pod {victim_name} deleted"));
     let back = Poller::new(timeout)
         .until(async |elapsed| {
-            let back = running(ctx, &drill.sentinel)
+            let back = ctx
+                .running_pods(&drill.sentinel)
                 .await?
                 .into_iter()
                 .find(|p| p["metadata"]["uid"] != victim["metadata"]["uid"]);
@@ -458,7 +456,7 @@ pub async fn restart(ctx: &Ctx, drill: &SentinelRestart, timeout: Duration) -> R
 
 /// `replication`: one master, the expected replicas linked to it.
 pub async fn replication(ctx: &Ctx, step: &Replication) -> Result<Done, StepError> {
-    let pods = running(ctx, &step.pods).await?;
+    let pods = ctx.running_pods(&step.pods).await?;
     let ns = pods.first().and_then(|p| p["metadata"]["namespace"].as_str()).unwrap_or(&ctx.namespace).to_string();
     let pass = match &step.auth {
         Some(a) => Some(password(ctx, a, pods.first(), &ns).await?),
@@ -557,7 +555,7 @@ pub async fn sentinels(ctx: &Ctx, step: &Sentinels) -> Result<Done, StepError> {
     let quorum = step.quorum.value(&|t| ctx.render(t)).map_err(StepError::Invalid)?;
     let mut lines = Vec::new();
     let mut problems = Vec::new();
-    let pods = running(ctx, &step.pods).await?;
+    let pods = ctx.running_pods(&step.pods).await?;
     for pod in &pods {
         let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let Ok(mut conn) = connect(ctx, pod, port, None).await else {
@@ -625,7 +623,7 @@ pub async fn reset(ctx: &Ctx, step: &SentinelReset) -> Result<Done, StepError> {
     let port = step.port.unwrap_or(SENTINEL_PORT);
     let name = ctx.render(&step.master_name);
     let mut lines = Vec::new();
-    let pods = running(ctx, &step.pods).await?;
+    let pods = ctx.running_pods(&step.pods).await?;
     let alone = pods.len() < 2;
     for pod in &pods {
         let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();

@@ -25,7 +25,7 @@ use super::context::Ctx;
 use super::cut::Cut;
 use super::drill_outcome::{Outcome, Seen, WaitReplicas};
 use super::redis_client::{connect, field, password, query, to_value};
-use super::sentinel::{SENTINEL_PORT, agreed, describe, masters_seen, names_pod, running};
+use super::sentinel::{SENTINEL_PORT, agreed, describe, masters_seen, names_pod};
 use super::{Done, StepError};
 use crate::poll::{Poller, Probe};
 use crate::report::event::epoch_ms;
@@ -69,7 +69,7 @@ pub async fn drill(ctx: &Ctx, spec: &SentinelPartition, lasts: Duration, timeout
             "SENTINEL get-master-addr-by-name",
         ));
     };
-    let redis = running(ctx, &spec.redis).await?;
+    let redis = ctx.running_pods(&spec.redis).await?;
     let Some(master) = redis.iter().find(|p| names_pod(&old_ip, p)).cloned() else {
         return Err(StepError::failed(format!("a Redis pod with the master's IP {old_ip}"), "none", "pods"));
     };
@@ -95,7 +95,7 @@ pub async fn drill(ctx: &Ctx, spec: &SentinelPartition, lasts: Duration, timeout
         spec,
         name,
         port,
-        sentinels: running(ctx, &spec.sentinels).await?,
+        sentinels: ctx.running_pods(&spec.sentinels).await?,
         redis,
         pass,
         prefix: format!("runbook:partition:{}:", epoch_ms()),
