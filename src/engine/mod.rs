@@ -84,12 +84,14 @@ pub enum StepError {
 #[derive(Debug, thiserror::Error)]
 pub enum InfraError {
     /// The API server answered with an error status.
-    #[error("{source}")]
+    #[error("the API server answered {code} {reason}: {message}")]
     Api {
         /// The HTTP status (403, 404, 409, 500…).
         code: u16,
         /// Kubernetes' reason (`Forbidden`, `NotFound`…).
         reason: String,
+        /// What the API server said.
+        message: String,
         /// The error as kube-rs reports it.
         source: kube::Error,
     },
@@ -147,9 +149,12 @@ impl StepError {
 impl From<kube::Error> for StepError {
     fn from(e: kube::Error) -> Self {
         match &e {
-            kube::Error::Api(status) => {
-                StepError::Infra(InfraError::Api { code: status.code, reason: status.reason.clone(), source: e })
-            }
+            kube::Error::Api(status) => StepError::Infra(InfraError::Api {
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+                source: e,
+            }),
             _ => StepError::Infra(InfraError::Other(anyhow::Error::new(e))),
         }
     }

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::context::Ctx;
@@ -212,8 +212,10 @@ async fn make_degraded(
         }
         labels::stamp(&mut policy, &run_id);
         let (api, _, _) = ctx.api(Some("networking.k8s.io/v1"), "NetworkPolicy", Some(ns)).await?;
-        let object = serde_json::from_value(policy).map_err(StepError::from_source)?;
-        api.create(&PostParams::default(), &object).await?;
+        let object: kube::api::DynamicObject = serde_json::from_value(policy).map_err(StepError::from_source)?;
+        // Applied, not created: the name is this run's own, and an apply can
+        // be sent again after a 500 (a create cannot: it may have been made).
+        api.patch(name, &PatchParams::apply(labels::FIELD_MANAGER).force(), &Patch::Apply(&object)).await?;
     }
     Ok(cut)
 }

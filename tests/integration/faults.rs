@@ -42,3 +42,30 @@ async fn redis_sentinel_passes_with_ten_percent_api_errors_and_dropped_watches()
     let _serial = crate::common::DRILLS.lock().await;
     run_under_faults("redis-sentinel").await;
 }
+
+/// A create (POST) that fails with a 500 cannot safely be sent again: it may
+/// have been made. So everything a drill makes is applied, which can: on a
+/// lab that refuses every POST, a partition still cuts and heals, and runbook
+/// never even tried one.
+#[tokio::test]
+async fn drills_make_their_objects_by_requests_that_can_be_sent_again() {
+    requires!(Root, Kubectl);
+    let _serial = crate::common::DRILLS.lock().await;
+    let t = TestLab::with_faults("errors=1,methods=POST").await;
+    for name in ["a", "b", "c"] {
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "redis"}},
+            "spec": {"containers": [{"name": "redis", "image": "redis:7.4.1-alpine"}]}});
+        t.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &pod.to_string()).await;
+    }
+    t.kubectl(&["wait", "pod", "--all", "--for=condition=Ready", "--timeout=60s"]).await;
+    let refused = t.kubectl_output(&["create", "configmap", "made-by-post"], None).await;
+    assert!(!refused.status.success(), "the lab refuses a POST");
+    assert_eq!(t.lab.faults.injected(), 1, "only kubectl's create was refused");
+
+    let out = crate::partition::start_run(&t, "partition", "2s").wait_with_output().await.unwrap();
+    let text = crate::common::output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(t.lab.faults.injected(), 1, "runbook sent no POST:\n{text}");
+    assert_eq!(t.kubectl(&["get", "networkpolicy", "-o", "name"]).await.trim(), "", "the cut is healed");
+}

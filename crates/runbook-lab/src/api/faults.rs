@@ -1,7 +1,8 @@
 //! Fault injection, so retries and re-watches are tested, not assumed:
 //! `RUNBOOK_LAB_FAULTS="errors=0.1,latency=20ms,drop-watches=3s"` makes the lab
 //! answer a share of requests with 500, 502, 503 or 429 in turn, delay requests by up to the
-//! latency, and end watch streams early. Health endpoints and websocket
+//! latency, and end watch streams early; `methods=POST+PUT` narrows the
+//! errors to requests of those methods. Health endpoints and websocket
 //! upgrades are left alone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +17,8 @@ pub struct Faults {
     pub latency: Duration,
     /// Watch streams end after a random time up to this.
     pub drop_watches: Option<Duration>,
+    /// Only requests of these methods may fail (all when empty).
+    pub methods: Vec<String>,
     /// Requests failed on purpose so far.
     pub injected: AtomicU64,
     /// Requests seen (those that may fail).
@@ -41,7 +44,8 @@ impl Faults {
                 }
                 "latency" => faults.latency = duration()?,
                 "drop-watches" => faults.drop_watches = Some(duration()?),
-                other => return Err(format!("unknown fault {other:?} (errors, latency, drop-watches)")),
+                "methods" => faults.methods = value.split('+').map(|m| m.trim().to_ascii_uppercase()).collect(),
+                other => return Err(format!("unknown fault {other:?} (errors, latency, drop-watches, methods)")),
             }
         }
         Ok(faults)
@@ -54,9 +58,12 @@ impl Faults {
 
     /// Delays a request and decides whether to fail it; Some(status) to fail.
     /// The share of failures is exact, not random.
-    pub async fn before(&self) -> Option<u16> {
+    pub async fn before(&self, method: &str) -> Option<u16> {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency.mul_f64(rand::random_range(0.0..=1.0))).await;
+        }
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| m == method) {
+            return None;
         }
         // Deterministic, so a test run is reproducible: at rate r, request n
         // fails when floor((n + 1) r) steps up (every 10th request at 0.1).
@@ -92,7 +99,7 @@ mod tests {
         let f = Faults::parse("errors=0.1").unwrap();
         let mut failed = Vec::new();
         for i in 0..30 {
-            if f.before().await.is_some() {
+            if f.before("GET").await.is_some() {
                 failed.push(i);
             }
         }
@@ -109,5 +116,14 @@ mod tests {
         assert!(Faults::parse("errors=2").is_err());
         assert!(Faults::parse("chaos=1").is_err());
         assert_eq!(Faults::parse("").unwrap().error_rate, 0.0);
+    }
+
+    #[tokio::test]
+    async fn methods_narrow_the_errors_to_those_requests() {
+        let f = Faults::parse("errors=1,methods=post+PUT").unwrap();
+        assert_eq!(f.before("GET").await, None);
+        assert_eq!(f.before("PATCH").await, None);
+        assert_eq!(f.before("POST").await, Some(500));
+        assert_eq!(f.before("PUT").await, Some(503));
     }
 }

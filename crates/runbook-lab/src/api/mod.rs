@@ -99,7 +99,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 state.latency.wait().await;
             }
             let exempt = health || req.headers().contains_key("upgrade");
-            if !exempt && let Some(code) = state.faults.before().await {
+            if !exempt && let Some(code) = state.faults.before(req.method().as_str()).await {
                 let error = match code {
                     429 => ApiError::too_many_requests(),
                     503 => ApiError::unavailable("injected fault"),
