@@ -36,6 +36,7 @@ pub mod redis;
 pub mod redis_client;
 pub mod roles;
 pub mod sentinel;
+mod sentinel_failover;
 mod sentinel_partition;
 mod troubles;
 pub mod wait;
@@ -305,7 +306,7 @@ async fn run_action(ctx: &Ctx, scenario: &Scenario, action: &Action) -> Result<D
         Action::Discover(d) => discover::run(ctx, d).await,
         Action::RedisKeys(k) => cluster_keys::keys(ctx, k).await,
         Action::ClusterFailover { spec, timeout } => cluster::failover(ctx, spec, *timeout).await,
-        Action::SentinelFailover { spec, timeout } => sentinel::failover(ctx, spec, *timeout).await,
+        Action::SentinelFailover { spec, timeout } => sentinel_failover::failover(ctx, spec, *timeout).await,
         Action::SentinelRestart { spec, timeout } => sentinel::restart(ctx, spec, *timeout).await,
         Action::Replication(r) => sentinel::replication(ctx, r).await,
         Action::Sentinels(r) => sentinel::sentinels(ctx, r).await,
