@@ -47,6 +47,15 @@ pub(super) async fn masters_seen(
     Ok(seen)
 }
 
+/// The master every Running Sentinel names, or a failure saying what each
+/// of them named.
+pub(super) async fn agreed_master(ctx: &Ctx, sentinels: &PodRef, port: u16, name: &str) -> Result<String, StepError> {
+    let seen = masters_seen(ctx, sentinels, port, name).await?;
+    agreed(&seen).ok_or_else(|| {
+        StepError::failed("all Sentinels naming one master", describe(&seen), "SENTINEL get-master-addr-by-name")
+    })
+}
+
 /// The master all Sentinels agree on, if they do (and there are any).
 pub(super) fn agreed(seen: &[(String, Option<String>)]) -> Option<String> {
     let first = seen.first()?.1.clone()?;
@@ -70,15 +79,7 @@ pub async fn restart(ctx: &Ctx, drill: &SentinelRestart, timeout: Duration) -> R
     let port = drill.sentinel_port.unwrap_or(SENTINEL_PORT);
     let name = ctx.render(&drill.master_name);
     let mut log = Vec::new();
-    let before = masters_seen(ctx, &drill.sentinels, port, &name).await?;
-    let Some(master) = agreed(&before) else {
-        return Err(failed(
-            "all Sentinels naming one master".into(),
-            describe(&before),
-            "SENTINEL get-master-addr-by-name",
-            &log,
-        ));
-    };
+    let master = agreed_master(ctx, &drill.sentinels, port, &name).await?;
     let victim = ctx
         .running_pods(&drill.sentinel)
         .await?

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::cluster::{hold_nodes, nodes_text, release};
 use super::context::Ctx;
 use super::redis_client::{connect, field, password, query, to_value};
-use super::sentinel::{SENTINEL_PORT, agreed, describe, failed, masters_seen, names_pod};
+use super::sentinel::{SENTINEL_PORT, agreed, agreed_master, describe, failed, masters_seen, names_pod};
 use super::{Done, StepError};
 use crate::poll::{Poller, Probe};
 use crate::scenario::{FailoverFault, SentinelFailover};
@@ -46,15 +46,7 @@ pub async fn failover(ctx: &Ctx, drill: &SentinelFailover, timeout: Duration) ->
     let failover_timeout = millis(ctx, &drill.failover_timeout_ms, "failoverTimeoutMs")?;
     let keys = drill.keys.value(&|t| ctx.render(t)).map_err(StepError::Invalid)?;
     let mut log = Vec::new();
-    let before = masters_seen(ctx, &drill.sentinels, port, &name).await?;
-    let Some(old_ip) = agreed(&before) else {
-        return Err(failed(
-            "all Sentinels naming one master".into(),
-            describe(&before),
-            "SENTINEL get-master-addr-by-name",
-            &log,
-        ));
-    };
+    let old_ip = agreed_master(ctx, &drill.sentinels, port, &name).await?;
     let redis_pods = ctx.running_pods(&drill.redis).await?;
     let Some(victim) = redis_pods.iter().find(|p| names_pod(&old_ip, p)).cloned() else {
         return Err(failed(format!("a Redis pod with the master's IP {old_ip}"), "none".into(), "pods", &log));

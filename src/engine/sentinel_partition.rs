@@ -25,7 +25,7 @@ use super::context::Ctx;
 use super::cut::Cut;
 use super::drill_outcome::{Outcome, Seen, WaitReplicas};
 use super::redis_client::{connect, field, password, query, to_value};
-use super::sentinel::{SENTINEL_PORT, agreed, describe, masters_seen, names_pod};
+use super::sentinel::{SENTINEL_PORT, agreed, agreed_master, describe, masters_seen, names_pod};
 use super::{Done, StepError};
 use crate::poll::{Poller, Probe};
 use crate::report::event::epoch_ms;
@@ -61,14 +61,7 @@ struct Scene<'a> {
 pub async fn drill(ctx: &Ctx, spec: &SentinelPartition, lasts: Duration, timeout: Duration) -> Result<Done, StepError> {
     let port = spec.sentinel_port.unwrap_or(SENTINEL_PORT);
     let name = ctx.render(&spec.master_name);
-    let seen = masters_seen(ctx, &spec.sentinels, port, &name).await?;
-    let Some(old_ip) = agreed(&seen) else {
-        return Err(StepError::failed(
-            "all Sentinels naming one master",
-            describe(&seen),
-            "SENTINEL get-master-addr-by-name",
-        ));
-    };
+    let old_ip = agreed_master(ctx, &spec.sentinels, port, &name).await?;
     let redis = ctx.running_pods(&spec.redis).await?;
     let Some(master) = redis.iter().find(|p| names_pod(&old_ip, p)).cloned() else {
         return Err(StepError::failed(format!("a Redis pod with the master's IP {old_ip}"), "none", "pods"));
