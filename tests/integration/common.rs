@@ -468,3 +468,15 @@ pub async fn validate_text(text: &str) -> (Option<i32>, String) {
     let out = runbook(&["validate", &file.display().to_string()], dir.path()).await;
     (out.status.code(), output_text(&out))
 }
+
+/// Host PIDs of the live processes in the namespace `ns` of kind `kind`
+/// (`pid`, `net`: as `/proc/PID/ns/KIND` reads, e.g. `net:[4026532]`).
+pub fn host_pids_in(kind: &str, ns: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).is_ok_and(|l| l.to_str() == Some(ns)))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")))
+        .collect()
+}

@@ -15,17 +15,6 @@ async fn redis_pod(t: &TestLab, name: &str) {
     t.kubectl(&["wait", &format!("pod/{name}"), "--for=condition=Ready", "--timeout=60s"]).await;
 }
 
-/// Host PIDs of the processes in the PID namespace `ns` (`pid:[inode]`).
-fn host_pids_in(ns: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l.to_str() == Some(ns)))
-        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")))
-        .collect()
-}
-
 fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
 }
@@ -73,17 +62,17 @@ async fn a_daemon_started_in_a_pod_ends_with_the_pod() {
     assert!(ns.starts_with("pid:["), "{ns}");
     t.kubectl(&["exec", "a", "--", "redis-server", "--port", "7000", "--daemonize", "yes"]).await;
     assert_eq!(t.kubectl(&["exec", "a", "--", "redis-cli", "-p", "7000", "ping"]).await.trim(), "PONG");
-    let daemons = host_pids_in(&ns).into_iter().filter(|p| comm(*p) == "redis-server").count();
+    let daemons = crate::common::host_pids_in("pid", &ns).into_iter().filter(|p| comm(*p) == "redis-server").count();
     assert_eq!(daemons, 2, "the pod's Redis and the daemon, seen from the host in the pod's namespace");
 
     t.kubectl(&["delete", "pod", "a", "--wait=true", "--timeout=60s"]).await;
-    let mut left = host_pids_in(&ns);
+    let mut left = crate::common::host_pids_in("pid", &ns);
     for _ in 0..50 {
         if left.is_empty() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        left = host_pids_in(&ns);
+        left = crate::common::host_pids_in("pid", &ns);
     }
     let described: Vec<String> = left.iter().map(|p| format!("{p} {}", comm(*p))).collect();
     assert!(left.is_empty(), "processes of the deleted pod survive: {described:?}");

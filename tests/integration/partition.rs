@@ -140,12 +140,7 @@ async fn six_round_trips(t: &TestLab, from: &str, ip: &str) -> Duration {
 /// read from the host (`iptables-legacy -S` through nsenter).
 async fn mangle_rules(t: &TestLab, name: &str) -> String {
     let ns = t.kubectl(&["exec", name, "--", "readlink", "/proc/1/ns/net"]).await.trim().to_string();
-    let pid = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .find(|pid| std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|l| l.to_str() == Some(ns.as_str())))
-        .expect("a host process in the pod's network namespace");
+    let pid = *crate::common::host_pids_in("net", &ns).first().expect("a host process in the pod's network namespace");
     let out = tokio::process::Command::new("nsenter")
         .args([
             format!("--net=/proc/{pid}/ns/net"),
